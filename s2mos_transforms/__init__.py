@@ -1,0 +1,1 @@
+"""s2mos library: sources, masks, pairing, sequences, split, schema, metrics, writers, PTransforms."""
