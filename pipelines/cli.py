@@ -23,8 +23,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PASSES_EXTRA_FLAGS = {"build-dataset", "predict-map"}
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the problem, exit status 2, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="s2mos",
         description="Topsoil clay maps from Sentinel-1 + Sentinel-2 time series (S2MoS, Tziolas et al. 2020).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,0 +1,59 @@
+"""`s2mos world export|preview`: the embedded simulated Sentinel world."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from s2mos_transforms.errors import UserError
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from s2mos_transforms.world.presets import PRESETS
+
+    sub = parser.add_subparsers(dest="world_command", metavar="ACTION")
+    sub.required = True
+    presets = ", ".join(f"{name} ({p.description})" for name, p in PRESETS.items())
+    export = sub.add_parser("export", help="write samples, observations, hidden state, lab spectra, truth map",
+                            description="Write the world's files for a preset. Presets: " + presets)
+    export.add_argument("--preset", default="quick", help="quick | paper | independent-site (default quick)")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--n-points", type=_non_negative_int, default=None,
+                        help="number of sample points (default: the preset's)")
+    export.add_argument("--seed", type=int, default=None, help="world seed (default: the preset's)")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    preview = sub.add_parser("preview", help="PNG previews: AOI truth clay, S2/S1 trajectories of a few points")
+    preview.add_argument("--preset", default="quick")
+    preview.add_argument("--out", required=True)
+    preview.add_argument("--seed", type=int, default=None)
+    preview.add_argument("--n-points", type=_non_negative_int, default=3, help="points to plot (default 3)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from s2mos_transforms.world.presets import get_preset
+
+    get_preset(args.preset)  # one-line error for an unknown preset, before any work
+    if args.world_command == "export":
+        from s2mos_transforms.world.export import export_world
+        summary = export_world(args.preset, args.out, args.n_points, args.seed, progress=not args.quiet)
+        print(json.dumps({k: summary[k] for k in ("preset", "seed", "points", "observations", "aoi_pixels",
+                                                  "clay_quartiles")}))
+        print(f"wrote {', '.join(summary['files'])} to {args.out}")
+        return 0
+    if args.world_command == "preview":
+        if args.n_points < 1:
+            raise UserError("--n-points must be ≥ 1 for a preview")
+        from s2mos_transforms.world.preview import preview_world
+        for path in preview_world(args.preset, args.out, args.seed, args.n_points):
+            print(f"wrote {path}")
+        return 0
+    raise UserError(f"unknown world action {args.world_command!r}")

@@ -1,0 +1,114 @@
+"""`s2mos world export`: samples, observations, hidden state, lab spectra and the AOI truth map."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from s2mos_transforms.errors import UserError
+from s2mos_transforms.grid import lonlat_to_xy, utm_epsg
+from s2mos_transforms.sources import SamplePoint
+from s2mos_transforms.world.source import SyntheticSource
+
+POINTS_PER_CHUNK = 1000
+
+
+def prepare_out_dir(out: str) -> None:
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, ".s2mos-write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write to output directory {out}: {err.strerror or err}") from None
+
+
+def aoi_grid(source: SyntheticSource) -> tuple[int, float, float, int, int]:
+    """The AOI's 10 m pixel grid in its UTM zone: (epsg, x_min, y_max, width, height)."""
+    w, s, e, n = source.preset.aoi_bbox
+    epsg = utm_epsg((s + n) / 2, (w + e) / 2)
+    xs, ys = lonlat_to_xy(epsg, [w, e, w, e], [s, s, n, n])
+    x0, x1 = np.floor(np.min(xs) / 10) * 10, np.ceil(np.max(xs) / 10) * 10
+    y0, y1 = np.floor(np.min(ys) / 10) * 10, np.ceil(np.max(ys) / 10) * 10
+    return epsg, float(x0), float(y1), int((x1 - x0) / 10), int((y1 - y0) / 10)
+
+
+def truth_clay_raster(source: SyntheticSource) -> tuple[np.ndarray, dict]:
+    """True clay (%) over the AOI grid, computed in row blocks to bound memory."""
+    from affine import Affine
+    from s2mos_transforms.grid import xy_to_lonlat
+    from s2mos_transforms.world.presets import lonlat_to_km
+
+    epsg, x0, y1, width, height = aoi_grid(source)
+    out = np.empty((height, width), np.float32)
+    xs = x0 + (np.arange(width) + 0.5) * 10
+    for r0 in range(0, height, 128):
+        rows = np.arange(r0, min(height, r0 + 128))
+        xx, yy = np.meshgrid(xs, y1 - (rows + 0.5) * 10)
+        lon, lat = xy_to_lonlat(epsg, xx, yy)
+        kx, ky = lonlat_to_km(lon, lat)
+        out[rows] = source.world.soil_model.properties(lat, lon, kx, ky).clay.astype(np.float32)
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": "float32",
+               "crs": f"EPSG:{epsg}", "transform": Affine(10, 0, x0, 0, -10, y1), "nodata": np.nan,
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+    return out, profile
+
+
+def export_world(preset: str, out: str, n_points: int | None = None, seed: int | None = None,
+                 progress: bool = True) -> dict:
+    """Write the world's files for a preset; returns a summary dict (also world.json)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import rasterio
+    from tqdm import tqdm
+
+    if n_points is not None and n_points < 0:
+        raise UserError(f"--n-points must be ≥ 0, got {n_points}")
+    source = SyntheticSource(preset, seed)
+    prepare_out_dir(out)
+    samples = source.sample_points(n_points)
+    samples.to_csv(os.path.join(out, "samples.csv"), index=False)
+    aoi_samples = source.sample_points(min(24, source.preset.n_points), within_aoi=True)
+    aoi_samples.to_csv(os.path.join(out, "aoi_samples.csv"), index=False)
+    source.lab_spectra(samples).to_csv(os.path.join(out, "lab_spectra.csv"), index=False)
+
+    obs_writer = state_writer = None
+    n_obs = 0
+    points = [SamplePoint(r.point_id, r.lat, r.lon, r.clay) for r in samples.itertuples()]
+    chunks = range(0, len(points), POINTS_PER_CHUNK)
+    for lo in tqdm(chunks, desc=f"world export ({preset})", unit="chunk", disable=not progress):
+        obs, state = source.observations_and_state(points[lo:lo + POINTS_PER_CHUNK], with_state=True)
+        t_obs, t_state = pa.Table.from_pandas(obs, preserve_index=False), pa.Table.from_pandas(state, preserve_index=False)
+        if obs_writer is None:
+            obs_writer = pq.ParquetWriter(os.path.join(out, "observations.parquet"), t_obs.schema, compression="zstd")
+            state_writer = pq.ParquetWriter(os.path.join(out, "state.parquet"), t_state.schema, compression="zstd")
+        obs_writer.write_table(t_obs)
+        state_writer.write_table(t_state)
+        n_obs += len(obs)
+    if obs_writer is None:  # zero points: still write well-formed, empty tables
+        from s2mos_transforms.world.source import _empty_obs
+        pq.write_table(pa.Table.from_pandas(_empty_obs(), preserve_index=False), os.path.join(out, "observations.parquet"))
+        pq.write_table(pa.table({"point_id": pa.array([], pa.string())}), os.path.join(out, "state.parquet"))
+    else:
+        obs_writer.close()
+        state_writer.close()
+
+    truth, profile = truth_clay_raster(source)
+    with rasterio.open(os.path.join(out, "truth_clay.tif"), "w", **profile) as dst:
+        dst.write(truth, 1)
+        dst.set_band_description(1, "clay_percent")
+    summary = {
+        "preset": preset, "seed": source.seed, "description": source.preset.description,
+        "start": source.preset.start, "end": source.preset.end,
+        "points": len(samples), "aoi_points": len(aoi_samples), "observations": n_obs,
+        "aoi_bbox": list(source.preset.aoi_bbox), "aoi_pixels": int(truth.size),
+        "clay_quartiles": [float(q) for q in np.percentile(samples["clay"], [0, 25, 50, 75, 100])] if len(samples) else [],
+        "files": ["samples.csv", "aoi_samples.csv", "observations.parquet", "state.parquet", "lab_spectra.csv",
+                  "truth_clay.tif", "world.json"],
+    }
+    with open(os.path.join(out, "world.json"), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    return summary

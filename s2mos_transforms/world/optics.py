@@ -1,0 +1,67 @@
+"""Sentinel-2 L2A reflectance of a mixed surface: soil (clay, SOC, iron, moisture, roughness),
+green vegetation, crop residue; clouds, shadows, snow; sensor noise. Band order: bands.S2_BANDS.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Dry bare-soil reflectance of a typical European cropland soil (clay 23 %, SOC 14 g/kg).
+SOIL_BASE = np.array([0.095, 0.135, 0.180, 0.205, 0.225, 0.237, 0.250, 0.258, 0.400, 0.370])
+# Endmembers: green vegetation and dry crop residue (cellulose/lignin absorption near 2.1 µm,
+# hence B12 ≪ B11 and a high NBR2).
+VEGETATION = np.array([0.030, 0.070, 0.040, 0.110, 0.280, 0.360, 0.400, 0.410, 0.210, 0.100])
+RESIDUE = np.array([0.090, 0.120, 0.150, 0.190, 0.230, 0.260, 0.290, 0.300, 0.390, 0.240])
+CLOUD = np.array([0.480, 0.470, 0.470, 0.480, 0.480, 0.480, 0.490, 0.490, 0.400, 0.300])
+SNOW = np.array([0.850, 0.850, 0.830, 0.800, 0.770, 0.740, 0.700, 0.680, 0.100, 0.080])
+# Lobell & Asner (2002): R = R_sat + (R_dry − R_sat)·exp(−c·θ); water darkens the SWIR most.
+WET_FLOOR = np.array([0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.30, 0.28])
+WET_C = np.array([5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 7.0, 7.3])
+VIS = slice(0, 4)
+B3, B4, B11, B12 = 1, 2, 8, 9
+LAB_BRIGHTENING = 1.12  # sieved, dry, smooth laboratory samples are brighter than the field
+
+
+def dry_soil_spectrum(clay, sand, soc, iron, albedo) -> np.ndarray:
+    """(n, 10) dry soil reflectance: albedo falls with SOC and clay and rises with sand; iron
+    oxides steepen the red slope; Al-OH absorption near 2.2 µm deepens with clay (B12/B11)."""
+    clay, sand, soc = (np.asarray(v, np.float64)[:, None] for v in (clay, sand, soc))
+    a = (soc / 14.0) ** -0.25 * (1.0 - 0.004 * (clay - 23.0)) * (1.0 + 0.003 * (sand - 35.0))
+    a = a * np.asarray(albedo, np.float64)[:, None]
+    r = SOIL_BASE[None, :] * a
+    r[:, VIS] *= (soc / 14.0) ** -0.08
+    iron = np.asarray(iron, np.float64)
+    r[:, B4] *= 1.0 + 0.06 * iron
+    r[:, B3] *= 1.0 + 0.02 * iron
+    r[:, B12] = r[:, B11] * (0.96 - 0.0012 * clay[:, 0])
+    return r
+
+
+def lab_spectrum(dry: np.ndarray) -> np.ndarray:
+    return dry * LAB_BRIGHTENING
+
+
+def moist_soil(dry: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Darken (..., 10) dry reflectance by volumetric moisture theta (...) above air-dry."""
+    th = np.maximum(np.asarray(theta), 0.0)[..., None]
+    sat = dry * WET_FLOOR
+    return sat + (dry - sat) * np.exp(-WET_C * th)
+
+
+def roughness_shading(rms_cm: np.ndarray, sun_zenith_deg: np.ndarray) -> np.ndarray:
+    """Self-shadowing of clods: rougher soil and lower sun → darker (multiplicative)."""
+    return np.exp(-0.035 * np.asarray(rms_cm) * np.tan(np.radians(np.minimum(sun_zenith_deg, 75.0))))
+
+
+def sun_zenith_deg(lat, day) -> np.ndarray:
+    """Solar zenith near 10:30 local time (deg)."""
+    decl = 23.44 * np.sin(2 * np.pi * (np.asarray(day) % 365.25 - 80.0) / 365.25)
+    return np.abs(np.asarray(lat) - decl) + 8.0
+
+
+def mix(soil: np.ndarray, green: np.ndarray, residue: np.ndarray) -> np.ndarray:
+    g, r = np.asarray(green)[..., None], np.asarray(residue)[..., None]
+    return (1.0 - g - r) * soil + g * VEGETATION + r * RESIDUE
+
+
+def ndvi(r: np.ndarray) -> np.ndarray:
+    return (r[..., 6] - r[..., 2]) / np.maximum(r[..., 6] + r[..., 2], 1e-9)

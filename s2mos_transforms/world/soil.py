@@ -1,0 +1,68 @@
+"""Soil fields: clay, sand, SOC and iron, spatially correlated, with a latitude trend."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.special import betaincinv
+
+from s2mos_transforms.world.noise import MultiScaleField, gaussian_to_uniform
+from s2mos_transforms.world.presets import Preset
+
+# Length scales (km) and variance shares of the soil fields: continental, regional, landscape,
+# and within-field variation, so a 2 km map shows structure and Europe shows gradients.
+SOIL_SCALES = {300.0: 0.30, 30.0: 0.25, 1.5: 0.25, 0.15: 0.20}
+
+
+@dataclasses.dataclass
+class SoilProperties:
+    clay: np.ndarray   # %
+    sand: np.ndarray   # %
+    soc: np.ndarray    # g/kg
+    iron: np.ndarray   # standard score of free iron oxides (red slope)
+    albedo: np.ndarray  # multiplicative local albedo factor (parent material, stoniness)
+
+
+class SoilModel:
+    def __init__(self, preset: Preset, seed: int):
+        self.preset = preset
+        scales = dict(preset.soil_scales) if preset.soil_scales else SOIL_SCALES
+        self.clay_field = MultiScaleField(seed, 11, scales)
+        self.sand_field = MultiScaleField(seed, 12, scales)
+        self.soc_field = MultiScaleField(seed, 13, {300.0: 0.4, 30.0: 0.3, 1.5: 0.3})
+        self.iron_field = MultiScaleField(seed, 14, {100.0: 0.5, 5.0: 0.5})
+        self.albedo_field = MultiScaleField(seed, 15, {50.0: 0.5, 0.5: 0.5})
+        # One realisation of a continental field need not have mean 0 and sd 1 over the extent:
+        # standardise on a fixed reference sample so the preset's clay marginal is the target.
+        from s2mos_transforms.world.presets import lonlat_to_km
+        rng = np.random.default_rng([seed, 99])
+        lat = rng.uniform(*preset.lat_range, 4000)
+        lon = rng.uniform(*preset.lon_range, 4000)
+        self._clay_mu, self._clay_sd = 0.0, 1.0
+        z = self._clay_z(lat, *lonlat_to_km(lon, lat))
+        self._clay_mu, self._clay_sd = float(z.mean()), float(z.std())
+
+    def _clay_z(self, lat, x_km, y_km) -> np.ndarray:
+        trend = self.preset.clay_lat_trend
+        z = np.sqrt(trend) * self._lat_z(lat) + np.sqrt(1.0 - trend) * self.clay_field(x_km, y_km)
+        return (z - self._clay_mu) / self._clay_sd
+
+    def _lat_z(self, lat: np.ndarray) -> np.ndarray:
+        lo, hi = self.preset.lat_range
+        half = max((hi - lo) / 2.0, 1e-6)
+        return (np.asarray(lat) - (lo + hi) / 2.0) / (half / np.sqrt(3.0))  # unit variance over extent
+
+    def properties(self, lat, lon, x_km, y_km) -> SoilProperties:
+        z_clay = self._clay_z(lat, x_km, y_km)
+        a, b = self.preset.clay_beta
+        u = np.clip(gaussian_to_uniform(z_clay), 1e-6, 1 - 1e-6)
+        clay = np.clip(100.0 * betaincinv(a, b, u), 1.0, 95.0)
+        # Sand takes a share of the non-clay fraction; negatively tied to clay by construction.
+        sand_share = 0.15 + 0.7 * gaussian_to_uniform(0.8 * self.sand_field(x_km, y_km) - 0.6 * (z_clay))
+        sand = (100.0 - clay) * sand_share
+        # SOC: log-normal, more in the north and in clayey soils (g/kg).
+        z_soc = 0.7 * self.soc_field(x_km, y_km) + 0.35 * self._lat_z(lat) + 0.25 * z_clay
+        soc = np.clip(14.0 * np.exp(0.40 * z_soc), 4.0, 45.0)
+        iron = self.iron_field(x_km, y_km)
+        albedo = np.exp(0.07 * self.albedo_field(x_km, y_km))
+        return SoilProperties(clay, sand, soc, iron, albedo)

@@ -1,0 +1,254 @@
+"""The embedded world: every physical effect of DESIGN.md section 4, measured on exported data."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from s2mos_transforms import bands
+from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg
+from s2mos_transforms.sources import SamplePoint
+from s2mos_transforms.world.source import SyntheticSource
+
+
+@pytest.fixture(scope="module")
+def tables(quick_world):
+    obs = pd.read_parquet(quick_world / "observations.parquet")
+    state = pd.read_parquet(quick_world / "state.parquet")
+    samples = pd.read_csv(quick_world / "samples.csv")
+    lab = pd.read_csv(quick_world / "lab_spectra.csv")
+    assert len(obs) == len(state)
+    s2 = obs["sensor"] == bands.SENSOR_S2
+    return {"obs": obs, "state": state, "samples": samples, "lab": lab, "s2": s2}
+
+
+def _s2(tables):
+    obs, state = tables["obs"][tables["s2"]], tables["state"][tables["s2"]]
+    refl = obs[list(bands.S2_BANDS)].to_numpy(float) / bands.S2_SCALE
+    return obs.reset_index(drop=True), state.reset_index(drop=True), refl
+
+
+def _clear_bare(state, obs):
+    """Truly bare and unobstructed: no cloud, snow, shadow or cirrus (the truth + SCL)."""
+    unmasked = ~np.isin(obs["SCL"].to_numpy(int), bands.SCL_MASKED)
+    return ((~state["cloud"]) & (~state["snow"]) & (state["green"] < 0.02)
+            & (state["residue"] < 0.02)).to_numpy() & unmasked
+
+
+def test_export_files_and_contract(quick_world, tables):
+    assert set(tables["samples"].columns) == {"point_id", "lat", "lon", "clay", "sand", "soc"}
+    assert len(tables["samples"]) == 120
+    assert list(tables["obs"].columns) == list(bands.OBS_COLUMNS)
+    assert set(tables["obs"]["sensor"]) == {"S1", "S2"}
+    assert set(tables["obs"]["point_id"]) == set(tables["samples"]["point_id"])
+    assert list(tables["lab"].columns) == ["point_id", *bands.S2_BANDS]
+    s1 = tables["obs"][~tables["s2"]]
+    assert s1["B4"].isna().all() and s1["VV"].notna().all() and s1["angle"].between(29, 46).all()
+    s2 = tables["obs"][tables["s2"]]
+    assert s2["VV"].isna().all() and s2["B4"].notna().all() and s2["SCL"].notna().all()
+    meta = json.loads((quick_world / "world.json").read_text())
+    assert meta["points"] == 120 and meta["observations"] == len(tables["obs"])
+    import rasterio
+    with rasterio.open(quick_world / "truth_clay.tif") as ds:
+        truth = ds.read(1)
+        assert ds.crs.to_epsg() == utm_epsg(48.5, 9.0) and ds.res == (10.0, 10.0)
+    assert 1 <= truth.min() and truth.max() <= 95 and truth.std() > 1.0
+
+
+def test_revisit_intervals_and_times_of_day(tables):
+    obs = tables["obs"]
+    one = obs[obs["point_id"] == obs["point_id"].iloc[0]]
+    for sensor, days in (("S2", 5), ("S1", 6)):
+        t = one[one["sensor"] == sensor]["datetime"].sort_values()
+        gaps_h = t.diff().dropna().dt.total_seconds() / 3600
+        assert np.all(np.abs(gaps_h - 24 * days) < 0.5), sensor
+    s2_hour = one[one["sensor"] == "S2"]["datetime"].dt.hour.median()
+    s1_hour = one[one["sensor"] == "S1"]["datetime"].dt.hour.median()
+    assert 8 <= s2_hour <= 11 and abs(s1_hour - s2_hour) >= 3
+    # So the ±1 day pairing is a real question: some S2 dates have an S1 within a day, some not.
+    t2 = one[one["sensor"] == "S2"]["datetime"].to_numpy()
+    t1 = one[one["sensor"] == "S1"]["datetime"].to_numpy()
+    nearest = np.min(np.abs(t2[:, None] - t1[None, :]), axis=1) / np.timedelta64(1, "h")
+    assert 0.2 < np.mean(nearest <= 24) < 0.9
+
+
+def test_wet_bare_soil_is_darker_most_in_swir(tables):
+    obs, state, refl = _s2(tables)
+    lab = tables["lab"].set_index("point_id").loc[obs["point_id"], list(bands.S2_BANDS)].to_numpy()
+    bare = _clear_bare(state, obs) & (state["roughness"] < 1.0).to_numpy()
+    rel = refl[bare] / lab[bare]
+    moisture = state["moisture"].to_numpy()[bare]
+    wet, dry = moisture > np.quantile(moisture, 0.75), moisture < np.quantile(moisture, 0.25)
+    ratio = rel[wet].mean(0) / rel[dry].mean(0)
+    assert np.all(ratio < 0.95)
+    b11, b12, b4 = (bands.S2_BANDS.index(b) for b in ("B11", "B12", "B4"))
+    assert ratio[b11] < ratio[b4] - 0.05 and ratio[b12] < ratio[b4] - 0.05
+
+
+def test_clay_lowers_b12_over_b11_on_dry_bare_soil(tables):
+    obs, state, refl = _s2(tables)
+    clay = tables["samples"].set_index("point_id").loc[obs["point_id"], "clay"].to_numpy()
+    bare = _clear_bare(state, obs)
+    ratio = refl[bare, bands.S2_BANDS.index("B12")] / refl[bare, bands.S2_BANDS.index("B11")]
+    # Clayey soils are also wetter; hold moisture fixed (linear model) to see clay alone.
+    X = np.column_stack([np.ones(bare.sum()), clay[bare], state["moisture"].to_numpy()[bare]])
+    coef, *_ = np.linalg.lstsq(X, ratio, rcond=None)
+    assert coef[1] < -0.0006, coef   # B12/B11 falls by > 0.06 per 100 % clay
+    # And the laboratory spectra show the same Al-OH absorption, free of moisture.
+    lab = tables["lab"].merge(tables["samples"], on="point_id")
+    assert np.corrcoef(lab["clay"], lab["B12"] / lab["B11"])[0, 1] < -0.8
+
+
+def test_dry_bare_reflectance_in_real_ranges(tables):
+    obs, state, refl = _s2(tables)
+    bare = _clear_bare(state, obs)
+    moisture = state["moisture"].to_numpy()
+    dry = bare & (moisture <= np.quantile(moisture[bare], 0.3))
+    assert dry.sum() > 100
+    ranges = {"B2": (0.05, 0.23), "B4": (0.08, 0.33), "B8": (0.15, 0.40), "B11": (0.20, 0.60), "B12": (0.15, 0.53)}
+    for band, (lo, hi) in ranges.items():
+        p5, p50, p95 = np.percentile(refl[dry, bands.S2_BANDS.index(band)], [5, 50, 95])
+        assert lo <= p50 <= hi, band
+        assert lo - 0.03 <= p5 and p95 <= hi + 0.03, (band, p5, p95)
+
+
+def test_radar_rises_with_moisture_and_roughness_and_is_in_range(tables):
+    s1 = ~tables["s2"]
+    obs, state = tables["obs"][s1], tables["state"][s1]
+    bare = (state["green"] < 0.02).to_numpy()
+    vv, vh = obs["VV"].to_numpy()[bare], obs["VH"].to_numpy()[bare]
+    assert -14 <= np.median(vv) <= -7 and -23 <= np.median(vh) <= -17
+    X = np.column_stack([np.ones(bare.sum()), state["moisture"].to_numpy()[bare], state["roughness"].to_numpy()[bare]])
+    for y in (vv, vh):
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        assert coef[1] > 5 and coef[2] > 0.5, coef   # dB per m³/m³, dB per cm
+    # Speckle: the spread of VV between near-identical states is several dB (≈4.4 looks).
+    assert 1.0 < np.std(vv - X @ np.linalg.lstsq(X, vv, rcond=None)[0]) < 4.0
+    # Vegetation: water-cloud volume scattering raises VH.
+    veg = (state["green"] > 0.7).to_numpy()
+    assert np.median(obs["VH"].to_numpy()[veg]) > np.median(vh) + 1.0
+
+
+def test_vegetation_raises_ndvi_and_residue_raises_nbr2(tables):
+    from s2mos_transforms.masks import nbr2, ndvi
+    obs, state, refl = _s2(tables)
+    clear = (~state["cloud"] & ~state["snow"]).to_numpy()
+    assert np.corrcoef(state["green"][clear], ndvi(refl[clear]))[0, 1] > 0.85
+    low_green = clear & (state["green"] < 0.03).to_numpy()
+    assert np.corrcoef(state["residue"][low_green], nbr2(refl[low_green]))[0, 1] > 0.6
+
+
+def test_clouds_are_flagged_and_bright(tables):
+    obs, state, refl = _s2(tables)
+    cloud = state["cloud"].to_numpy()
+    scl = obs["SCL"].to_numpy(int)
+    assert 0.1 < cloud.mean() < 0.8
+    flagged = np.isin(scl[cloud], bands.SCL_MASKED)
+    assert 0.9 < flagged.mean() < 1.0          # a few thin edges slip through: the 3σ filter's job
+    clear = ~cloud & ~state["snow"].to_numpy() & (scl != bands.SCL_CLOUD_SHADOW)
+    b2 = bands.S2_BANDS.index("B2")
+    assert np.median(refl[cloud & (scl == bands.SCL_CLOUD_HIGH), b2]) > 3 * np.median(refl[clear, b2])
+    # Scene cloud percentage follows the pixels: cloudy scenes have cloudy pixels.
+    pct = obs["scene_cloud_pct"].to_numpy()
+    assert cloud[pct < 10].mean() < 0.1 < cloud[pct > 50].mean()
+
+
+def test_clouds_more_frequent_in_the_north():
+    src = SyntheticSource("paper")
+    lat = np.array([37.0, 58.0])
+    days = np.arange(400, 400 + 3 * 365, 5)
+    from s2mos_transforms.world.presets import lonlat_to_km
+    x, y = lonlat_to_km(np.array([10.0, 10.0]), lat)
+    cover = src.world.weather.cloud_cover(x, y, days)
+    assert cover[1].mean() > cover[0].mean() + 0.1
+
+
+@pytest.mark.parametrize("preset,quartiles,tol", [("paper", (16, 23, 32), 3.0), ("quick", (16, 23, 32), 5.0)])
+def test_lucas_like_clay_distribution(preset, quartiles, tol):
+    clay = SyntheticSource(preset).sample_points(3000)["clay"].to_numpy()
+    assert np.all(np.abs(np.percentile(clay, [25, 50, 75]) - quartiles) <= tol)
+    assert clay.min() >= 0.5 and clay.max() <= 95
+
+
+def test_paper_preset_size_and_latitude_trend():
+    samples = SyntheticSource("paper").sample_points()
+    assert len(samples) == 8426
+    assert np.corrcoef(samples["lat"], samples["clay"])[0, 1] > 0.15
+
+
+def test_independent_site_is_clayey_and_small():
+    src = SyntheticSource("independent-site")
+    clay = src.sample_points()["clay"]
+    assert len(clay) == 52 and 48 <= clay.median() <= 62
+    w, s, e, n = src.preset.aoi_bbox
+    area_km2 = (e - w) * 111.32 * np.cos(np.radians((s + n) / 2)) * (n - s) * 111.32
+    assert 150 <= area_km2 <= 250
+
+
+def test_deterministic_bytes_and_seed_changes_world(tmp_path):
+    from s2mos_transforms.world.export import export_world
+    digests = []
+    for name, seed in (("a", None), ("b", None), ("c", 7)):
+        export_world("quick", str(tmp_path / name), n_points=15, seed=seed, progress=False)
+        digests.append({f: hashlib.sha256((tmp_path / name / f).read_bytes()).hexdigest()
+                        for f in ("samples.csv", "observations.parquet", "state.parquet", "lab_spectra.csv",
+                                  "truth_clay.tif")})
+    assert digests[0] == digests[1]
+    assert digests[0]["observations.parquet"] != digests[2]["observations.parquet"]
+
+
+def test_point_observations_equal_the_map_pixel():
+    """Both fan-outs see one world: a sample point's S2/S1 values are the values of its pixel."""
+    src = SyntheticSource("quick")
+    w, s, e, n = src.preset.aoi_bbox
+    lat, lon = (s + n) / 2, (w + e) / 2
+    epsg = utm_epsg(lat, lon)
+    x, y = lonlat_to_xy(epsg, lon, lat)
+    size = 16
+    tile = Tile(epsg, int(np.floor(x / (size * 10))), int(np.floor(y / (size * 10))), size)
+    stack = src.tile_stack(tile, "2018-03-01", "2018-06-30")
+    col, row = int((x - tile.x_min) // 10), int((tile.y_max - y) // 10)
+    obs = src.observations([SamplePoint("X", lat, lon)])
+    obs = obs[(obs["datetime"] >= "2018-03-01") & (obs["datetime"] < "2018-07-01")]
+    s2 = obs[obs["sensor"] == "S2"]
+    np.testing.assert_array_equal(s2[list(bands.S2_BANDS)].to_numpy(int), stack.s2[:, :, row, col])
+    np.testing.assert_array_equal(s2["SCL"].to_numpy(int), stack.scl[:, row, col])
+    s1 = obs[obs["sensor"] == "S1"]
+    np.testing.assert_allclose(s1[["VV", "VH"]].to_numpy(), stack.s1[:, :, row, col], atol=1e-4)
+    assert stack.s2.dtype == np.int16 and stack.s2.shape[1:] == (10, size, size)
+    truth = src.truth_clay(tile)
+    assert truth.shape == (size, size) and np.isfinite(truth).all()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["world", "export", "--preset", "mars", "--out", "{tmp}/x"], "unknown preset 'mars'"),
+    (["world", "export", "--n-points", "-5", "--out", "{tmp}/x"], "must be ≥ 0"),
+    (["world", "export", "--out", "/proc/forbidden/x"], "cannot write to output directory"),
+    (["world", "preview", "--preset", "mars", "--out", "{tmp}/x"], "unknown preset"),
+])
+def test_bad_arguments_give_one_line_errors(tmp_path, argv, needle):
+    import subprocess
+    import sys
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], capture_output=True, text=True)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_cli_lists_subcommands():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "world" in proc.stdout and "demo" in proc.stdout
+
+
+def test_preview_writes_pngs(tmp_path):
+    from s2mos_transforms.world.preview import preview_world
+    paths = preview_world("quick", str(tmp_path), n_points=2)
+    assert len(paths) == 2
+    for p in paths:
+        assert open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
