@@ -16,6 +16,11 @@ from s2mos_transforms.errors import UserError
 # name → (module, one-line help). Order is the order of the chain.
 COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("s2mos_transforms.world.cli", "the embedded simulated Sentinel world: export, preview"),
+    "build-dataset": ("pipelines.build_dataset", "soil samples -> bare-soil S1+S2 sequences -> TFRecords (Beam)"),
+    "tune-thresholds": ("pipelines.tune_thresholds", "NDVI x NBR2 bare-soil threshold grid scored against lab spectra"),
+    "train": ("trainer.train", "train the bagged CNN ensemble, its ablations and the RF/ANN baselines"),
+    "evaluate": ("trainer.evaluate", "test-set metrics, paper-style report, scatter and filter figures"),
+    "predict-map": ("pipelines.predict_map", "clay map of an AOI from a trained ensemble: COG tiles, mosaic, quicklook"),
     "demo": ("pipelines.demo", "run the whole chain on the embedded world"),
 }
 

@@ -62,7 +62,9 @@ def encode_example(record: Mapping[str, Any]) -> bytes:
             feats[f.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
         else:
             feats[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
-    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+    # deterministic=True: map fields (the feature dict) serialise in sorted key order, so the
+    # same record always gives the same bytes (reproducible shards).
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString(deterministic=True)
 
 
 def decode_example(serialized: bytes) -> dict[str, Any]:

@@ -1,0 +1,311 @@
+"""Map-level outputs built from the per-tile COGs and the tile records.
+
+* ``tiles.jsonl``: one record per tile (written / empty / failed + reason), sorted by name.
+* ``tiles_<epsg>.vrt``: a GDAL VRT per UTM zone indexing the tiles (relative paths), always.
+* ``mosaic.tif``: one COG over every tile of the AOI, when it lies in one zone and has at
+  most ``--mosaic-max-tiles`` tiles.
+* ``quicklook.png``: clay_mean with a colour bar and a scale bar.
+* ``map.stac.json``: a STAC Item describing the map (projection and raster extensions).
+* ``summary.json``: the counts the command prints.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from s2mos_transforms import cog
+from s2mos_transforms.grid import PIXEL_SIZE_M
+
+MANIFEST = "tiles.jsonl"
+MOSAIC = "mosaic.tif"
+QUICKLOOK = "quicklook.png"
+STAC_ITEM = "map.stac.json"
+SUMMARY = "summary.json"
+STATUSES = ("written", "empty", "failed")
+
+
+# ------------------------------------------------------------------ small file helpers
+
+def _remote(path: str) -> bool:
+    return "://" in path
+
+
+def write_text(path: str, text: str) -> str:
+    """Write a small text file atomically (local: temp + rename; gs://: one object write)."""
+    if _remote(path):
+        from apache_beam.io.filesystems import FileSystems
+        with FileSystems.create(path) as fh:
+            fh.write(text.encode("utf-8"))
+        return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_text(path: str) -> str:
+    if _remote(path):
+        from apache_beam.io.filesystems import FileSystems
+        with FileSystems.open(path) as fh:
+            return fh.read().decode("utf-8")
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """A local path for reading `path` (copied to a temp dir when remote)."""
+    if not _remote(path):
+        yield path
+        return
+    from apache_beam.io.filesystems import FileSystems
+    with tempfile.TemporaryDirectory(prefix="s2mos-read-") as d:
+        local = os.path.join(d, os.path.basename(path))
+        with FileSystems.open(path) as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 4 << 20)
+        yield local
+
+
+# ------------------------------------------------------------------ manifest and summary
+
+def write_manifest(records: Iterable[dict], path: str) -> str:
+    rows = sorted(records, key=lambda r: r["tile"])
+    return write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def read_manifest(path: str) -> list[dict]:
+    return [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+
+
+def summarize(records: Sequence[dict]) -> dict:
+    counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
+    return {"tiles": len(records), **counts,
+            "reused": sum(bool(r.get("reused")) for r in records),
+            "written_now": sum(r["status"] == "written" and not r.get("reused") for r in records),
+            "pixels_mapped_now": int(sum(r.get("n_valid", 0) or 0 for r in records if not r.get("reused"))),
+            "failures": {r["tile"]: r.get("reason", "") for r in records if r["status"] == "failed"}}
+
+
+def format_summary(s: dict) -> str:
+    line = (f"tiles: {s['tiles']} — written {s['written']} ({s['reused']} already there, "
+            f"{s['written_now']} now), empty {s['empty']}, failed {s['failed']}; "
+            f"{s['pixels_mapped_now']} pixels mapped in this run")
+    if s.get("seconds") is not None:
+        line += f" in {s['seconds']:.1f} s"
+    return line
+
+
+# ------------------------------------------------------------------ grid helpers
+
+def _grid_extent(records: Sequence[dict]) -> tuple[int, int, int, int, int, float]:
+    """(col_min, col_max, row_min, row_max, size, res) of tile records of one zone."""
+    cols = [r["col"] for r in records]
+    rows = [r["row"] for r in records]
+    sizes = {r["size"] for r in records}
+    if len(sizes) != 1:
+        raise ValueError(f"tiles of different sizes in one output: {sorted(sizes)}")
+    return min(cols), max(cols), min(rows), max(rows), sizes.pop(), PIXEL_SIZE_M
+
+
+def _by_epsg(records: Sequence[dict]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for r in records:
+        out.setdefault(int(r["epsg"]), []).append(r)
+    return out
+
+
+def tile_relpath(record: dict) -> str:
+    return f"tiles/{record['tile']}.tif"
+
+
+def build_vrt(records: Sequence[dict], epsg: int) -> str:
+    """VRT XML over the written tiles of one zone (paths relative to the output directory)."""
+    from rasterio.crs import CRS
+
+    c0, c1, r0, r1, size, res = _grid_extent(records)
+    span = size * res
+    width, height = (c1 - c0 + 1) * size, (r1 - r0 + 1) * size
+    srs = CRS.from_epsg(epsg).to_wkt().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+             f"  <SRS>{srs}</SRS>",
+             f"  <GeoTransform>{c0 * span!r}, {res!r}, 0.0, {(r1 + 1) * span!r}, 0.0, {-res!r}</GeoTransform>"]
+    written = [r for r in records if r["status"] == "written"]
+    for b, name in enumerate(cog.BAND_NAMES, start=1):
+        lines += [f'  <VRTRasterBand dataType="Float32" band="{b}">',
+                  f"    <Description>{name}</Description>",
+                  f"    <NoDataValue>{cog.NODATA!r}</NoDataValue>"]
+        for r in written:
+            xoff, yoff = (r["col"] - c0) * size, (r1 - r["row"]) * size
+            lines += ["    <ComplexSource>",
+                      f'      <SourceFilename relativeToVRT="1">{tile_relpath(r)}</SourceFilename>',
+                      f"      <SourceBand>{b}</SourceBand>",
+                      f'      <SourceProperties RasterXSize="{size}" RasterYSize="{size}" DataType="Float32" '
+                      f'BlockXSize="{cog.block_size(size)}" BlockYSize="{cog.block_size(size)}" />',
+                      f'      <SrcRect xOff="0" yOff="0" xSize="{size}" ySize="{size}" />',
+                      f'      <DstRect xOff="{xoff}" yOff="{yoff}" xSize="{size}" ySize="{size}" />',
+                      f"      <NODATA>{cog.NODATA!r}</NODATA>",
+                      "    </ComplexSource>"]
+        lines.append("  </VRTRasterBand>")
+    lines.append("</VRTDataset>")
+    return "\n".join(lines) + "\n"
+
+
+def write_mosaic(out: str, records: Sequence[dict], epsg: int) -> str:
+    """One COG over every tile of the records (one zone); empty/failed tiles stay nodata."""
+    import rasterio
+    from affine import Affine
+
+    c0, c1, r0, r1, size, res = _grid_extent(records)
+    span = size * res
+    data = np.full((len(cog.BAND_NAMES), (r1 - r0 + 1) * size, (c1 - c0 + 1) * size), cog.NODATA, np.float32)
+    for r in records:
+        if r["status"] != "written":
+            continue
+        with local_copy(f"{out}/{tile_relpath(r)}") as path, rasterio.open(path) as ds:
+            y, x = (r1 - r["row"]) * size, (r["col"] - c0) * size
+            data[:, y:y + size, x:x + size] = ds.read()
+    transform = Affine(res, 0.0, c0 * span, 0.0, -res, (r1 + 1) * span)
+    return cog.write_cog(f"{out}/{MOSAIC}", data, transform, f"EPSG:{epsg}")
+
+
+# ------------------------------------------------------------------ quicklook
+
+def _nice_length(max_m: float) -> float:
+    """The largest 1/2/5 × 10^k metres not above max_m."""
+    k = 10 ** math.floor(math.log10(max_m))
+    for m in (5, 2, 1):
+        if m * k <= max_m:
+            return m * k
+    return k
+
+
+def read_decimated(path: str, max_pixels: int = 1024) -> tuple[np.ndarray, float]:
+    """clay_mean as a masked array at most max_pixels on a side, and its pixel size (m)."""
+    import rasterio
+    with local_copy(path) as local, rasterio.open(local) as ds:
+        f = max(1, math.ceil(max(ds.width, ds.height) / max_pixels))
+        shape = (max(1, ds.height // f), max(1, ds.width // f))
+        band = ds.read(1, out_shape=shape, masked=True)
+        return band, float(ds.res[0]) * ds.width / shape[1]
+
+
+def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None = None,
+              vmax: float | None = None) -> str:
+    """PNG of clay_mean with a colour bar (% clay) and a scale bar."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    band, px = read_decimated(src)
+    valid = band.compressed()
+    if vmin is None or vmax is None:
+        lo, hi = (np.percentile(valid, [2, 98]) if valid.size else (0.0, 60.0))
+        vmin, vmax = (lo, hi) if hi > lo else (lo - 1, hi + 1)
+    h, w = band.shape
+    fig, ax = plt.subplots(figsize=(7, 7 * h / w + 0.6), dpi=120)
+    cmap = matplotlib.colormaps["YlOrBr"].with_extremes(bad="#d9d9d9")
+    im = ax.imshow(band, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    cb.set_label("clay (%)")
+    bar_m = _nice_length(w * px / 4)
+    bar_px = bar_m / px
+    x0, y0 = w * 0.05, h * 0.94
+    ax.plot([x0, x0 + bar_px], [y0, y0], color="black", lw=4, solid_capstyle="butt")
+    ax.text(x0 + bar_px / 2, y0 - h * 0.02, f"{bar_m / 1000:g} km" if bar_m >= 1000 else f"{bar_m:g} m",
+            ha="center", va="bottom", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    with tempfile.TemporaryDirectory(prefix="s2mos-ql-") as d:
+        local = os.path.join(d, os.path.basename(dest))
+        fig.savefig(local, bbox_inches="tight")
+        plt.close(fig)
+        cog.publish(local, dest)
+    return dest
+
+
+# ------------------------------------------------------------------ STAC
+
+def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
+              mosaic: str | None, vrts: dict[int, str], ql: str | None) -> dict:
+    """A STAC Item of the map (projection + raster extensions) as a dict."""
+    import datetime as dt
+    import pystac
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+    from shapely.geometry import mapping
+
+    item = pystac.Item(
+        id=f"s2mos-clay-{os.path.basename(out.rstrip('/')) or 'map'}",
+        geometry=mapping(aoi), bbox=list(aoi.bounds), datetime=None,
+        start_datetime=dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc),
+        end_datetime=dt.datetime.fromisoformat(end).replace(tzinfo=dt.timezone.utc),
+        properties={"title": "Topsoil clay content (S2MoS)", "s2mos:model_dir": model_dir,
+                    "s2mos:tiles": summarize(records) | {"failures": None}})
+    units = {"clay_mean": "%", "clay_std": "%", "n_obs": "count"}
+    bands_meta = [RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=units[n],
+                                    spatial_resolution=PIXEL_SIZE_M) for n in cog.BAND_NAMES]
+
+    def add_raster(key: str, href: str, title: str, epsg: int, recs: Sequence[dict], media: str):
+        c0, c1, r0, r1, size, res = _grid_extent(recs)
+        span = size * res
+        asset = pystac.Asset(href=href, media_type=media, title=title, roles=["data"],
+                             extra_fields={"description": "bands: " + ", ".join(cog.BAND_NAMES)})
+        item.add_asset(key, asset)
+        proj = ProjectionExtension.ext(asset, add_if_missing=True)
+        proj.apply(epsg=epsg, shape=[(r1 - r0 + 1) * size, (c1 - c0 + 1) * size],
+                   transform=[res, 0.0, c0 * span, 0.0, -res, (r1 + 1) * span],
+                   bbox=[c0 * span, r0 * span, (c1 + 1) * span, (r1 + 1) * span])
+        RasterExtension.ext(asset, add_if_missing=True).apply(bands_meta)
+
+    groups = _by_epsg(records)
+    if mosaic:
+        (epsg, recs), = groups.items()
+        add_raster("mosaic", os.path.basename(mosaic), "clay map mosaic (COG)", epsg, recs,
+                   pystac.MediaType.COG)
+    for epsg, path in sorted(vrts.items()):
+        add_raster(f"tiles_{epsg}", os.path.basename(path), f"tile index, EPSG:{epsg} (VRT)", epsg,
+                   groups[epsg], "application/x-gdal-vrt")
+    if ql:
+        item.add_asset("quicklook", pystac.Asset(href=os.path.basename(ql), media_type=pystac.MediaType.PNG,
+                                                 roles=["overview"], title="clay_mean quicklook"))
+    item.add_asset("manifest", pystac.Asset(href=MANIFEST, media_type="application/x-ndjson",
+                                            roles=["metadata"], title="per-tile status"))
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+# ------------------------------------------------------------------ everything at the end
+
+def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
+             mosaic_max_tiles: int = 64, seconds: float | None = None) -> dict:
+    """Write VRT(s), mosaic (small AOIs), quicklook, STAC Item and summary; return their paths."""
+    out = out.rstrip("/")
+    groups = _by_epsg(records)
+    written = [r for r in records if r["status"] == "written"]
+    vrts: dict[int, str] = {}
+    for epsg, recs in groups.items():
+        if any(r["status"] == "written" for r in recs):
+            vrts[epsg] = write_text(f"{out}/tiles_{epsg}.vrt", build_vrt(recs, epsg))
+    mosaic = None
+    if written and len(groups) == 1 and len(records) <= mosaic_max_tiles:
+        mosaic = write_mosaic(out, records, next(iter(groups)))
+    ql = None
+    if mosaic or len(vrts) == 1:
+        src = mosaic or next(iter(vrts.values()))
+        ql = quicklook(src, f"{out}/{QUICKLOOK}", title=f"clay_mean (%), {start} … {end}")
+    item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql)
+    item_path = write_text(f"{out}/{STAC_ITEM}", json.dumps(item, indent=2))
+    summary = summarize(records) | {"seconds": seconds}
+    write_text(f"{out}/{SUMMARY}", json.dumps(summary, indent=2))
+    return {"summary": summary, "mosaic": mosaic, "vrt": sorted(vrts.values()), "quicklook": ql,
+            "stac_item": item_path, "manifest": f"{out}/{MANIFEST}"}

@@ -1,0 +1,116 @@
+"""Map report on the embedded world: the predicted map against the true clay.
+
+Two views: (1) every valid pixel of the map against the world's true clay raster
+(`SyntheticSource.truth_clay`), with the share of the AOI that got a value; (2) the AOI's
+sample points (laboratory clay, as a field campaign would measure) against the map pixel
+they fall in. Metrics are those of the evaluation report (`metrics.summary`: R², RMSE,
+RPIQ, CCC, bias, n).
+"""
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import numpy as np
+
+from s2mos_transforms import cog, metrics, tiling
+from s2mos_transforms.grid import tile_containing, lonlat_to_xy, utm_epsg
+from s2mos_transforms.map_outputs import local_copy, tile_relpath, write_text
+
+REPORT = "map_report.json"
+N_SAMPLE_POINTS = 60
+
+
+def _read_band(out: str, record: dict, band: int = 1) -> np.ndarray:
+    import rasterio
+    with local_copy(f"{out}/{tile_relpath(record)}") as path, rasterio.open(path) as ds:
+        return ds.read(band)
+
+
+def _safe_summary(observed: np.ndarray, predicted: np.ndarray) -> dict:
+    if observed.size < 2:
+        return {"n": int(observed.size)}
+    return metrics.summary(observed, predicted)
+
+
+def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int) -> dict:
+    """Every valid pixel vs the truth; share of the AOI's (source-covered) pixels mapped."""
+    tasks = {t.name: t for t in tiling.tiles_for_aoi(aoi, tile_size)}
+    truth_all, pred_all = [], []
+    n_aoi = 0
+    for r in records:
+        task = tasks.get(r["tile"])
+        if task is None:
+            continue
+        lon, lat = task.tile.pixel_centres_lonlat()
+        inside = task.inside_mask() & np.asarray(source.covers(lat, lon), bool)
+        n_aoi += int(inside.sum())
+        if r["status"] != "written":
+            continue
+        pred = _read_band(out, r)
+        valid = inside & (pred != cog.NODATA) & np.isfinite(pred)
+        if valid.any():
+            truth_all.append(source.truth_clay(task.tile)[valid])
+            pred_all.append(pred[valid])
+    truth = np.concatenate(truth_all) if truth_all else np.zeros(0)
+    pred = np.concatenate(pred_all) if pred_all else np.zeros(0)
+    return {**_safe_summary(truth, pred), "aoi_pixels": n_aoi, "mapped_pixels": int(truth.size),
+            "share_mapped": float(truth.size / n_aoi) if n_aoi else 0.0}
+
+
+def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
+                 n_points: int = N_SAMPLE_POINTS) -> dict:
+    """The AOI's sample points (lab clay) vs the map pixel containing each."""
+    import shapely
+
+    pts = source.sample_points(n_points, within_aoi=True)
+    lat, lon = pts["lat"].to_numpy(), pts["lon"].to_numpy()
+    inside = shapely.contains_xy(aoi, lon, lat)
+    written = {r["tile"]: r for r in records if r["status"] == "written"}
+    cache: dict[str, np.ndarray] = {}
+    obs, pred = [], []
+    for la, lo, clay, ok in zip(lat, lon, pts["clay"].to_numpy(), inside):
+        if not ok:
+            continue
+        epsg = utm_epsg(la, lo)
+        x, y = lonlat_to_xy(epsg, lo, la)
+        tile = tile_containing(epsg, float(x), float(y), tile_size)
+        rec = written.get(tile.name)
+        if rec is None:
+            continue
+        if tile.name not in cache:
+            cache[tile.name] = _read_band(out, rec)
+        col = int((float(x) - tile.x_min) // tile.res)
+        row = int((tile.y_max - float(y)) // tile.res)
+        v = cache[tile.name][row, col]
+        if v != cog.NODATA and np.isfinite(v):
+            obs.append(clay)
+            pred.append(v)
+    return {**_safe_summary(np.asarray(obs), np.asarray(pred)), "points_in_aoi": int(inside.sum())}
+
+
+def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict:
+    size = int(records[0]["size"]) if records else 256
+    return {"preset": getattr(getattr(source, "preset", None), "name", None), "min_obs": min_obs,
+            "pixels": pixel_scores(out, records, source, aoi, size),
+            "sample_points": point_scores(out, records, source, aoi, size)}
+
+
+def write(rep: dict, out: str) -> str:
+    return write_text(f"{out.rstrip('/')}/{REPORT}", json.dumps(rep, indent=2))
+
+
+def _fmt(block: dict) -> str:
+    if "r2" not in block:
+        return f"n={block.get('n', 0)} (too few to score)"
+    return (f"R² {block['r2']:.2f}  RMSE {block['rmse']:.1f} %  RPIQ {block['rpiq']:.2f}  "
+            f"bias {block['bias']:+.1f} %  CCC {block['ccc']:.2f}  n={block['n']}")
+
+
+def format_report(rep: dict) -> str:
+    px, pt = rep["pixels"], rep["sample_points"]
+    return "\n".join([
+        f"map report ({rep['preset']} world, min-obs {rep['min_obs']}):",
+        f"  every valid pixel vs true clay: {_fmt(px)}",
+        f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
+        f"  sample points in the AOI (lab clay): {_fmt(pt)}"])

@@ -1,0 +1,75 @@
+"""Regression metrics of the paper (Section 2.3.5), pure NumPy, shared by training and map reports.
+
+* RMSE = sqrt(mean((y − ŷ)²))                         (Equation 1)
+* R²   = 1 − SSE / SST, SST around the observed mean    (Equation 2; not the squared Pearson r)
+* RPIQ = (Q3 − Q1 of the *observed* values) / RMSE      (Equation 3)
+* Lin's concordance correlation coefficient (CCC) and bias = mean(ŷ − y), not in the paper but
+  what a soil scientist asks next (agreement with the 1:1 line, systematic offset).
+
+Quartiles use NumPy's default linear interpolation (type 7, as R's `quantile`, which the
+paper's R/caret workflow used). Population moments (ddof = 0) throughout, as in Lin (1989).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+METRIC_NAMES: tuple[str, ...] = ("r2", "rmse", "rpiq", "ccc", "bias", "n")
+
+
+def _pair(observed, predicted) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float64 copies; NaN pairs are an error, not silently dropped."""
+    y = np.asarray(observed, np.float64).ravel()
+    p = np.asarray(predicted, np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"observed and predicted differ in length: {y.size} vs {p.size}")
+    if y.size == 0:
+        raise ValueError("no values to score")
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(p))):
+        raise ValueError("observed/predicted contain NaN or inf")
+    return y, p
+
+
+def rmse(observed, predicted) -> float:
+    y, p = _pair(observed, predicted)
+    return float(np.sqrt(np.mean((y - p) ** 2)))
+
+
+def r2(observed, predicted) -> float:
+    """1 − SSE/SST; negative when the model is worse than predicting the observed mean."""
+    y, p = _pair(observed, predicted)
+    sst = float(np.sum((y - y.mean()) ** 2))
+    if sst == 0.0:
+        return float("nan")
+    return float(1.0 - np.sum((y - p) ** 2) / sst)
+
+
+def iqr(values) -> float:
+    q1, q3 = np.percentile(np.asarray(values, np.float64), [25.0, 75.0])
+    return float(q3 - q1)
+
+
+def rpiq(observed, predicted) -> float:
+    """Interquartile range of the observed values over RMSE (Bellon-Maurel et al. 2010)."""
+    e = rmse(observed, predicted)
+    return float("inf") if e == 0.0 else iqr(np.asarray(observed, np.float64)) / e
+
+
+def ccc(observed, predicted) -> float:
+    """Lin's CCC = 2·cov(y, ŷ) / (var y + var ŷ + (ȳ − mean ŷ)²)."""
+    y, p = _pair(observed, predicted)
+    cov = float(np.mean((y - y.mean()) * (p - p.mean())))
+    denom = float(y.var() + p.var() + (y.mean() - p.mean()) ** 2)
+    return float("nan") if denom == 0.0 else 2.0 * cov / denom
+
+
+def bias(observed, predicted) -> float:
+    """Mean error, predicted − observed: positive means over-prediction."""
+    y, p = _pair(observed, predicted)
+    return float(np.mean(p - y))
+
+
+def summary(observed, predicted) -> dict[str, float | int]:
+    """All metrics of the report for one model, keyed as in report.json."""
+    y, p = _pair(observed, predicted)
+    return {"r2": r2(y, p), "rmse": rmse(y, p), "rpiq": rpiq(y, p), "ccc": ccc(y, p),
+            "bias": bias(y, p), "n": int(y.size)}

@@ -1,0 +1,201 @@
+"""`s2mos predict-map` end to end on DirectRunner, on a 2 × 2-tile AOI of the embedded world.
+
+Every output is read back: COG validity, bands, nodata, CRS/transform, a pixel equal to the
+ensemble called directly on that pixel's sequence, mosaic/VRT/STAC/quicklook, the manifest;
+then restart (skip, redo a deleted tile), a failing tile, empty tiles and the input errors.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+import test_map_fixtures as fx
+from pipelines.cli import main
+from s2mos_transforms import cog, map_inference as mi, tiling
+from s2mos_transforms.grid import Tile
+from s2mos_transforms.world.presets import get_preset
+
+SIZE = 64
+
+
+def _args(model_dir: str, out: str, *extra: str) -> list[str]:
+    bbox, _ = fx.small_aoi_bbox(SIZE)
+    return ["predict-map", "--model-dir", model_dir, "--bbox", *map(str, bbox), "--preset", "quick",
+            "--tile-size", str(SIZE), "--out", out, "--batch-size", "512", "--runner", "DirectRunner", *extra]
+
+
+def _manifest(out: str) -> dict[str, dict]:
+    with open(os.path.join(out, "tiles.jsonl")) as fh:
+        return {r["tile"]: r for r in map(json.loads, fh)}
+
+
+@pytest.fixture(scope="module")
+def mapped():
+    out = fx.tmpdir("map")
+    rc = main(_args(fx.ensemble_dir(), out))
+    assert rc == 0
+    return out
+
+
+def test_every_tile_cog_reads_back(mapped):
+    _, names = fx.small_aoi_bbox(SIZE)
+    man = _manifest(mapped)
+    assert sorted(man) == names and all(r["status"] == "written" and not r["reused"] for r in man.values())
+    bbox, _ = fx.small_aoi_bbox(SIZE)
+    tasks = {t.name: t for t in tiling.tiles_for_aoi(tiling.aoi_from_bbox(*bbox), SIZE)}
+    for name in names:
+        path = os.path.join(mapped, "tiles", f"{name}.tif")
+        assert cog.validate(path)[0]
+        epsg, col, row = map(int, name.split("_"))
+        tile = Tile(epsg, col, row, SIZE)
+        with rasterio.open(path) as ds:
+            assert ds.descriptions == ("clay_mean", "clay_std", "n_obs") and ds.count == 3
+            assert ds.nodata == cog.NODATA and ds.dtypes[0] == "float32"
+            assert ds.crs.to_epsg() == epsg and ds.transform == tile.transform
+            assert (ds.width, ds.height) == (SIZE, SIZE)
+            mean, std, n_obs = ds.read()
+        inside = tasks[name].inside_mask()
+        assert (mean[~inside] == cog.NODATA).all() and (n_obs[~inside] == cog.NODATA).all()
+        assert (n_obs[inside] >= 0).all()
+        valid = mean != cog.NODATA
+        assert (valid == (inside & (n_obs >= 1))).all()
+        assert valid.sum() == man[name]["n_valid"] and inside.sum() == man[name]["n_aoi"]
+        assert ((std[valid] >= 0) & (mean[valid] > 0) & (mean[valid] < 100)).all()
+
+
+def test_pixel_equals_the_ensemble_called_directly(mapped):
+    import tensorflow as tf
+    _, names = fx.small_aoi_bbox(SIZE)
+    name = names[-1]
+    epsg, col, row = map(int, name.split("_"))
+    tile = Tile(epsg, col, row, SIZE)
+    preset = get_preset("quick")
+    stack = fx.quick_source().tile_stack(tile, preset.start, preset.end)
+    with rasterio.open(os.path.join(mapped, "tiles", f"{name}.tif")) as ds:
+        mean, std, n_obs = ds.read()
+    valid = np.flatnonzero((mean != cog.NODATA).ravel())
+    picks = valid[np.linspace(0, valid.size - 1, 5).astype(int)]
+    seqs = mi.pixel_sequences(stack, picks)
+    fn = tf.saved_model.load(os.path.join(fx.ensemble_dir(), "ensemble")).signatures["serving_default"]
+    lon, lat = tile.pixel_centres_lonlat()
+    for i, p in enumerate(picks):
+        seq = seqs.sequence(i)
+        out = fn(sequence=tf.constant(seq[None]), length=tf.constant([len(seq)], tf.int32),
+                 coords=tf.constant([[lat.ravel()[p], lon.ravel()[p]]], tf.float32))
+        assert mean.ravel()[p] == pytest.approx(float(out["clay_mean"][0]), abs=1e-3)
+        assert std.ravel()[p] == pytest.approx(float(out["clay_std"][0]), abs=1e-3)
+        assert n_obs.ravel()[p] == len(seq)
+
+
+def test_map_level_outputs(mapped):
+    _, names = fx.small_aoi_bbox(SIZE)
+    mosaic = os.path.join(mapped, "mosaic.tif")
+    assert cog.validate(mosaic)[0]
+    vrt = os.path.join(mapped, "tiles_32632.vrt")
+    with rasterio.open(mosaic) as m, rasterio.open(vrt) as v:
+        assert m.shape == v.shape == (2 * SIZE, 2 * SIZE) and m.transform == v.transform
+        assert v.descriptions == cog.BAND_NAMES and m.descriptions == cog.BAND_NAMES
+        np.testing.assert_array_equal(m.read(), v.read())
+        epsg, col, row = map(int, names[0].split("_"))      # lowest col, lowest row: bottom-left
+        with rasterio.open(os.path.join(mapped, "tiles", f"{names[0]}.tif")) as t:
+            np.testing.assert_array_equal(m.read()[:, SIZE:, :SIZE], t.read())
+    with open(os.path.join(mapped, "quicklook.png"), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    import pystac
+    item = pystac.Item.from_file(os.path.join(mapped, "map.stac.json"))
+    assert {"mosaic", "tiles_32632", "quicklook", "manifest"} <= set(item.assets)
+    assert item.assets["mosaic"].extra_fields["proj:code"] == "EPSG:32632"
+    bands_ = item.assets["mosaic"].extra_fields["raster:bands"]
+    assert [b["nodata"] for b in bands_] == [cog.NODATA] * 3 and bands_[0]["unit"] == "%"
+    assert item.properties["start_datetime"].startswith("2018-01-01")
+    summary = json.load(open(os.path.join(mapped, "summary.json")))
+    assert summary["written"] == 4 and summary["failed"] == 0
+    rep = json.load(open(os.path.join(mapped, "map_report.json")))
+    assert rep["pixels"]["n"] == sum(r["n_valid"] for r in _manifest(mapped).values())
+    assert 0.5 < rep["pixels"]["share_mapped"] <= 1.0 and "rmse" in rep["pixels"]
+
+
+def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
+    _, names = fx.small_aoi_bbox(SIZE)
+    paths = {n: os.path.join(mapped, "tiles", f"{n}.tif") for n in names}
+    before = {n: os.stat(p).st_mtime_ns for n, p in paths.items()}
+    assert main(_args(fx.ensemble_dir(), mapped, "--no-report")) == 0
+    man = _manifest(mapped)
+    assert all(r["status"] == "written" and r["reused"] for r in man.values())
+    assert {n: os.stat(p).st_mtime_ns for n, p in paths.items()} == before
+    os.remove(paths[names[1]])
+    assert main(_args(fx.ensemble_dir(), mapped, "--no-report")) == 0
+    man = _manifest(mapped)
+    assert not man[names[1]]["reused"] and all(man[n]["reused"] for n in names if n != names[1])
+    assert cog.validate(paths[names[1]])[0]
+    assert "written 4 (3 already there, 1 now)" in capsys.readouterr().out
+    assert not [f for f in os.listdir(os.path.join(mapped, "tiles")) if ".tmp-" in f]
+
+
+class FailingSource:
+    """The quick world, except that one tile's stack cannot be read (as a flaky remote source)."""
+
+    def __init__(self, bad_tile: str):
+        self.bad_tile = bad_tile
+        self.inner = fx.quick_source()
+
+    def covers(self, lat, lon):
+        return self.inner.covers(lat, lon)
+
+    def tile_stack(self, tile, start=None, end=None):
+        from s2mos_transforms.sources import SourceError
+        if tile.name == self.bad_tile:
+            raise SourceError(f"HTTP 503 while reading {tile.name}")
+        return self.inner.tile_stack(tile, start, end)
+
+
+def test_a_failing_tile_and_empty_tiles_do_not_fail_the_job():
+    import apache_beam as beam
+    from pipelines import cli, predict_map
+
+    bbox, names = fx.small_aoi_bbox(SIZE)
+    # Two tiles only: a narrow strip over the bottom row.
+    w, s, e, n = bbox
+    strip = (w, s, e, s + 0.2 * (n - s))
+    out = fx.tmpdir("fail")
+    parser = cli.build_parser()
+    args, _ = parser.parse_known_args(["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, strip),
+                                       "--preset", "quick", "--tile-size", str(SIZE), "--out", out,
+                                       "--min-obs", "999"])
+    config, aoi, _, _ = predict_map.resolve(args)
+    tasks = tiling.tiles_for_aoi(aoi, SIZE)
+    assert len(tasks) == 2
+    bad = tasks[0].name
+    handler = mi.ClayEnsembleHandler(config.model_dir)
+    with beam.Pipeline("DirectRunner") as p:
+        predict_map.build_pipeline(p, tasks, config, handler, source_factory=lambda: FailingSource(bad))
+    man = _manifest(out)
+    assert man[bad]["status"] == "failed" and "HTTP 503" in man[bad]["reason"]
+    other = tasks[1].name
+    assert man[other]["status"] == "empty" and "999 bare observations" in man[other]["reason"]
+    assert not os.path.exists(os.path.join(out, "tiles"))
+
+
+@pytest.mark.parametrize("case", ["unreadable", "point", "outside", "no-ensemble"])
+def test_bad_inputs_fail_in_one_line_before_any_work(tmp_path, capsys, case):
+    out = str(tmp_path / "out")
+    model_dir = fx.ensemble_dir()
+    base = ["predict-map", "--model-dir", model_dir, "--preset", "quick", "--out", out]
+    if case == "unreadable":
+        argv, expect = base + ["--aoi", str(tmp_path / "missing.geojson")], "cannot read AOI"
+    elif case == "point":
+        (tmp_path / "p.geojson").write_text('{"type": "Point", "coordinates": [9.0, 48.5]}')
+        argv, expect = base + ["--aoi", str(tmp_path / "p.geojson")], "Polygon"
+    elif case == "outside":
+        argv, expect = base + ["--bbox", "30.0", "-1.0", "30.1", "-0.9"], "does not overlap"
+    else:
+        argv = ["predict-map", "--model-dir", str(tmp_path), "--preset", "quick", "--out", out]
+        expect = "ensemble/"
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s2mos: error:") and expect in err and "\n" not in err
+    assert not os.path.exists(out)

@@ -1,0 +1,57 @@
+"""Metrics against values computed by hand (paper Equations 1–3, Lin's CCC)."""
+import math
+
+import numpy as np
+import pytest
+
+from s2mos_transforms import metrics
+
+OBS = [10.0, 20.0, 30.0, 40.0, 50.0]
+PRED = [12.0, 18.0, 33.0, 37.0, 50.0]
+
+
+def test_rmse_by_hand():
+    # errors 2, -2, 3, -3, 0 → SSE 26 → sqrt(26/5)
+    assert metrics.rmse(OBS, PRED) == pytest.approx(math.sqrt(26 / 5))
+
+
+def test_r2_is_one_minus_sse_over_sst():
+    # SST around mean 30: 400+100+0+100+400 = 1000
+    assert metrics.r2(OBS, PRED) == pytest.approx(1 - 26 / 1000)
+    # not the squared Pearson r: a perfectly correlated but offset prediction scores below 1
+    assert metrics.r2(OBS, [o + 10 for o in OBS]) == pytest.approx(1 - 500 / 1000)
+
+
+def test_rpiq_uses_observed_quartiles():
+    # observed Q1 = 20, Q3 = 40 (linear interpolation) → IQR 20; predicted quartiles must not matter
+    assert metrics.rpiq(OBS, PRED) == pytest.approx(20 / math.sqrt(26 / 5))
+    obs = [1.0, 2.0, 4.0, 8.0]          # Q1 = 1.75, Q3 = 5.0 (type 7)
+    pred = [1.0, 2.0, 4.0, 10.0]        # RMSE = sqrt(4/4) = 1
+    assert metrics.rpiq(obs, pred) == pytest.approx(3.25)
+    assert metrics.rpiq(obs, pred) != pytest.approx(metrics.iqr(pred) / 1.0)
+
+
+def test_ccc_by_hand():
+    y, p = np.array(OBS), np.array(PRED)
+    # means 30 and 30; population var y = 200, var p = (324+144+9+49+400)/5 - 900 ... computed explicitly
+    var_p = np.mean((p - p.mean()) ** 2)
+    cov = np.mean((y - 30) * (p - p.mean()))
+    assert metrics.ccc(OBS, PRED) == pytest.approx(2 * cov / (200 + var_p + (30 - p.mean()) ** 2))
+    assert metrics.ccc(OBS, OBS) == pytest.approx(1.0)
+    # a constant offset lowers CCC but not Pearson's r
+    assert metrics.ccc(OBS, [o + 10 for o in OBS]) == pytest.approx(2 * 200 / (200 + 200 + 100))
+
+
+def test_bias_sign_is_predicted_minus_observed():
+    assert metrics.bias(OBS, PRED) == pytest.approx(0.0)
+    assert metrics.bias([1, 2], [2, 4]) == pytest.approx(1.5)
+
+
+def test_summary_keys_and_validation():
+    s = metrics.summary(OBS, PRED)
+    assert set(s) == set(metrics.METRIC_NAMES)
+    assert s["n"] == 5
+    with pytest.raises(ValueError):
+        metrics.summary([1, 2], [1])
+    with pytest.raises(ValueError):
+        metrics.summary([1, float("nan")], [1, 2])

@@ -1,0 +1,112 @@
+"""RF and ANN baselines (paper Section 2.3.3 and Appendix A).
+
+Inputs
+  * ``composite``: normalised median composite of every bare S2 observation (10 bands), with
+    or without normalised lat/lon — the state-of-the-art approach the CNN is compared with.
+  * ``per_date`` (Appendix A, "RF and ANN including also the data from Sentinel-1 for each
+    time step"): one row per S1-paired date (12 channels + lat/lon), target = the point's clay;
+    a point's prediction is the mean of its dates' predictions (Figure A1: "the plotting values
+    represent the mean value of the predicted values"). We chose rows per date over a flattened
+    150 × 12 padded vector because a tree split on "date slot 37" mixes unrelated dates across
+    points; the per-date rows keep every observation and let the model average the confounds.
+
+RF hyper-parameters: the paper's 5-fold CV grid — mtry {6, 24} (sklearn `max_features`,
+capped at the number of features), minimal node size {5, 10, 20, 50} (`min_samples_leaf`, as
+randomForest's `nodesize` bounds terminal nodes), trees {500, 1000, 1500} — picked by CV RMSE
+on the calibration set only; folds group rows by point so no point straddles a fold. Tree
+counts are evaluated as growing prefixes of one forest (`warm_start`), which is exactly what
+separate fits with the same seed would give, at a third of the cost.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class RFGrid:
+    mtry: tuple[int, ...]
+    min_node_size: tuple[int, ...]
+    trees: tuple[int, ...]
+
+
+PAPER_GRID = RFGrid(mtry=(6, 24), min_node_size=(5, 10, 20, 50), trees=(500, 1000, 1500))
+QUICK_GRID = RFGrid(mtry=(6, 24), min_node_size=(5, 20), trees=(100,))
+
+
+def effective_mtry(mtry: tuple[int, ...], n_features: int) -> tuple[int, ...]:
+    """mtry values capped at the number of features, duplicates removed (24 → 12 on 12 features)."""
+    return tuple(sorted({max(1, min(m, n_features)) for m in mtry}))
+
+
+def _fold_iter(n_rows: int, groups: np.ndarray | None, folds: int, seed: int):
+    from sklearn.model_selection import GroupKFold, KFold
+
+    if groups is None:
+        return KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n_rows))
+    return GroupKFold(folds, shuffle=True, random_state=seed).split(np.zeros(n_rows), groups=groups)
+
+
+def _point_rmse(pred: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
+    """RMSE per point: row predictions of a point are averaged first (per_date input)."""
+    if groups is None:
+        return float(np.sqrt(np.mean((pred - y) ** 2)))
+    uniq, inv = np.unique(groups, return_inverse=True)
+    p = np.bincount(inv, weights=pred) / np.bincount(inv)
+    t = np.bincount(inv, weights=y) / np.bincount(inv)
+    return float(np.sqrt(np.mean((p - t) ** 2)))
+
+
+def select_rf(x: np.ndarray, y: np.ndarray, grid: RFGrid = PAPER_GRID, folds: int = 5, seed: int = 0,
+              groups: np.ndarray | None = None, n_jobs: int = -1, log=None) -> tuple[dict, list[dict]]:
+    """k-fold CV grid search on calibration data; returns (best params, table of every cell)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    n_feat = x.shape[1]
+    n_units = len(np.unique(groups)) if groups is not None else len(x)
+    folds = max(2, min(folds, n_units))
+    splits = list(_fold_iter(len(x), groups, folds, seed))
+    trees = tuple(sorted(grid.trees))
+    table = []
+    for mtry, node in itertools.product(effective_mtry(grid.mtry, n_feat), grid.min_node_size):
+        t0 = time.perf_counter()
+        scores = {t: [] for t in trees}
+        for train_idx, val_idx in splits:
+            rf = RandomForestRegressor(n_estimators=trees[0], max_features=mtry, min_samples_leaf=node,
+                                       random_state=seed, n_jobs=n_jobs, warm_start=True)
+            for t in trees:
+                rf.set_params(n_estimators=t)
+                rf.fit(x[train_idx], y[train_idx])
+                g = groups[val_idx] if groups is not None else None
+                scores[t].append(_point_rmse(rf.predict(x[val_idx]), y[val_idx], g))
+        for t in trees:
+            table.append({"mtry": int(mtry), "min_node_size": int(node), "trees": int(t),
+                          "cv_rmse": float(np.mean(scores[t])), "cv_rmse_sd": float(np.std(scores[t]))})
+        if log:
+            best_t = min(trees, key=lambda t: np.mean(scores[t]))
+            log(f"    mtry={mtry:<3d} min_node={node:<3d} best trees={best_t}: "
+                f"cv rmse {np.mean(scores[best_t]):.4f} ({time.perf_counter() - t0:.1f}s)")
+    # smallest CV RMSE; ties → fewer trees, then larger nodes (the simpler model)
+    best = min(table, key=lambda r: (round(r["cv_rmse"], 12), r["trees"], -r["min_node_size"], r["mtry"]))
+    return {k: best[k] for k in ("mtry", "min_node_size", "trees")}, table
+
+
+def fit_rf(x: np.ndarray, y: np.ndarray, params: dict, seed: int, n_jobs: int = -1):
+    from sklearn.ensemble import RandomForestRegressor
+
+    rf = RandomForestRegressor(n_estimators=params["trees"], max_features=min(params["mtry"], x.shape[1]),
+                               min_samples_leaf=params["min_node_size"], random_state=seed, n_jobs=n_jobs)
+    return rf.fit(x, y)
+
+
+def per_date_batch_size(batch_size: int, rows: int, points: int) -> int:
+    """Per-date models: a batch holds about `batch_size` points' worth of rows.
+
+    Keeps the number of optimiser steps per epoch equal to the point-level models', so the
+    same epoch budget means the same amount of training (batch 8 on ~100 000 date rows would
+    take 12 500 steps an epoch).
+    """
+    return max(batch_size, int(round(batch_size * rows / max(points, 1))))
