@@ -32,4 +32,26 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     for path in preview_world(args.preset, os.path.join(args.out, "preview")):
         print(f"   wrote {path}")
     print(f"   in {time.time() - t0:.1f}s")
+
+    from pipelines.cli import main as s2mos
+    data_dir, model_dir = os.path.join(args.out, "dataset"), os.path.join(args.out, "model")
+    chain = [
+        ("3. Dataset: bare-soil S1+S2 sequences → TFRecords (Beam, DirectRunner)",
+         ["build-dataset", "--samples", os.path.join(world_dir, "samples.csv"), "--preset", args.preset,
+          "--out", data_dir]),
+        ("4. Train: bagged CNN + RF/ANN baselines (quick settings: 20 epochs, 3 bags, small RF grid)",
+         ["train", "--data", data_dir, "--model-dir", model_dir, "--epochs", "20", "--bags", "3", "--quick-grid"]),
+        ("5. Evaluate: test-set metrics table and report",
+         ["evaluate", "--data", data_dir, "--model-dir", model_dir]),
+        ("6. Map: distributed inference → Cloud Optimized GeoTIFFs (Beam, DirectRunner)",
+         ["predict-map", "--model-dir", model_dir, "--preset", args.preset, "--out", os.path.join(args.out, "map"),
+          "--tile-size", "128"]),
+    ]
+    for title, argv in chain:
+        t0 = _step(title)
+        rc = s2mos(argv)
+        if rc:
+            print(f"   step failed with exit status {rc}")
+            return rc
+        print(f"   in {time.time() - t0:.1f}s")
     return 0
