@@ -204,7 +204,7 @@ def plot_scatters(results: dict, preds: dict, observed: np.ndarray, out_dir: str
     paths = []
     for name, (mean, std) in preds.items():
         fig, ax = plt.subplots(figsize=(4, 4))
-        _scatter(ax, observed, mean, std, f"{name}: {results[name]['description']}", results[name], lim)
+        _scatter(ax, observed, mean, std, f"{name}\n{results[name]['description']}", results[name], lim)
         path = fileio.join(out_dir, FIG_DIR, f"scatter_{name}.png")
         _save_fig(fig, path)
         paths.append(path)
@@ -213,10 +213,11 @@ def plot_scatters(results: dict, preds: dict, observed: np.ndarray, out_dir: str
     rows = int(math.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
     for ax, (name, (mean, std)) in zip(axes.ravel(), preds.items()):
-        _scatter(ax, observed, mean, std, f"{name}: {results[name]['description']}", results[name], lim)
+        _scatter(ax, observed, mean, std, f"{name}\n{results[name]['description']}", results[name], lim)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.suptitle("Observed vs predicted clay on the test set (cf. paper Figure 9)")
+    fig.tight_layout()
     _save_fig(fig, fileio.join(out_dir, FIG_DIR, "scatter_all.png"))
     return paths
 
