@@ -63,7 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"TFRecord shards per split (default: one per {RECORDS_PER_SHARD} points)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"points per source request (default {DEFAULT_BATCH})")
-    parser.add_argument("--quiet", action="store_true", help="print only the final summary")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success (summary.json has it all)")
 
 
 # -- argument and input checks (driver, before any work) --------------------------------------
@@ -247,8 +247,24 @@ def _quantiles(values: list[int]) -> dict[str, float]:
     return {"min": int(v.min()), "median": float(np.median(v)), "max": int(v.max())}
 
 
+def _counters(result) -> dict[str, int] | None:
+    """The pipeline's Beam counters (namespace s2mos), or None where the runner has none."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from s2mos_transforms.dataset_transforms import NAMESPACE
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except Exception:  # noqa: BLE001 — metrics are optional on some runners
+        return None
+    out: dict[str, int] = {}
+    for c in found:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(out.items()))
+
+
 def finalize(staging: str, args, n_input: int, row_rejections: list, config, notes: list[str],
-             num_shards: int, source_options: dict) -> dict[str, Any]:
+             num_shards: int, source_options: dict, counters: dict[str, int] | None = None) -> dict[str, Any]:
     """Write the driver-side outputs into ``staging`` and check the accounting identity."""
     import numpy as np
     from apache_beam.io.filesystems import FileSystems
@@ -301,6 +317,13 @@ def finalize(staging: str, args, n_input: int, row_rejections: list, config, not
     n_cal, n_test = _count_records(sorted(cal_files)), _count_records(sorted(test_files))
     n_rej = len(all_rejected)
     planned = {s: sum(1 for p in points if p["split"] == s) for s in ("calibration", "test")}
+    n_points = n_input - len(row_rejections)
+    if counters is not None and (
+            counters.get("points_read", 0) != n_points
+            or counters.get("written_calibration", 0) != n_cal or counters.get("written_test", 0) != n_test):
+        raise RuntimeError(f"accounting identity violated: Beam counters {counters} disagree with {n_points} points "
+                           f"sent, calibration {n_cal} and test {n_test} on disk; the partial output is left in "
+                           f"{staging}")
     if n_input != n_cal + n_test + n_rej or (n_cal, n_test) != (planned["calibration"], planned["test"]):
         raise RuntimeError(
             f"accounting identity violated: input {n_input} != calibration {n_cal} + test {n_test} + rejected "
@@ -334,6 +357,7 @@ def finalize(staging: str, args, n_input: int, row_rejections: list, config, not
         "correlation_with_clay": corr_clay,
         "shards_per_split": num_shards,
         "notes": notes,
+        "beam_counters": counters,
         "files": {"calibration": [os.path.basename(p) for p in sorted(cal_files)],
                   "test": [os.path.basename(p) for p in sorted(test_files)],
                   "schema": schema.SCHEMA_FILE, "stats": "stats.json" if stats_raw else None,
@@ -390,10 +414,14 @@ def build(args, extra: list[str]) -> dict[str, Any]:
     staging = _prepare_output(args.out)
     import apache_beam as beam
     try:
-        with beam.Pipeline(options=options) as p:
-            build_pipeline(p, points, staging, source_name, source_options, config,
-                           args.test_fraction, num_shards, args.batch_size)
-        summary = finalize(staging, args, n_input, row_rejections, config, notes, num_shards, source_options)
+        p = beam.Pipeline(options=options)
+        build_pipeline(p, points, staging, source_name, source_options, config,
+                       args.test_fraction, num_shards, args.batch_size)
+        result = p.run()
+        result.wait_until_finish()
+        counters = _counters(result)
+        summary = finalize(staging, args, n_input, row_rejections, config, notes, num_shards, source_options,
+                           counters)
     except RuntimeError as err:
         if "accounting identity" in str(err):
             raise
@@ -420,7 +448,8 @@ def _remove(path: str) -> None:
 def run(args, extra: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # TensorFlow's C++ start-up chatter
     summary = build(args, extra)
-    _print_summary(summary, args.out.rstrip("/"), summary["seconds"])
+    if not args.quiet:
+        _print_summary(summary, args.out.rstrip("/"), summary["seconds"])
     if summary["calibration"] == 0:
         print(f"s2mos: warning: no point reached the calibration set; see {args.out.rstrip('/')}/{REJECTED_FILE}",
               file=sys.stderr)

@@ -12,7 +12,6 @@ printed with the table; ties go to the stricter pair (smaller NDVI, then NBR2).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import numpy as np

@@ -150,8 +150,7 @@ class ExtractPoints(beam.DoFn):
         try:
             return sequences.point_observations(self._source.observations(sample)), {}
         except SourceError:
-            if len(sample) == 1:
-                raise
+            pass
         out, errors = {}, {}
         for sp in sample:
             try:

@@ -56,7 +56,8 @@ def bare_histogram_png(n_bare: Sequence[int], n_paired: Sequence[int], max_dates
     n_paired = np.asarray(n_paired, np.int64)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     top = int(max(n_bare.max(initial=1), max_dates)) + 1
-    bins = np.linspace(0, top, min(60, top) + 1)
+    step = max(1, int(np.ceil(top / 60)))
+    bins = np.arange(0, top + step, step) - 0.5              # whole numbers of dates per bin
     ax.hist(n_bare, bins=bins, alpha=0.65, label=f"bare S2 (median {np.median(n_bare) if n_bare.size else 0:g})")
     ax.hist(n_paired, bins=bins, alpha=0.65,
             label=f"bare S2 paired with S1 (median {np.median(n_paired) if n_paired.size else 0:g})")

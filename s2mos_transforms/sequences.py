@@ -199,8 +199,6 @@ def _utc_seconds(values) -> np.ndarray:
 
 def point_observations(obs) -> dict[str, PointObservations]:
     """Split a long observations DataFrame (`bands.OBS_COLUMNS`) into arrays per point_id."""
-    import pandas as pd
-
     if len(obs) == 0:
         return {}
     ids = obs["point_id"].astype(str).to_numpy(dtype=object)

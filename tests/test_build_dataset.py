@@ -173,6 +173,10 @@ def test_accounting_and_every_reason(built):
     assert set(cal) | set(test) == {"A", "E", "H1"} | {f"F{k}" for k in range(1, 9)}
     assert not set(cal) & set(test)
     assert summary["rejected_by_reason"]["duplicate_point_id"] == 2
+    # Beam counters agree: 14 valid rows sent to the source, 3 rejected there, 11 written.
+    assert summary["beam_counters"] == {
+        "points_kept": 11, "points_read": 14, "rejected_no_bare_observation": 1, "rejected_no_observations": 1,
+        "rejected_no_s1_pair": 1, "written_calibration": len(cal), "written_test": len(test)}
     written = json.loads((out / "summary.json").read_text())
     assert written["rejected_by_reason"] == summary["rejected_by_reason"]
     for name in ("schema.pbtxt", "stats.json", "split.csv", "bare_observations_per_point.png", "correlogram.png"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from s2mos_transforms import bands, schema, sequences
+from s2mos_transforms import schema, sequences
 
 DAY = 86_400
 T0 = int(np.datetime64("2018-01-01T10:30:00", "s").astype(np.int64))
@@ -66,7 +66,7 @@ def test_extract_on_a_pixel_stack_equals_per_point():
 
 
 def test_point_record_round_trips_through_the_schema():
-    tf = pytest.importorskip("tensorflow")  # noqa: F841
+    pytest.importorskip("tensorflow")
     s2_times = T0 + np.array([10, 0, 5]) * DAY                 # unsorted on purpose
     s2 = np.stack([SOIL * 1.1, SOIL, VEG])
     ex = sequences.extract(s2_times, s2, None, None, np.array([T0 + 3600]), np.array([[-9.0, -16.0]], np.float32))
