@@ -137,16 +137,19 @@ def canonical_columns(df: pd.DataFrame, path: str, what: str = "samples") -> pd.
     return df.rename(columns=mapping)[list(bands.SAMPLE_COLUMNS)]
 
 
+def cell_text(v) -> str | None:
+    """One cell as a stripped string, None where empty; integers from Parquet lose no digits."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    s = str(v).strip()
+    return s or None
+
+
 def _as_text(values: pd.Series) -> pd.Series:
-    """Cells as stripped strings, None where empty; integers from Parquet lose no digits."""
-    def one(v):
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            return None
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            v = int(v)
-        s = str(v).strip()
-        return s or None
-    return pd.Series([one(v) for v in values.astype(object).to_numpy()], index=values.index, dtype=object)
+    """Cells as stripped strings (see cell_text)."""
+    return pd.Series([cell_text(v) for v in values.astype(object).to_numpy()], index=values.index, dtype=object)
 
 
 def validate_samples(df: pd.DataFrame, path: str, origin: str = ORIGIN_SAMPLES,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.errors import UserError
-from s2mos_transforms.samples import read_table_file
+from s2mos_transforms.samples import cell_text, read_table_file
 from s2mos_transforms.sources import SamplePoint
 
 REQUIRED: tuple[str, ...] = ("point_id", "datetime") + bands.S2_BANDS + bands.S1_BANDS
@@ -86,7 +86,7 @@ class TableSource:
             found = ", ".join(map(str, raw.columns)) or "none"
             raise UserError(f"{what} {path}: missing required column(s) {', '.join(missing)} (found: {found})")
 
-        out = pd.DataFrame({"point_id": pd.Series([_id_text(v) for v in df["point_id"].astype(object).to_numpy()],
+        out = pd.DataFrame({"point_id": pd.Series([cell_text(v) for v in df["point_id"].astype(object).to_numpy()],
                                                  dtype=object)})
         if out["point_id"].isna().any():
             row = int(np.flatnonzero(out["point_id"].isna().to_numpy())[0]) + 1
@@ -163,10 +163,3 @@ class TableSource:
         raise SourceError("the 'table' source serves sample points only, not map tiles")
 
 
-def _id_text(v) -> str | None:
-    if v is None or (not isinstance(v, str) and pd.isna(v)):
-        return None
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        v = int(v)
-    s = str(v).strip()
-    return s or None
