@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 # Dry bare-soil reflectance of a typical European cropland soil (clay 23 %, SOC 14 g/kg).
-SOIL_BASE = np.array([0.095, 0.135, 0.180, 0.205, 0.225, 0.237, 0.250, 0.258, 0.400, 0.370])
+SOIL_BASE = 1.08 * np.array([0.095, 0.135, 0.180, 0.205, 0.225, 0.237, 0.250, 0.258, 0.400, 0.370])
 # Endmembers: green vegetation and dry crop residue (cellulose/lignin absorption near 2.1 µm,
 # hence B12 ≪ B11 and a high NBR2).
 VEGETATION = np.array([0.030, 0.070, 0.040, 0.110, 0.280, 0.360, 0.400, 0.410, 0.210, 0.100])
@@ -21,18 +21,19 @@ B3, B4, B11, B12 = 1, 2, 8, 9
 LAB_BRIGHTENING = 1.12  # sieved, dry, smooth laboratory samples are brighter than the field
 
 
-def dry_soil_spectrum(clay, sand, soc, iron, albedo) -> np.ndarray:
-    """(n, 10) dry soil reflectance: albedo falls with SOC and clay and rises with sand; iron
-    oxides steepen the red slope; Al-OH absorption near 2.2 µm deepens with clay (B12/B11)."""
+def dry_soil_spectrum(clay, sand, soc, iron, albedo, swir_mineral=0.0) -> np.ndarray:
+    """(n, 10) dry soil reflectance: albedo falls with SOC and (weakly) clay and rises with
+    sand; iron oxides steepen the red slope; Al-OH absorption near 2.2 µm deepens with clay
+    (B12/B11), blurred by other SWIR-active minerals."""
     clay, sand, soc = (np.asarray(v, np.float64)[:, None] for v in (clay, sand, soc))
-    a = (soc / 14.0) ** -0.25 * (1.0 - 0.004 * (clay - 23.0)) * (1.0 + 0.003 * (sand - 35.0))
+    a = (soc / 14.0) ** -0.25 * (1.0 - 0.0015 * (clay - 23.0)) * (1.0 + 0.0015 * (sand - 35.0))
     a = a * np.asarray(albedo, np.float64)[:, None]
     r = SOIL_BASE[None, :] * a
     r[:, VIS] *= (soc / 14.0) ** -0.08
     iron = np.asarray(iron, np.float64)
     r[:, B4] *= 1.0 + 0.06 * iron
     r[:, B3] *= 1.0 + 0.02 * iron
-    r[:, B12] = r[:, B11] * (0.96 - 0.0012 * clay[:, 0])
+    r[:, B12] = r[:, B11] * (0.96 - 0.0012 * clay[:, 0] + 0.008 * np.asarray(swir_mineral, np.float64))
     return r
 
 

@@ -76,7 +76,7 @@ class World:
             lon[sel], lat[sel] = lo, la
         x_km, y_km = lonlat_to_km(lon, lat)
         soil = self.soil_model.properties(lat, lon, x_km, y_km)
-        dry = optics.dry_soil_spectrum(soil.clay, soil.sand, soil.soc, soil.iron, soil.albedo)
+        dry = optics.dry_soil_spectrum(soil.clay, soil.sand, soil.soc, soil.iron, soil.albedo, soil.swir_mineral)
         return Locations(lat, lon, epsg, np.asarray(ix, np.int64), np.asarray(iy, np.int64), x_km, y_km,
                          soil, parcel_keys(x_km, y_km, self.seed), dry)
 

@@ -12,6 +12,7 @@ from s2mos_transforms.world.presets import Preset
 # Length scales (km) and variance shares of the soil fields: continental, regional, landscape,
 # and within-field variation, so a 2 km map shows structure and Europe shows gradients.
 SOIL_SCALES = {300.0: 0.30, 30.0: 0.25, 1.5: 0.25, 0.15: 0.20}
+ALBEDO_LOG_SD = 0.22
 
 
 @dataclasses.dataclass
@@ -21,6 +22,7 @@ class SoilProperties:
     soc: np.ndarray    # g/kg
     iron: np.ndarray   # standard score of free iron oxides (red slope)
     albedo: np.ndarray  # multiplicative local albedo factor (parent material, stoniness)
+    swir_mineral: np.ndarray  # standard score of non-clay SWIR minerals (carbonates, micas)
 
 
 class SoilModel:
@@ -31,7 +33,8 @@ class SoilModel:
         self.sand_field = MultiScaleField(seed, 12, scales)
         self.soc_field = MultiScaleField(seed, 13, {300.0: 0.4, 30.0: 0.3, 1.5: 0.3})
         self.iron_field = MultiScaleField(seed, 14, {100.0: 0.5, 5.0: 0.5})
-        self.albedo_field = MultiScaleField(seed, 15, {50.0: 0.5, 0.5: 0.5})
+        self.albedo_field = MultiScaleField(seed, 15, {50.0: 0.4, 5.0: 0.3, 0.5: 0.3})
+        self.swir_field = MultiScaleField(seed, 16, {100.0: 0.5, 3.0: 0.5})
         # One realisation of a continental field need not have mean 0 and sd 1 over the extent:
         # standardise on a fixed reference sample so the preset's clay marginal is the target.
         from s2mos_transforms.world.presets import lonlat_to_km
@@ -61,8 +64,10 @@ class SoilModel:
         sand_share = 0.15 + 0.7 * gaussian_to_uniform(0.8 * self.sand_field(x_km, y_km) - 0.6 * (z_clay))
         sand = (100.0 - clay) * sand_share
         # SOC: log-normal, more in the north and in clayey soils (g/kg).
-        z_soc = 0.7 * self.soc_field(x_km, y_km) + 0.35 * self._lat_z(lat) + 0.25 * z_clay
+        z_soc = 0.7 * self.soc_field(x_km, y_km) + 0.35 * self._lat_z(lat) + 0.08 * z_clay
         soc = np.clip(14.0 * np.exp(0.40 * z_soc), 4.0, 45.0)
         iron = self.iron_field(x_km, y_km)
-        albedo = np.exp(0.07 * self.albedo_field(x_km, y_km))
-        return SoilProperties(clay, sand, soc, iron, albedo)
+        # Parent material and stoniness dominate field albedo (hence the weak clay-band
+        # correlations of the paper's Figure 3).
+        albedo = np.exp(ALBEDO_LOG_SD * self.albedo_field(x_km, y_km))
+        return SoilProperties(clay, sand, soc, iron, albedo, self.swir_field(x_km, y_km))
