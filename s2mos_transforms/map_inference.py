@@ -210,6 +210,29 @@ def pad_batch(values: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, sel:
     return out
 
 
+def thin_ragged(values: np.ndarray, lengths: np.ndarray, max_dates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged sequences longer than ``max_dates`` thinned by the one rule of the project.
+
+    `sequences.thin_index` (= `sequences.select_ranks`: max_dates dates spread evenly from the
+    first to the last, rank round(j·(n−1)/(max_dates−1))), as the SavedModel and the trainer
+    do. `pixel_sequences` never yields such sequences (`select_dates` caps them with the same
+    rule), so there it is a no-op; it guards other callers, whose longer sequences `pad_batch`
+    would otherwise cut to their first dates. Returns (values, lengths int64).
+    """
+    lengths = np.asarray(lengths, np.int64)
+    long = np.flatnonzero(lengths > max_dates)
+    if long.size == 0:
+        return values, lengths
+    from s2mos_transforms import sequences
+
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    keep = np.ones(int(offsets[-1]), bool)
+    for i in long:
+        keep[offsets[i]:offsets[i + 1]] = False
+        keep[offsets[i] + sequences.thin_index(int(lengths[i]), max_dates)] = True
+    return np.asarray(values)[keep], np.minimum(lengths, max_dates)
+
+
 class Ensemble:
     """An engine: ragged sequences in, (clay_mean, clay_std) in % out."""
 
@@ -218,7 +241,7 @@ class Ensemble:
 
     def predict(self, values: np.ndarray, lengths: np.ndarray, coords: np.ndarray,
                 batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-        lengths = np.asarray(lengths, np.int64)
+        values, lengths = thin_ragged(values, lengths, self.meta.max_dates)   # no-op from pixel_sequences
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         mean = np.zeros(lengths.size, np.float32)
         std = np.zeros(lengths.size, np.float32)

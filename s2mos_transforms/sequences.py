@@ -111,6 +111,16 @@ def select_ranks(n: np.ndarray, max_dates: int) -> np.ndarray:
     return np.where(n > max_dates, spread, np.where(j < n, j, -1))
 
 
+def thin_index(n: int, max_dates: int = bands.MAX_DATES) -> np.ndarray:
+    """Positions kept from one sequence of ``n`` dates (1-D int64, ascending, no padding).
+
+    All ``n`` when n ≤ max_dates, otherwise the ``max_dates`` ranks of `select_ranks` (the one
+    definition of the rule); the trainer (`trainer.data.thin_index`) and the map engines use it.
+    """
+    ranks = select_ranks(np.asarray(int(n), np.int64), max_dates)
+    return ranks[ranks >= 0]
+
+
 def select_dates(keep: np.ndarray, max_dates: int = bands.MAX_DATES) -> tuple[np.ndarray, np.ndarray]:
     """Time indices of the dates to keep, in date order: ``(max_dates, *S)`` int64, −1 padded.
 

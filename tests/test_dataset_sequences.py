@@ -21,6 +21,24 @@ def test_select_ranks_rule():
     assert r[0] == 0 and r[-1] == 999 and np.all(np.diff(r) >= 6) and np.all(np.diff(r) <= 7)
 
 
+def test_thin_index_and_map_engines_use_select_ranks():
+    """One rule: sequences.thin_index (trainer) and map_inference.thin_ragged (map engines)."""
+    from s2mos_transforms import map_inference as mi
+    for n in (0, 1, 149, 150, 151, 299, 300, 1000, 4321):
+        r = sequences.select_ranks(np.array(n), 150)
+        assert sequences.thin_index(n, 150).tolist() == r[r >= 0].tolist()
+    lengths = np.array([3, 0, 9, 5, 12], np.int64)             # max_dates 5: pixels 2 and 4 thinned
+    values = np.arange(int(lengths.sum()), dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    thinned, new_len = mi.thin_ragged(values, lengths, 5)
+    assert new_len.tolist() == [3, 0, 5, 5, 5]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    want = np.concatenate([offsets[i] + sequences.thin_index(int(n), 5) for i, n in enumerate(lengths)])
+    np.testing.assert_array_equal(thinned, values[want])
+    assert (want[3:8] - offsets[2]).tolist() == [0, 2, 4, 6, 8]    # round(j · 8 / 4), not the first 5
+    same, same_len = mi.thin_ragged(values, lengths, 12)
+    assert same is values and same_len.tolist() == lengths.tolist()
+
+
 def test_gather_sequences_points_and_pixels():
     rng = np.random.default_rng(0)
     t, c, p = 30, 3, 5
@@ -79,3 +97,27 @@ def test_point_record_round_trips_through_the_schema():
     assert back["s2_length"] == 2 and back["point_id"] == "x1"
     # Same record, same bytes (reproducible shards).
     assert schema.encode_example(rec) == schema.encode_example(dict(reversed(list(rec.items()))))
+
+
+def test_map_engines_thin_long_sequences_like_the_savedmodel():
+    """A ragged sequence longer than 150 gives what the SavedModel gives on it raw (same rule)."""
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+    import test_map_fixtures as mfx
+    from s2mos_transforms import map_inference as mi
+    d = mfx.ensemble_dir()
+    padded = mi.PaddedEnsemble(d)
+    meta = padded.meta
+    rng = np.random.default_rng(1)
+    lengths = np.array([40, 151, 4321, 300], np.int64)
+    lo, hi = meta.seq_stats.lo, meta.seq_stats.hi
+    values = (lo + (hi - lo) * rng.random((int(lengths.sum()), len(meta.channels)))).astype(np.float32)
+    coords = np.tile(np.array([[45.0, 5.0]], np.float32), (lengths.size, 1))
+    m0, _ = padded.predict(values, lengths, coords)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for i, n in enumerate(lengths):
+        out = padded._fn(sequence=tf.constant(values[None, offsets[i]:offsets[i + 1]]),
+                         length=tf.constant([n], tf.int32), coords=tf.constant(coords[i:i + 1]))
+        assert float(out["clay_mean"].numpy()[0]) == pytest.approx(float(m0[i]), abs=1e-4)
+    m1, _ = mi.FastEnsemble(d).predict(values, lengths, coords)
+    np.testing.assert_allclose(m1, m0, atol=1e-3)

@@ -37,10 +37,45 @@ def test_stats_from_calibration_match_saved(dataset):
 
 
 def test_thin_index_keeps_all_or_evenly_spaced():
+    assert data.thin_index(0, 150).tolist() == []
     assert data.thin_index(5, 150).tolist() == [0, 1, 2, 3, 4]
-    idx = data.thin_index(300, 150)
-    assert idx.size == 150 and idx[0] == 0 and idx[-1] == 298 and np.all(np.diff(idx) == 2)
-    assert np.unique(data.thin_index(151, 150)).size == 150
+    assert data.thin_index(150, 150).tolist() == list(range(150))
+    idx = data.thin_index(300, 150)                    # round(j · 299 / 149): first and last kept
+    assert idx.size == 150 and idx[0] == 0 and idx[-1] == 299 and set(np.diff(idx).tolist()) == {2, 3}
+    idx = data.thin_index(151, 150)
+    assert np.unique(idx).size == 150 and idx[0] == 0 and idx[-1] == 150
+    assert data.thin_index(9, 5).tolist() == [0, 2, 4, 6, 8]
+
+
+@pytest.mark.parametrize("n", [1, 149, 150, 151, 299, 300, 1000, 4321])
+def test_one_thinning_rule_trainer_serving_graph_and_dataset(n):
+    """trainer.data.thin_index, the SavedModel's graph thinning and sequences.select_ranks agree."""
+    import tensorflow as tf
+    from s2mos_transforms import sequences
+    m = bands.MAX_DATES
+    ranks = sequences.select_ranks(np.array(n), m)
+    ref = ranks[ranks >= 0]
+    assert ref.size == min(n, m) and ref[0] == 0 and ref[-1] == n - 1
+    assert data.thin_index(n, m).tolist() == ref.tolist()
+    graph = ensemble.thin_ranks(tf.constant([n]), m).numpy()[0]
+    assert graph[:min(n, m)].tolist() == ref.tolist()
+    # Through the serving graph's gather: a sequence whose values are its own date positions.
+    seq = tf.reshape(tf.cast(tf.range(n), tf.float32), [1, n, 1])
+    z, new_len = ensemble.normalise_and_pad(seq, tf.constant([n]), tf.zeros([1]), tf.fill([1], 2.0), m)
+    assert int(new_len[0]) == min(n, m)
+    assert (z.numpy()[0, :min(n, m), 0] + 1.0).astype(np.int64).tolist() == ref.tolist()   # z = v − 1
+
+
+def test_graph_thinning_equals_select_ranks_for_every_length_to_10000():
+    import tensorflow as tf
+    from s2mos_transforms import sequences
+    for m in (bands.MAX_DATES, 2, 5, 8):
+        n = np.arange(0, 10001)
+        ref = sequences.select_ranks(n, m).T                                       # (N, m), −1 padded
+        graph = ensemble.thin_ranks(tf.range(0, 10001), m).numpy()
+        valid = ref >= 0
+        np.testing.assert_array_equal(graph[valid], ref[valid])
+        assert np.array_equal(graph[~valid], np.broadcast_to(np.arange(m), ref.shape)[~valid])
 
 
 def test_padding_zeroes_everything_past_length():

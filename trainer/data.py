@@ -5,8 +5,10 @@ into NumPy and the model inputs are derived from it by pure functions; training 
 the in-memory arrays through `make_tf_dataset` (cache → shuffle → batch → prefetch).
 
 Padding convention (the same inside the exported ensemble, `trainer.ensemble`):
-  * a sequence longer than `max_dates` (150) is thinned to 150 evenly spaced dates
-    (`thin_index`), so the three years stay represented;
+  * a sequence longer than `max_dates` (150) is thinned to 150 dates spread evenly from the
+    first to the last: rank round(j·(n−1)/149), j = 0…149 (`thin_index`, i.e.
+    `s2mos_transforms.sequences.select_ranks`, the rule of the dataset and map pipelines), so
+    the three years stay represented;
   * valid dates come first, in time order; each channel is min–max scaled to [−1, 1] with the
     calibration stats;
   * the normalised sequence is right-padded with zeros to 150 dates and every position
@@ -24,7 +26,7 @@ import math
 
 import numpy as np
 
-from s2mos_transforms import bands, schema
+from s2mos_transforms import bands, schema, sequences
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.normalize import MinMax, NormStats
 
@@ -145,13 +147,13 @@ def load_stats(data_dir: str, calibration: Split, log=print) -> NormStats:
 # ---------------------------------------------------------------- sequences and padding
 
 def thin_index(length: int, max_dates: int = bands.MAX_DATES) -> np.ndarray:
-    """Indices of the dates kept: all when length ≤ max_dates, else max_dates evenly spaced.
+    """Indices of the dates kept: all when length ≤ max_dates, else max_dates spread evenly.
 
-    floor(i · length / max_dates) — integer arithmetic, reproduced exactly in the serving graph.
+    A thin wrapper over `sequences.thin_index` / `sequences.select_ranks` (the one definition:
+    rank round(j · (length − 1) / (max_dates − 1)), j = 0 … max_dates − 1); the serving graph's
+    twin is `trainer.ensemble.thin_ranks`.
     """
-    if length <= max_dates:
-        return np.arange(length)
-    return (np.arange(max_dates, dtype=np.int64) * length) // max_dates
+    return sequences.thin_index(length, max_dates)
 
 
 def pad_sequences(seqs: list[np.ndarray], n_channels: int, max_dates: int = bands.MAX_DATES

@@ -5,15 +5,17 @@ Contract (the map pipeline codes against it; see docs/trainer.md):
 ``tf.saved_model.load(MODEL_DIR/ensemble).signatures["serving_default"]`` takes
   * ``sequence`` float32 [batch, T, C] RAW values (S2 reflectance 0–1, VV/VH dB) in the
     channel order of ``s2mos_model.json["channels"]``; valid dates first, in time order;
-    any T ≥ 0 (T > 150 is thinned to 150 evenly spaced valid dates, as in training);
+    any T ≥ 0 (more than 150 valid dates are thinned to 150 spread evenly from first to last,
+    rank round(j·(n−1)/149), j = 0…149 — `sequences.select_ranks`, as in training);
   * ``length`` int32 [batch]: number of valid dates (clipped to [0, T]);
   * ``coords`` float32 [batch, 2]: (lat, lon) in degrees (ignored when use_coords is false);
 and returns ``{"clay_mean": float32 [batch], "clay_std": float32 [batch]}`` in % clay: mean and
 population standard deviation over the bags.
 
-Inside: thin to ≤ 150 dates (`data.thin_index`), min–max scale each channel to [−1, 1] with the
-calibration stats, zero every position ≥ length, right-pad with zeros to 150 dates, run every
-bag CNN (inference mode), map tanh outputs back to % clay, mean/std over bags.
+Inside: thin to ≤ 150 dates (`thin_ranks`, the graph twin of `sequences.select_ranks`), min–max
+scale each channel to [−1, 1] with the calibration stats, zero every position ≥ length, right-pad
+with zeros to 150 dates, run every bag CNN (inference mode), map tanh outputs back to % clay,
+mean/std over bags.
 
 Beside it, ``ensemble/s2mos_model.json`` (channels, use_coords, max_dates, bags, family,
 stats, padding) and ``ensemble/stats.json``; the bag Keras models are in MODEL_DIR/bags/.
@@ -27,7 +29,9 @@ from s2mos_transforms.normalize import NormStats
 from trainer import fileio
 
 META_FILE = "s2mos_model.json"
-PADDING_DOC = ("thin to <= max_dates evenly spaced dates (floor(i*length/max_dates)) when longer; "
+PADDING_DOC = ("when longer than max_dates, keep max_dates dates spread evenly from first to last: "
+               "rank round(j*(length-1)/(max_dates-1)), j = 0..max_dates-1 "
+               "(s2mos_transforms.sequences.select_ranks); "
                "min-max scale each channel to [-1, 1] with the calibration stats; zero every position "
                ">= length; right-pad with zeros to max_dates")
 
@@ -76,6 +80,25 @@ def make_module(bag_models: list, stats: NormStats, sequence_feature: str, n_cha
     return ServingEnsemble()
 
 
+def thin_ranks(length, max_dates: int = bands.MAX_DATES):
+    """TF twin of `s2mos_transforms.sequences.select_ranks` (the one definition of the rule).
+
+    ``length`` int [b] → int64 [b, max_dates]: where length > max_dates the ranks
+    round(j · (length − 1) / (max_dates − 1)) = floor(x + 0.5), j = 0 … max_dates − 1, computed
+    exactly in int64 as (2·j·(length − 1) + max_dates − 1) // (2·(max_dates − 1)) (no float
+    rounding for any length); otherwise j (positions ≥ length are padding, masked by the caller).
+    """
+    import tensorflow as tf
+
+    r = tf.range(max_dates, dtype=tf.int64)[None, :]
+    n = tf.cast(tf.reshape(length, [-1]), tf.int64)[:, None]
+    if max_dates > 1:
+        spread = (2 * r * (tf.maximum(n, 1) - 1) + (max_dates - 1)) // (2 * (max_dates - 1))
+    else:
+        spread = tf.zeros_like(r)
+    return tf.where(n > max_dates, spread, r)
+
+
 def normalise_and_pad(sequence, length, lo, span, max_dates: int = bands.MAX_DATES):
     """TF twin of data.pad_sequences + data.normalise_padded (thin, scale, mask, pad)."""
     import tensorflow as tf
@@ -83,9 +106,7 @@ def normalise_and_pad(sequence, length, lo, span, max_dates: int = bands.MAX_DAT
     t = tf.shape(sequence)[1]
     length = tf.clip_by_value(tf.cast(length, tf.int32), 0, t)
     seq = tf.pad(sequence, [[0, 0], [0, tf.maximum(0, max_dates - t)], [0, 0]])   # T' ≥ max_dates
-    r = tf.range(max_dates, dtype=tf.int64)[None, :]
-    len64 = tf.cast(length, tf.int64)[:, None]
-    idx = tf.where(len64 > max_dates, (r * len64) // max_dates, r)
+    idx = thin_ranks(length, max_dates)                                          # [b, max_dates]
     seq = tf.gather(seq, tf.cast(idx, tf.int32), batch_dims=1)                  # [b, max_dates, C]
     new_len = tf.minimum(length, max_dates)
     z = 2.0 * (seq - lo) / span - 1.0
