@@ -38,7 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", help="first date (ISO, inclusive; default: the preset's)")
     parser.add_argument("--end", help="last date (ISO, inclusive; default: the preset's)")
     parser.add_argument("--out", required=True, help="output directory (local or gs://)")
-    parser.add_argument("--tile-size", type=int, default=256, help="tile size in pixels of 10 m (default 256)")
+    parser.add_argument("--tile-size", type=int, default=256, help="tile size in pixels (default 256)")
+    parser.add_argument("--resolution", type=float, default=10.0, metavar="M",
+                        help="pixel size in metres (default 10, Sentinel-2's); coarser maps take each "
+                             "pixel's sequence at its centre, for quick regional overviews")
     parser.add_argument("--min-obs", type=int, default=1,
                         help="pixels with fewer bare observations are nodata (default 1)")
     parser.add_argument("--mosaic-max-tiles", type=int, default=64,
@@ -66,6 +69,12 @@ class MapConfig:
     tile_size: int
     min_obs: int
     channels: tuple[str, ...]
+    res: float = 10.0
+
+    def settings(self) -> dict:
+        """What a tile's content depends on: a re-run may reuse tiles only if these agree."""
+        keys = ("model_dir", "source", "source_options", "start", "end", "tile_size", "res", "min_obs")
+        return {k: getattr(self, k) for k in keys} | {"channels": list(self.channels)}
 
     def tile_path(self, name: str) -> str:
         return f"{self.out.rstrip('/')}/{TILES_DIR}/{name}.tif"
@@ -88,6 +97,8 @@ def resolve(args: argparse.Namespace):
         raise UserError(problem)
     if args.tile_size < 16 or args.tile_size > 4096:
         raise UserError(f"--tile-size must be between 16 and 4096 pixels, got {args.tile_size}")
+    if not 10.0 <= args.resolution <= 10_000.0:
+        raise UserError(f"--resolution must be between 10 and 10000 metres, got {args.resolution:g}")
     if args.min_obs < 1:
         raise UserError(f"--min-obs must be ≥ 1, got {args.min_obs}")
     if args.batch_size < 1:
@@ -122,7 +133,7 @@ def resolve(args: argparse.Namespace):
     meta = map_inference.read_meta(args.model_dir)
     config = MapConfig(model_dir=args.model_dir, out=args.out.rstrip("/"), source=args.source,
                        source_options=options, start=start, end=end, tile_size=args.tile_size,
-                       min_obs=args.min_obs, channels=meta.channels)
+                       min_obs=args.min_obs, channels=meta.channels, res=float(args.resolution))
     return config, aoi, source, preset
 
 
@@ -174,7 +185,7 @@ def tile_raster(pred, size: int):
 
 def _record(task, status: str, reason: str = "", **extra) -> dict:
     t = task.tile
-    rec = {"tile": t.name, "epsg": t.epsg, "col": t.col, "row": t.row, "size": t.size,
+    rec = {"tile": t.name, "epsg": t.epsg, "col": t.col, "row": t.row, "size": t.size, "res": t.res,
            "status": status, "reason": reason}
     rec.update(extra)
     return rec
@@ -309,10 +320,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from s2mos_transforms import map_inference, map_outputs, tiling
 
     config, aoi, source, preset = resolve(args)
-    tasks = tiling.tiles_for_aoi(aoi, config.tile_size)
+    tasks = tiling.tiles_for_aoi(aoi, config.tile_size, config.res)
     if not tasks:
         raise UserError("the AOI covers no tile")
-    print(f"predict-map: {len(tasks)} tiles of {config.tile_size} px, {tiling.aoi_area_km2(aoi):.2f} km², "
+    map_outputs.claim_output(config.out, config.settings())
+    print(f"predict-map: {len(tasks)} tiles of {config.tile_size} px at {config.res:g} m, "
+          f"{tiling.aoi_area_km2(aoi):.2f} km², "
           f"{config.start} … {config.end} → {config.out}")
     handler = map_inference.ClayEnsembleHandler(config.model_dir, batch_size=args.batch_size, mode=args.inference,
                                                 max_batch_pixels=args.max_batch_pixels)

@@ -7,6 +7,8 @@
 * ``quicklook.png``: clay_mean with a colour bar and a scale bar.
 * ``map.stac.json``: a STAC Item describing the map (projection and raster extensions).
 * ``summary.json``: the counts the command prints.
+* ``map_settings.json``: what the tiles depend on (model, dates, resolution …); a re-run into
+  the same directory must agree with it, so reused tiles never mix two maps.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from s2mos_transforms import cog
 from s2mos_transforms.grid import PIXEL_SIZE_M
 
 MANIFEST = "tiles.jsonl"
+SETTINGS = "map_settings.json"
 MOSAIC = "mosaic.tif"
 QUICKLOOK = "quicklook.png"
 STAC_ITEM = "map.stac.json"
@@ -76,6 +79,31 @@ def local_copy(path: str) -> Iterator[str]:
         yield local
 
 
+def _exists(path: str) -> bool:
+    if _remote(path):
+        from apache_beam.io.filesystems import FileSystems
+        return FileSystems.exists(path)
+    return os.path.isfile(path)
+
+
+def claim_output(out: str, settings: dict) -> None:
+    """Record the map's settings in `out`, or check a previous run's agree (then its complete
+    tiles are reused). Raises UserError naming the first setting that differs."""
+    from s2mos_transforms.errors import UserError
+
+    path = f"{out.rstrip('/')}/{SETTINGS}"
+    wanted = json.loads(json.dumps(settings, sort_keys=True))
+    if _exists(path):
+        before = json.loads(read_text(path))
+        diff = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
+        if diff:
+            k = diff[0]
+            raise UserError(f"{out} holds a map made with other settings ({k}: {before.get(k)!r} there, "
+                            f"{wanted.get(k)!r} now); use another --out or delete it")
+        return
+    write_text(path, json.dumps(wanted, indent=2, sort_keys=True))
+
+
 # ------------------------------------------------------------------ manifest and summary
 
 def write_manifest(records: Iterable[dict], path: str) -> str:
@@ -114,7 +142,10 @@ def _grid_extent(records: Sequence[dict]) -> tuple[int, int, int, int, int, floa
     sizes = {r["size"] for r in records}
     if len(sizes) != 1:
         raise ValueError(f"tiles of different sizes in one output: {sorted(sizes)}")
-    return min(cols), max(cols), min(rows), max(rows), sizes.pop(), PIXEL_SIZE_M
+    res = {float(r.get("res", PIXEL_SIZE_M)) for r in records}
+    if len(res) != 1:
+        raise ValueError(f"tiles of different resolutions in one output: {sorted(res)}")
+    return min(cols), max(cols), min(rows), max(rows), sizes.pop(), res.pop()
 
 
 def _by_epsg(records: Sequence[dict]) -> dict[int, list[dict]]:
@@ -254,7 +285,8 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
                     "s2mos:tiles": summarize(records) | {"failures": None}})
     units = {"clay_mean": "%", "clay_std": "%", "n_obs": "count"}
     bands_meta = [RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=units[n],
-                                    spatial_resolution=PIXEL_SIZE_M) for n in cog.BAND_NAMES]
+                                    spatial_resolution=_grid_extent(records)[5] if records else PIXEL_SIZE_M)
+                  for n in cog.BAND_NAMES]
 
     def add_raster(key: str, href: str, title: str, epsg: int, recs: Sequence[dict], media: str):
         c0, c1, r0, r1, size, res = _grid_extent(recs)

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from s2mos_transforms import cog, metrics, tiling
-from s2mos_transforms.grid import tile_containing, lonlat_to_xy, utm_epsg
+from s2mos_transforms.grid import PIXEL_SIZE_M, tile_containing, lonlat_to_xy, utm_epsg
 from s2mos_transforms.map_outputs import local_copy, tile_relpath, write_text
 
 REPORT = "map_report.json"
@@ -33,9 +33,10 @@ def _safe_summary(observed: np.ndarray, predicted: np.ndarray) -> dict:
     return metrics.summary(observed, predicted)
 
 
-def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int) -> dict:
+def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
+                 res: float = PIXEL_SIZE_M) -> dict:
     """Every valid pixel vs the truth; share of the AOI's (source-covered) pixels mapped."""
-    tasks = {t.name: t for t in tiling.tiles_for_aoi(aoi, tile_size)}
+    tasks = {t.name: t for t in tiling.tiles_for_aoi(aoi, tile_size, res)}
     truth_all, pred_all = [], []
     n_aoi = 0
     for r in records:
@@ -59,7 +60,7 @@ def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int)
 
 
 def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
-                 n_points: int = N_SAMPLE_POINTS) -> dict:
+                 n_points: int = N_SAMPLE_POINTS, res: float = PIXEL_SIZE_M) -> dict:
     """The AOI's sample points (lab clay) vs the map pixel containing each."""
     import shapely
 
@@ -74,7 +75,7 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
             continue
         epsg = utm_epsg(la, lo)
         x, y = lonlat_to_xy(epsg, lo, la)
-        tile = tile_containing(epsg, float(x), float(y), tile_size)
+        tile = tile_containing(epsg, float(x), float(y), tile_size, res)
         rec = written.get(tile.name)
         if rec is None:
             continue
@@ -91,9 +92,11 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
 
 def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict:
     size = int(records[0]["size"]) if records else 256
+    res = float(records[0].get("res", PIXEL_SIZE_M)) if records else PIXEL_SIZE_M
     return {"preset": getattr(getattr(source, "preset", None), "name", None), "min_obs": min_obs,
-            "pixels": pixel_scores(out, records, source, aoi, size),
-            "sample_points": point_scores(out, records, source, aoi, size)}
+            "resolution_m": res,
+            "pixels": pixel_scores(out, records, source, aoi, size, res),
+            "sample_points": point_scores(out, records, source, aoi, size, res=res)}
 
 
 def write(rep: dict, out: str) -> str:

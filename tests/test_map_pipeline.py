@@ -136,6 +136,39 @@ def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
     assert not [f for f in os.listdir(os.path.join(mapped, "tiles")) if ".tmp-" in f]
 
 
+def test_rerun_with_other_settings_is_refused_before_any_work(mapped, capsys):
+    before = sorted(os.listdir(os.path.join(mapped, "tiles")))
+    assert main(_args(fx.ensemble_dir(), mapped, "--min-obs", "3", "--no-report")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "other settings (min_obs: 1 there, 3 now)" in err and "\n" not in err
+    assert sorted(os.listdir(os.path.join(mapped, "tiles"))) == before
+
+
+def test_coarser_resolution_samples_the_pixel_centre(mapped):
+    """A 40 m map on the same tile grid (16 px × 40 m = 64 px × 10 m): each pixel is the 10 m
+    pixel under its centre (row 4r+1, column 4c+2), so its prediction equals that pixel's."""
+    out = fx.tmpdir("map40")
+    q = SIZE // 4
+    assert main(_args(fx.ensemble_dir(), out, "--resolution", "40", "--tile-size", str(q), "--no-report")) == 0
+    _, names = fx.small_aoi_bbox(SIZE)
+    assert sorted(_manifest(out)) == names
+    name = names[-1]
+    epsg, col, row = map(int, name.split("_"))
+    with rasterio.open(os.path.join(out, "tiles", f"{name}.tif")) as ds, \
+            rasterio.open(os.path.join(mapped, "tiles", f"{name}.tif")) as fine:
+        assert ds.res == (40.0, 40.0) and (ds.width, ds.height) == (q, q)
+        assert ds.transform == Tile(epsg, col, row, q, 40.0).transform
+        coarse, under = ds.read(), fine.read()[:, 1::4, 2::4]
+    assert cog.validate(os.path.join(out, "tiles", f"{name}.tif"))[0]
+    both = (coarse[0] != cog.NODATA) & (under[0] != cog.NODATA)
+    assert both.sum() > 20 and (both == (coarse[0] != cog.NODATA)).all()
+    np.testing.assert_allclose(coarse[0][both], under[0][both], atol=1e-3)
+    np.testing.assert_array_equal(coarse[2][both], under[2][both])
+    import pystac
+    item = pystac.Item.from_file(os.path.join(out, "map.stac.json"))
+    assert item.assets["mosaic"].extra_fields["raster:bands"][0]["spatial_resolution"] == 40.0
+
+
 class FailingSource:
     """The quick world, except that one tile's stack cannot be read (as a flaky remote source)."""
 
