@@ -157,6 +157,27 @@ class LandUse:
         return SurfaceState(green * scale, residue * scale, till_age, till_kind, grass)
 
 
+def fresh_roughness_table(clay: np.ndarray) -> np.ndarray:
+    """RMS height (cm) of freshly tilled soil per location (n,) and tillage kind → (n, 4),
+    indexed by TILL_NONE … TILL_SEEDBED (no tillage: the settled crust)."""
+    clay = np.asarray(clay, np.float64).ravel()
+    table = np.empty((clay.size, 4))
+    table[:, TILL_NONE] = ROUGHNESS_SETTLED_CM
+    table[:, TILL_PLOUGH] = 2.0 + 2.0 * clay / 100.0
+    table[:, TILL_STUBBLE] = 1.6 + 0.8 * clay / 100.0
+    table[:, TILL_SEEDBED] = 1.1 + 0.3 * clay / 100.0
+    return table
+
+
+def settling(till_age: np.ndarray) -> np.ndarray:
+    """Share of the fresh roughness (above the crust) left after `till_age` days."""
+    return np.exp(-np.asarray(till_age) / SETTLE_DAYS)
+
+
+def roughness_from(fresh: np.ndarray, settled: np.ndarray) -> np.ndarray:
+    return ROUGHNESS_SETTLED_CM + (fresh - ROUGHNESS_SETTLED_CM) * settled
+
+
 def roughness_cm(state: SurfaceState, clay: np.ndarray) -> np.ndarray:
     """RMS height (cm): tillage makes it rough (clayey soils form larger clods), rain and time
     settle it towards a smooth crust."""
@@ -165,4 +186,4 @@ def roughness_cm(state: SurfaceState, clay: np.ndarray) -> np.ndarray:
                        state.till_kind == TILL_SEEDBED],
                       [2.0 + 2.0 * clay / 100.0, 1.6 + 0.8 * clay / 100.0, 1.1 + 0.3 * clay / 100.0],
                       ROUGHNESS_SETTLED_CM)
-    return ROUGHNESS_SETTLED_CM + (fresh - ROUGHNESS_SETTLED_CM) * np.exp(-state.till_age / SETTLE_DAYS)
+    return roughness_from(fresh, settling(state.till_age))

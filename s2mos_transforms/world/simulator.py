@@ -12,16 +12,23 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg, xy_to_lonlat
 from s2mos_transforms.world import noise, optics, radar
-from s2mos_transforms.world.land import LandUse, parcel_keys, parcel_latitude, roughness_cm
+from s2mos_transforms.world.land import (LandUse, fresh_roughness_table, parcel_keys, parcel_latitude,
+                                        roughness_from, settling)
 from s2mos_transforms.world.presets import Preset, lonlat_to_km
 from s2mos_transforms.world.soil import SoilModel, SoilProperties
-from s2mos_transforms.world.weather import EPOCH, Weather
+from s2mos_transforms.world.weather import (CLOUD_SPACING_KM, CLOUD_TEXTURE_KM, EPOCH, RAIN_SPACING_KM,
+                                           Weather, synoptic_cells)
 
 S2_REVISIT_DAYS = 5
 S1_REVISIT_DAYS = 6
 ORBIT_BAND_DEG = 3.0   # locations in one 3° longitude band share their acquisition schedule
 GRANULE_DEG = 1.0      # S2 scene (granule) over which the cloud percentage is reported
-CHUNK_ELEMENTS = 1 << 20  # (locations × dates) simulated at once: bounds memory for large tiles
+# Dates are simulated in blocks of CHUNK_ELEMENTS // n (at least 4) for n locations. The block is
+# part of the model, not only a memory bound: the wetness bucket spins up from a block's first day
+# and crop calendars span a block's years. Within a block, locations are simulated in groups of
+# about PIXEL_GROUP_ELEMENTS (locations × dates), so band-sized arrays stay cache-sized.
+CHUNK_ELEMENTS = 1 << 20
+PIXEL_GROUP_ELEMENTS = 1 << 14
 
 
 @dataclasses.dataclass
@@ -36,6 +43,7 @@ class Locations:
     soil: SoilProperties
     parcel: np.ndarray
     dry: np.ndarray          # (n, 10) dry soil reflectance
+    site: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)  # see World._site
 
     def __len__(self) -> int:
         return len(self.lat)
@@ -51,6 +59,12 @@ class Schedule:
 
 def _date_chunk(n_locations: int) -> int:
     return max(4, CHUNK_ELEMENTS // max(n_locations, 1))
+
+
+def _groups(n_locations: int, n_dates: int):
+    """Slices of locations simulated together within a block of n_dates."""
+    size = max(1, PIXEL_GROUP_ELEMENTS // max(n_dates, 1))
+    return [slice(lo, min(n_locations, lo + size)) for lo in range(0, n_locations, size)]
 
 
 def orbit_band(lon) -> np.ndarray:
@@ -129,22 +143,54 @@ class World:
         sched.angle = float(31.0 + 14.0 * noise.uniform(self.seed, 74, band))
         return sched
 
-    # ---- the hidden surface state ------------------------------------------------------
-    def surface(self, loc: Locations, day: np.ndarray):
-        """Green, residue, roughness and moisture at locations (n,) for days (m,), each (n, m)."""
-        uniq, inverse = np.unique(loc.parcel, return_inverse=True)
-        state = self.land.surface(uniq, parcel_latitude(uniq), day)
-        green = state.green[inverse]
-        residue = state.residue[inverse]
-        grass = state.grassland[inverse]
-        state.till_age, state.till_kind = state.till_age[inverse], state.till_kind[inverse]
-        rough = roughness_cm(state, loc.soil.clay)
-        wet = self.weather.wetness(loc.x_km, loc.y_km, np.floor(day).astype(np.int64))
+    # ---- per-location constants ----------------------------------------------------------
+    def _site(self, loc: Locations) -> dict:
+        """What does not change with the date, made once per set of locations: the parcels
+        (distinct, and each location's), the weather lattices, granules and noise cells of the
+        locations, and soil-only terms."""
+        site = loc.site
+        if site:
+            return site
+        parcels, where = np.unique(loc.parcel, return_inverse=True)
+        site["parcels"], site["parcel_of"] = parcels, where.ravel()
+        site["parcel_lat"] = parcel_latitude(parcels)
+        site["rain"] = noise.Lattice(loc.x_km, loc.y_km, RAIN_SPACING_KM)
+        site["cloud"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_SPACING_KM)
+        site["texture"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_TEXTURE_KM)
+        site["synoptic"] = synoptic_cells(loc.x_km, loc.y_km)
+        glat = np.floor(loc.lat / GRANULE_DEG) + 0.5
+        glon = np.floor(loc.lon / GRANULE_DEG)
+        site["granule"] = noise.distinct(np.round(glat * 10), glon)
+        site["lon_deg"] = noise.distinct(np.floor(loc.lon))
+        site["fresh"] = fresh_roughness_table(loc.soil.clay)
         clay, sand = loc.soil.clay[:, None], loc.soil.sand[:, None]
         theta_res = self.air_dry(loc)
         theta_fc = 0.20 + 0.25 * clay / 100.0 - 0.05 * sand / 100.0
-        theta = theta_res + (theta_fc - theta_res) * wet
-        return green, residue, rough, theta, grass
+        site["theta_res"], site["theta_span"] = theta_res, theta_fc - theta_res
+        return site
+
+    # ---- the hidden surface state ------------------------------------------------------
+    def _surface_context(self, loc: Locations, day: np.ndarray) -> dict:
+        """Parcel- and lattice-level surface state for a block of days (m,)."""
+        site = self._site(loc)
+        state = self.land.surface(site["parcels"], site["parcel_lat"], day)
+        return {"green": state.green, "residue": state.residue, "grass": state.grassland,
+                "till_kind": state.till_kind, "settled": settling(state.till_age),
+                "wet": self.weather.wetness_nodes(site["rain"], np.floor(day).astype(np.int64))}
+
+    def _surface_rows(self, loc: Locations, ctx: dict, rows=slice(None)):
+        """Green, residue, roughness, moisture (each (rows, m)) and grassland of locations `rows`."""
+        site = self._site(loc)
+        parcel = site["parcel_of"][rows]
+        fresh = np.take_along_axis(site["fresh"][rows], ctx["till_kind"][parcel], axis=1)
+        rough = roughness_from(fresh, ctx["settled"][parcel])
+        wet = site["rain"].interpolate(ctx["wet"], rows)
+        theta = site["theta_res"][rows] + site["theta_span"][rows] * wet
+        return ctx["green"][parcel], ctx["residue"][parcel], rough, theta, ctx["grass"][parcel]
+
+    def surface(self, loc: Locations, day: np.ndarray):
+        """Green, residue, roughness and moisture at locations (n,) for days (m,), each (n, m)."""
+        return self._surface_rows(loc, self._surface_context(loc, day))
 
     @staticmethod
     def air_dry(loc: Locations) -> np.ndarray:
@@ -159,93 +205,121 @@ class World:
         cover = self.weather.cloud_cover(gx, gy, np.floor(sched.day).astype(np.int64))[0]
         return (100.0 * cover).astype(np.float32)
 
-    def s2(self, loc: Locations, sched: Schedule, with_state: bool = False) -> dict:
+    def s2(self, loc: Locations, sched: Schedule, with_state: bool = False, out: dict | None = None) -> dict:
         """S2 L2A at locations (n,) for the schedule (T,): 'refl' int16 (n, T, 10), 'scl' uint8
-        (n, T), and with_state the hidden truth per observation."""
+        (n, T), and with_state the hidden truth per observation. `out` may hold arrays (or
+        views, any layout) of those shapes to write 'refl' and 'scl' into."""
         n, T = len(loc), len(sched.day)
-        refl = np.empty((n, T, len(bands.S2_BANDS)), np.int16)
-        scl = np.empty((n, T), np.uint8)
-        keep = {k: np.empty((n, T), np.float32) for k in ("moisture", "roughness", "green", "residue")}
-        flags = {k: np.empty((n, T), bool) for k in ("cloud", "snow")}
+        out = dict(out or {})
+        refl = out.get("refl")
+        refl = np.empty((n, T, len(bands.S2_BANDS)), np.int16) if refl is None else refl
+        scl = out.get("scl")
+        scl = np.empty((n, T), np.uint8) if scl is None else scl
+        state = {}
+        if with_state:
+            state = {k: np.empty((n, T), np.float32) for k in ("moisture", "roughness", "green", "residue")}
+            state.update({k: np.empty((n, T), bool) for k in ("cloud", "snow")})
         step = _date_chunk(n)
         for lo in range(0, T, step):
             sl = slice(lo, min(T, lo + step))
-            out = self._s2_block(loc, sched.day[sl], sched.acq[sl])
-            refl[:, sl], scl[:, sl] = out["refl"], out["scl"]
-            if with_state:
-                for k in keep:
-                    keep[k][:, sl] = out[k]
-                for k in flags:
-                    flags[k][:, sl] = out[k]
-        result = {"refl": refl, "scl": scl}
-        if with_state:
-            result.update(keep)
-            result.update(flags)
-        return result
+            self._s2_block(loc, sched.day[sl], sched.acq[sl], refl[:, sl], scl[:, sl],
+                           {k: v[:, sl] for k, v in state.items()})
+        return {"refl": refl, "scl": scl, **state}
 
-    def _s2_block(self, loc: Locations, day: np.ndarray, acq: np.ndarray) -> dict:
+    def _s2_block(self, loc: Locations, day: np.ndarray, acq: np.ndarray,
+                  refl_out: np.ndarray, scl_out: np.ndarray, state_out: dict) -> None:
+        """One block of dates (m,): regional state once, then the locations group by group,
+        written into refl_out (n, m, 10), scl_out (n, m) and state_out's (n, m) arrays."""
         s = self.seed
-        green, residue, rough, theta, _ = self.surface(loc, day)
-        theta = np.clip(theta + 0.012 * noise.normal(s, 81, loc.ix[:, None], loc.iy[:, None], acq[None, :]),
-                        0.01, 0.5)
-        sza = optics.sun_zenith_deg(loc.lat[:, None], day[None, :])
-        soil = optics.moist_soil(loc.dry[:, None, :], theta - self.air_dry(loc)) * optics.roughness_shading(rough, sza)[..., None]
-        surface = optics.mix(soil, green, residue)
-        # Clouds: regional cover, pixel texture; undetected thin edges and shadows beside them.
+        site = self._site(loc)
         dayi = np.floor(day).astype(np.int64)
-        cover = self.weather.cloud_cover(loc.x_km, loc.y_km, dayi)
-        tex = self.weather.cloud_texture(loc.x_km, loc.y_km, dayi)
-        cloud = tex < cover
-        detected = tex < 0.96 * cover
-        shadow = ~cloud & (tex < 1.2 * cover) & (cover > 0.02)
-        cirrus = ~cloud & ~shadow & (self.weather.cloud_texture(loc.x_km, loc.y_km, dayi, 33) < 0.25 * cover)
-        glat = (np.floor(loc.lat / GRANULE_DEG) + 0.5)[:, None]
-        glon = np.floor(loc.lon / GRANULE_DEG)[:, None]
-        snow = self.weather.snow(loc.lat, dayi[None, :],
-                                 noise.uniform(s, 35, np.round(glat * 10), glon, dayi[None, :]))
-        opacity = np.where(detected, 0.75 + 0.25 * noise.uniform(s, 82, loc.ix[:, None], loc.iy[:, None], acq), 0.25)
-        r = np.where(cloud[..., None], (1 - opacity[..., None]) * surface + opacity[..., None] * optics.CLOUD, surface)
-        r = np.where(shadow[..., None], r * 0.4, r)
-        r = np.where(cirrus[..., None], r + 0.03, r)
-        r = np.where(snow[..., None], optics.SNOW, r)
-        # Sensor and residual-atmosphere noise.
-        key = (loc.ix[:, None, None], loc.iy[:, None, None], acq[None, :, None], np.arange(10)[None, None, :])
-        atmos = 1.0 + 0.01 * noise.normal(s, 83, np.floor(loc.lon)[:, None, None], acq[None, :, None])
-        r = r * atmos * (1.0 + 0.012 * noise.normal(s, 84, *key)) + 0.002 * noise.normal(s, 85, *key)
-        refl = np.clip(np.round(r * bands.S2_SCALE), 1, 32767).astype(np.int16)
-        vegetated = optics.ndvi(r) > 0.4
-        scl = np.select([snow, cloud & detected & (tex < 0.6 * cover), cloud & detected, shadow, cirrus, vegetated],
-                        [bands.SCL_SNOW, bands.SCL_CLOUD_HIGH, bands.SCL_CLOUD_MEDIUM, bands.SCL_CLOUD_SHADOW,
-                         bands.SCL_CIRRUS, bands.SCL_VEGETATION], bands.SCL_NOT_VEGETATED).astype(np.uint8)
-        return {"refl": refl, "scl": scl, "moisture": theta, "roughness": rough, "green": green,
-                "residue": residue, "cloud": cloud, "snow": snow}
+        ground = self._surface_context(loc, day)
+        sky = self.weather.sky(site["cloud"], site["synoptic"], dayi)
+        texture = [self.weather.texture_nodes(site["texture"], dayi, stream) for stream in (32, 33)]
+        (g_lat10, g_lon), g_where = site["granule"]
+        snow_u = noise.uniform(s, 35, g_lat10[:, None], g_lon[:, None], dayi[None, :])
+        (lon_deg,), lon_where = site["lon_deg"]
+        atmos = 1.0 + 0.01 * noise.normal(s, 83, lon_deg[:, None], acq[None, :])
+        band = np.arange(len(bands.S2_BANDS))[None, None, :]
+        for g in _groups(len(loc), len(day)):
+            green, residue, rough, theta, _ = self._surface_rows(loc, ground, g)
+            pixel = (loc.ix[g, None], loc.iy[g, None])
+            theta = np.clip(theta + 0.012 * noise.normal(s, 81, *pixel, acq[None, :]), 0.01, 0.5)
+            sza = optics.sun_zenith_deg(loc.lat[g, None], day[None, :])
+            soil = optics.moist_soil(loc.dry[g, None, :], theta - site["theta_res"][g]) \
+                * optics.roughness_shading(rough, sza)[..., None]
+            r = optics.mix(soil, green, residue)
+            del soil
+            # Clouds: regional cover, pixel texture; undetected thin edges and shadows beside them.
+            cover = sky.cover(loc.y_km[g], g)
+            tex = self.weather.texture_from(site["texture"].interpolate(texture[0], g))
+            cloud = tex < cover
+            detected = tex < 0.96 * cover
+            shadow = ~cloud & (tex < 1.2 * cover) & (cover > 0.02)
+            cirrus = ~cloud & ~shadow & (self.weather.texture_from(site["texture"].interpolate(texture[1], g))
+                                         < 0.25 * cover)
+            snow = self.weather.snow(loc.lat[g], dayi[None, :], snow_u[g_where[g]])
+            op = np.where(detected, 0.75 + 0.25 * noise.uniform(s, 82, *pixel, acq), 0.25)[..., None]
+            clouded = (1 - op) * r
+            clouded += op * optics.CLOUD
+            np.copyto(r, clouded, where=cloud[..., None])
+            del clouded
+            np.multiply(r, 0.4, out=r, where=shadow[..., None])
+            np.add(r, 0.03, out=r, where=cirrus[..., None])
+            np.copyto(r, optics.SNOW, where=snow[..., None])
+            # Sensor and residual-atmosphere noise: r · atmos · (1 + 0.012 ε₁) + 0.002 ε₂.
+            key = (loc.ix[g, None, None], loc.iy[g, None, None], acq[None, :, None])
+            e1 = noise.normal_from_prefix(noise.hash_extend(noise.hash_prefix(s, 84, *key), band))
+            e1 *= 0.012
+            e1 += 1.0
+            r *= atmos[lon_where[g]][..., None]
+            r *= e1
+            e2 = noise.normal_from_prefix(noise.hash_extend(noise.hash_prefix(s, 85, *key), band))
+            e2 *= 0.002
+            r += e2
+            np.multiply(r, bands.S2_SCALE, out=e2)
+            np.round(e2, out=e2)
+            np.clip(e2, 1, 32767, out=e2)
+            refl_out[g] = e2
+            vegetated = optics.ndvi(r) > 0.4
+            scl_out[g] = np.select(
+                [snow, cloud & detected & (tex < 0.6 * cover), cloud & detected, shadow, cirrus, vegetated],
+                [bands.SCL_SNOW, bands.SCL_CLOUD_HIGH, bands.SCL_CLOUD_MEDIUM, bands.SCL_CLOUD_SHADOW,
+                 bands.SCL_CIRRUS, bands.SCL_VEGETATION], bands.SCL_NOT_VEGETATED)
+            for k, v in (("moisture", theta), ("roughness", rough), ("green", green), ("residue", residue),
+                         ("cloud", cloud), ("snow", snow)):
+                if k in state_out:
+                    state_out[k][g] = v
 
     # ---- Sentinel-1 ---------------------------------------------------------------------
-    def s1(self, loc: Locations, sched: Schedule, with_state: bool = False) -> dict:
-        """S1 GRD IW at locations (n,) for the schedule (T,): 'vv', 'vh' float32 dB (n, T)."""
+    def s1(self, loc: Locations, sched: Schedule, with_state: bool = False, out: dict | None = None) -> dict:
+        """S1 GRD IW at locations (n,) for the schedule (T,): 'vv', 'vh' float32 dB (n, T).
+        `out` may hold arrays (or views) of that shape to write 'vv' and 'vh' into."""
         n, T = len(loc), len(sched.day)
-        out = {k: np.empty((n, T), np.float32) for k in ("vv", "vh", "moisture", "roughness", "green")}
+        res = {k: (out or {}).get(k) for k in ("vv", "vh")}
+        res = {k: np.empty((n, T), np.float32) if v is None else v for k, v in res.items()}
+        if with_state:
+            res.update({k: np.empty((n, T), np.float32) for k in ("moisture", "roughness", "green")})
         step = _date_chunk(n)
         for lo in range(0, T, step):
             sl = slice(lo, min(T, lo + step))
             day, acq = sched.day[sl], sched.acq[sl]
-            green, _, rough, theta, _ = self.surface(loc, day)
-            theta = np.clip(theta + 0.012 * noise.normal(self.seed, 91, loc.ix[:, None], loc.iy[:, None], acq[None, :]),
-                            0.01, 0.5)
-            eps = radar.dielectric_constant(theta, loc.soil.sand[:, None], loc.soil.clay[:, None])
-            vv, vh = radar.bare_soil_sigma0(eps, rough, sched.angle)
-            veg_water = 4.0 * green
-            vv = radar.water_cloud(vv, veg_water, sched.angle, "VV")
-            vh = radar.water_cloud(vh, veg_water, sched.angle, "VH")
-            key = (loc.ix[:, None], loc.iy[:, None], acq[None, :])
-            vv = vv * noise.gamma_unit_mean(radar.LOOKS, self.seed, 92, *key)
-            vh = vh * noise.gamma_unit_mean(radar.LOOKS, self.seed, 93, *key)
-            out["vv"][:, sl], out["vh"][:, sl] = radar.to_db(vv), radar.to_db(vh)
-            out["moisture"][:, sl], out["roughness"][:, sl], out["green"][:, sl] = theta, rough, green
-        if not with_state:
-            for k in ("moisture", "roughness", "green"):
-                out.pop(k)
-        return out
+            ground = self._surface_context(loc, day)
+            for g in _groups(n, len(day)):
+                green, _, rough, theta, _ = self._surface_rows(loc, ground, g)
+                key = (loc.ix[g, None], loc.iy[g, None], acq[None, :])
+                theta = np.clip(theta + 0.012 * noise.normal(self.seed, 91, *key), 0.01, 0.5)
+                eps = radar.dielectric_constant(theta, loc.soil.sand[g, None], loc.soil.clay[g, None])
+                vv, vh = radar.bare_soil_sigma0(eps, rough, sched.angle)
+                veg_water = 4.0 * green
+                vv = radar.water_cloud(vv, veg_water, sched.angle, "VV")
+                vh = radar.water_cloud(vh, veg_water, sched.angle, "VH")
+                vv = vv * noise.gamma_unit_mean(radar.LOOKS, self.seed, 92, *key)
+                vh = vh * noise.gamma_unit_mean(radar.LOOKS, self.seed, 93, *key)
+                res["vv"][g, sl], res["vh"][g, sl] = radar.to_db(vv), radar.to_db(vh)
+                if with_state:
+                    res["moisture"][g, sl], res["roughness"][g, sl], res["green"][g, sl] = theta, rough, green
+        return res
 
     # ---- laboratory spectra --------------------------------------------------------------
     def lab_spectra(self, loc: Locations) -> np.ndarray:

@@ -135,22 +135,32 @@ class SyntheticSource:
         band = int(orbit_band(lon))
         loc = self.world.locate_tile(tile)
         s2s, s1s = self.world.s2_schedule(band, start, end), self.world.s1_schedule(band, start, end)
-        s2 = self.world.s2(loc, s2s)
-        s1 = self.world.s1(loc, s1s)
+        # The simulator writes (pixel, date, …) values straight into the stack's (date, …, row,
+        # col) arrays through transposed views: no second copy of the stack.
         h = w = tile.size
+        n, t2, t1 = h * w, len(s2s.times), len(s1s.times)
+        s2 = np.empty((t2, len(bands.S2_BANDS), h, w), np.int16)
+        scl = np.empty((t2, h, w), np.uint8)
+        s1 = np.empty((t1, 2, h, w), np.float32)
+        self.world.s2(loc, s2s, out={"refl": _pixels_first(s2, n), "scl": _pixels_first(scl, n)})
+        self.world.s1(loc, s1s, out={"vv": _pixels_first(s1[:, 0], n), "vh": _pixels_first(s1[:, 1], n)})
         return ImageStack(
             tile=tile,
-            s2_times=s2s.times, s2=np.ascontiguousarray(s2["refl"].reshape(h, w, -1, 10).transpose(2, 3, 0, 1)),
-            scl=np.ascontiguousarray(s2["scl"].reshape(h, w, -1).transpose(2, 0, 1)),
+            s2_times=s2s.times, s2=s2, scl=scl,
             scene_cloud_pct=self.world.scene_cloud_pct(lat, lon, s2s),
-            s1_times=s1s.times,
-            s1=np.ascontiguousarray(np.stack([s1["vv"], s1["vh"]], 0).reshape(2, h, w, -1).transpose(3, 0, 1, 2)),
+            s1_times=s1s.times, s1=s1,
             angle=np.full(len(s1s.times), s1s.angle, np.float32))
 
     def truth_clay(self, tile: Tile) -> np.ndarray:
         """The true clay (%) of every pixel of a tile, (H, W) float32: maps are scored on it."""
         loc = self.world.locate_tile(tile)
         return loc.soil.clay.reshape(tile.size, tile.size).astype(np.float32)
+
+
+def _pixels_first(stack: np.ndarray, n: int) -> np.ndarray:
+    """A (n pixels, dates, …) view of a (dates, …, rows, cols) array, for writing into."""
+    view = np.reshape(stack, stack.shape[:-2] + (n,), copy=False)
+    return np.moveaxis(view, -1, 0)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

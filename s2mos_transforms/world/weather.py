@@ -5,6 +5,8 @@ bilinearly, so neighbouring pixels share weather and any location can be evaluat
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from s2mos_transforms.world import noise
@@ -22,6 +24,35 @@ def day_of_year(day: np.ndarray) -> np.ndarray:
 def seasonal(day, peak_doy: float) -> np.ndarray:
     """cos-shaped seasonality, +1 at `peak_doy`, −1 half a year later."""
     return np.cos(2.0 * np.pi * (day_of_year(day) - peak_doy) / 365.25)
+
+
+def synoptic_cells(x_km, y_km) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ~600 km synoptic cells of locations: distinct cells (i, j) and each location's."""
+    ci = np.floor(np.asarray(x_km, float) / 600.0).astype(np.int64)
+    cj = np.floor(np.asarray(y_km, float) / 600.0).astype(np.int64)
+    (ui, uj), where = noise.distinct(ci, cj)
+    return ui, uj, where.reshape(ci.shape)
+
+
+@dataclasses.dataclass
+class Sky:
+    """Regional clouds over a set of locations for some days: node values of the smooth
+    cover (K, m) on the CLOUD lattice, and the clear-or-cloudy draw per synoptic cell (C, m)."""
+
+    lattice: noise.Lattice
+    smooth: np.ndarray
+    season: np.ndarray          # (m,): 0.10 · seasonal(day, 15)
+    synoptic: np.ndarray
+    cell_of: np.ndarray         # each location's synoptic cell
+
+    def cover(self, y_km, rows=slice(None)) -> np.ndarray:
+        """Cloud fraction (0–1) at the locations `rows` (y_km of those rows) → (rows, m)."""
+        smooth = self.lattice.interpolate(self.smooth, rows)
+        lat = np.degrees(np.asarray(y_km, float) / 6371.0)[..., None]
+        north = np.clip((lat - 38.0) / 20.0, 0, 1)
+        p_clear = np.clip(0.42 - 0.25 * north - self.season, 0.08, 0.6)
+        syn = self.synoptic[self.cell_of[rows]]
+        return np.where(syn < p_clear, 0.07 * smooth, 0.15 + 0.85 * smooth)
 
 
 def lat_of_node_y(j: np.ndarray, spacing: float) -> np.ndarray:
@@ -63,57 +94,57 @@ class Weather:
             w[:, t] = state
         return w[:, spin:]
 
+    def wetness_nodes(self, lattice: noise.Lattice, days: np.ndarray) -> np.ndarray:
+        """Wetness at the lattice's distinct RAIN nodes (K,) for integer days (m,) → (K, m);
+        the bucket runs from 60 days before the earliest of `days`."""
+        days = np.asarray(days, np.int64)
+        day_lo, day_hi = int(days.min()), int(days.max())
+        return self._wetness_nodes(lattice.i, lattice.j, day_lo, day_hi)[:, days - day_lo]
+
     def wetness(self, x_km, y_km, days: np.ndarray) -> np.ndarray:
         """Surface wetness (0–1) at locations (n,) for integer days (m,) → (n, m)."""
         x_km, y_km = np.asarray(x_km, float).ravel(), np.asarray(y_km, float).ravel()
-        days = np.asarray(days, np.int64)
-        gi = np.floor(x_km / RAIN_SPACING_KM).astype(np.int64)
-        gj = np.floor(y_km / RAIN_SPACING_KM).astype(np.int64)
-        nodes = np.unique(np.concatenate([np.stack([gi + di, gj + dj], 1)
-                                          for di in (0, 1) for dj in (0, 1)]), axis=0)
-        day_lo, day_hi = int(days.min()), int(days.max())
-        table = self._wetness_nodes(nodes[:, 0], nodes[:, 1], day_lo, day_hi)[:, days - day_lo]
-        keys = nodes[:, 0] * 4_000_037 + nodes[:, 1]
-        order = np.argsort(keys)
-
-        def values_at(ii, jj):
-            rows = order[np.searchsorted(keys, ii * 4_000_037 + jj, sorter=order)]
-            return table[rows]
-
-        return noise.lattice_bilinear(values_at, x_km, y_km, RAIN_SPACING_KM)
+        lattice = noise.Lattice(x_km, y_km, RAIN_SPACING_KM)
+        return lattice.interpolate(self.wetness_nodes(lattice, days))
 
     # ---- clouds and snow ---------------------------------------------------------------
+    def sky(self, lattice: noise.Lattice, cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+            acq: np.ndarray) -> "Sky":
+        """The regional cloud state for days `acq` (m,) over a set of locations, given their
+        CLOUD lattice and synoptic_cells: evaluated per location by `Sky.cover`."""
+        day = np.asarray(acq, np.int64)
+        lat = lat_of_node_y(lattice.j, CLOUD_SPACING_KM)[..., None]
+        north = np.clip((lat - 38.0) / 20.0, 0, 1)
+        mean = np.clip(0.45 + 0.2 * north + 0.1 * seasonal(day, 15), 0.2, 0.85)
+        u = noise.uniform(self.seed, 31, lattice.i[..., None], lattice.j[..., None], day)
+        ci, cj, where = cells
+        return Sky(lattice, u ** (1.0 / mean - 1.0), 0.10 * seasonal(day, 15),
+                   noise.uniform(self.seed, 30, ci[:, None], cj[:, None], day), where)
+
     def cloud_cover(self, x_km, y_km, acq: np.ndarray) -> np.ndarray:
         """Regional cloud fraction (0–1) for days `acq` (m,) at (n,) → (n, m). Synoptic
         systems (~600 km) decide clear vs. cloudy days; cover varies smoothly within them.
         North and winter are cloudier, Mediterranean summers clearest."""
-        day = np.asarray(acq, np.int64)
         x_km, y_km = np.asarray(x_km, float), np.asarray(y_km, float)
+        sky = self.sky(noise.Lattice(x_km, y_km, CLOUD_SPACING_KM), synoptic_cells(x_km, y_km), acq)
+        return sky.cover(y_km)
 
-        def values_at(i, j):
-            lat = lat_of_node_y(j, CLOUD_SPACING_KM)[..., None]
-            north = np.clip((lat - 38.0) / 20.0, 0, 1)
-            mean = np.clip(0.45 + 0.2 * north + 0.1 * seasonal(day, 15), 0.2, 0.85)
-            u = noise.uniform(self.seed, 31, i[..., None], j[..., None], day)
-            return u ** (1.0 / mean - 1.0)
+    def texture_nodes(self, lattice: noise.Lattice, acq: np.ndarray, stream: int = 32) -> np.ndarray:
+        """Gaussian cloud texture at the distinct nodes of a CLOUD_TEXTURE lattice → (K, m)."""
+        day = np.asarray(acq, np.int64)
+        return noise.normal(self.seed, stream, lattice.i[..., None], lattice.j[..., None], day)
 
-        smooth = noise.lattice_bilinear(values_at, x_km, y_km, CLOUD_SPACING_KM)
-        lat = np.degrees(y_km / 6371.0)[..., None]
-        north = np.clip((lat - 38.0) / 20.0, 0, 1)
-        p_clear = np.clip(0.42 - 0.25 * north - 0.10 * seasonal(day, 15), 0.08, 0.6)
-        syn = noise.uniform(self.seed, 30, np.floor(x_km / 600.0)[..., None], np.floor(y_km / 600.0)[..., None], day)
-        return np.where(syn < p_clear, 0.07 * smooth, 0.15 + 0.85 * smooth)
+    @staticmethod
+    def texture_from(z: np.ndarray) -> np.ndarray:
+        """Texture from interpolated node values (consumed)."""
+        z *= 1.5
+        return noise.gaussian_to_uniform(z)
 
     def cloud_texture(self, x_km, y_km, acq: np.ndarray, stream: int = 32) -> np.ndarray:
         """Pixel-scale cloud texture, ≈ U(0, 1), correlated over ~2 km: a pixel is cloudy where
         texture < regional cover, so cloud cover matches the scene percentage."""
-        day = np.asarray(acq, np.int64)
-
-        def values_at(i, j):
-            return noise.normal(self.seed, stream, i[..., None], j[..., None], day)
-
-        z = noise.lattice_bilinear(values_at, np.asarray(x_km, float), np.asarray(y_km, float), CLOUD_TEXTURE_KM)
-        return noise.gaussian_to_uniform(z * 1.5)
+        lattice = noise.Lattice(np.asarray(x_km, float), np.asarray(y_km, float), CLOUD_TEXTURE_KM)
+        return self.texture_from(lattice.interpolate(self.texture_nodes(lattice, acq, stream)))
 
     def snow(self, lat, acq_day, u: np.ndarray) -> np.ndarray:
         """Snow on the ground: north, mid-winter only."""
