@@ -223,6 +223,32 @@ def test_point_observations_equal_the_map_pixel():
     assert truth.shape == (size, size) and np.isfinite(truth).all()
 
 
+def test_values_do_not_depend_on_how_dates_are_batched(monkeypatch):
+    """Tiles are simulated in date blocks (memory); a pixel's values must not depend on them:
+    tiny blocks for the tile, one block for the points, and the same bytes."""
+    from s2mos_transforms.world import simulator
+    src = SyntheticSource("paper")
+    w, s, e, n = src.preset.aoi_bbox
+    epsg = utm_epsg((s + n) / 2, (w + e) / 2)
+    x, y = lonlat_to_xy(epsg, (w + e) / 2, (s + n) / 2)
+    size = 16
+    tile = Tile(epsg, int(np.floor(x / (size * 10))), int(np.floor(y / (size * 10))), size)
+    monkeypatch.setattr(simulator, "CHUNK_ELEMENTS", size * size * 5)       # 5-date blocks
+    stack = src.tile_stack(tile)
+    monkeypatch.undo()
+    lons, lats = tile.pixel_centres_lonlat()
+    picks = [(0, 0), (3, 11), (8, 8), (15, 2), (12, 15)]
+    pts = [SamplePoint(f"p{k}", float(lats[r, c]), float(lons[r, c])) for k, (r, c) in enumerate(picks)]
+    obs = src.observations(pts)
+    for p, (r, c) in zip(pts, picks):
+        mine = obs[obs["point_id"] == p.point_id]
+        s2 = mine[mine["sensor"] == "S2"]
+        np.testing.assert_array_equal(s2[list(bands.S2_BANDS)].to_numpy(int), stack.s2[:, :, r, c])
+        np.testing.assert_array_equal(s2["SCL"].to_numpy(int), stack.scl[:, r, c])
+        s1 = mine[mine["sensor"] == "S1"]
+        np.testing.assert_array_equal(s1[["VV", "VH"]].to_numpy(np.float32), stack.s1[:, :, r, c])
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["world", "export", "--preset", "mars", "--out", "{tmp}/x"], "unknown preset 'mars'"),
     (["world", "export", "--n-points", "-5", "--out", "{tmp}/x"], "must be ≥ 0"),

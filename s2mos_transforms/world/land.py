@@ -76,15 +76,17 @@ class LandUse:
         lat = np.asarray(lat, np.float64)[:, None]
         t = np.asarray(days, np.float64)[None, :]
         n, m = len(keys), t.shape[1]
-        first_year = int(str(EPOCH.astype("datetime64[Y]"))) + int(np.floor(t.min() / 365.25)) - 1
-        last_year = int(str(EPOCH.astype("datetime64[Y]"))) + int(np.floor(t.max() / 365.25)) + 1
+        # A day sees the crop years around it (the one before, its own, the next), whatever
+        # other days are simulated with it: state never depends on how dates are batched.
+        t_year = int(str(EPOCH.astype("datetime64[Y]"))) + np.floor(t / 365.25).astype(np.int64)  # (1, m)
+        first_year, last_year = int(t_year.min()) - 1, int(t_year.max()) + 1
         s = self.seed
         grass = noise.uniform(s, 50, keys) < GRASSLAND_SHARE
         lat_off = lat[:, 0] - 45.0
 
         green = np.zeros((n, m))
         residue = np.zeros((n, m))
-        events_t, events_k = [], []
+        events_t, events_k, events_y = [], [], []
         for year in range(first_year, last_year + 1):
             y0, yp = _year_start_day(year), _year_start_day(year - 1)
             u = lambda stream: noise.uniform(s, stream, keys, year)  # noqa: E731
@@ -108,6 +110,7 @@ class LandUse:
             stubble = np.where(u(61) < 0.6, harvest + 10 + 40 * u(62), np.nan)
 
             tt = t
+            near = np.abs(t_year - year) <= 1                             # (1, m)
             sw, hv = sow[:, None], harvest[:, None]
             grow_w = 0.22 * _logistic((tt - sw - 35) / 8) + (gmax[:, None] - 0.22) * _logistic((tt - w_spring[:, None]) / 12)
             grow_s = gmax[:, None] * _logistic((tt - sw - 45) / 10)
@@ -125,10 +128,11 @@ class LandUse:
             resid = np.where(after & ~is_f[:, None], r0 * np.exp(-(tt - hv) / 60.0), 0.0)
             stubble_done = np.nan_to_num(stubble[:, None], nan=np.inf) <= tt
             resid = np.where(stubble_done, resid * 0.2, resid)
-            green = np.maximum(green, g_crop + g_fallow)
-            residue = np.maximum(residue, np.maximum(resid, dry_crop))
+            green = np.maximum(green, np.where(near, g_crop + g_fallow, 0.0))
+            residue = np.maximum(residue, np.where(near, np.maximum(resid, dry_crop), 0.0))
             events_t += [plough, seedbed, stubble]
             events_k += [TILL_PLOUGH, TILL_SEEDBED, TILL_STUBBLE]
+            events_y += [year] * 4
             # Sowing prepares a seedbed too (winter cereals, spring-ploughed summer crops).
             events_t.append(np.where(is_f, np.nan, sow - 1))
             events_k.append(TILL_SEEDBED)
@@ -137,7 +141,8 @@ class LandUse:
         ev_t = np.stack(events_t, 1)
         ev_k = np.asarray(events_k)
         ev_t = np.where(np.isnan(ev_t), np.inf, ev_t)
-        past = ev_t[:, :, None] <= t[:, None, :]                        # (n, E, m)
+        ev_near = np.abs(np.asarray(events_y)[:, None] - t_year) <= 1    # (E, m)
+        past = (ev_t[:, :, None] <= t[:, None, :]) & ev_near[None]      # (n, E, m)
         last_t = np.max(np.where(past, ev_t[:, :, None], -np.inf), axis=1)
         last_idx = np.argmax(np.where(past, ev_t[:, :, None], -np.inf), axis=1)
         till_kind = np.where(np.isfinite(last_t), ev_k[last_idx], TILL_NONE)

@@ -23,10 +23,11 @@ S2_REVISIT_DAYS = 5
 S1_REVISIT_DAYS = 6
 ORBIT_BAND_DEG = 3.0   # locations in one 3° longitude band share their acquisition schedule
 GRANULE_DEG = 1.0      # S2 scene (granule) over which the cloud percentage is reported
-# Dates are simulated in blocks of CHUNK_ELEMENTS // n (at least 4) for n locations. The block is
-# part of the model, not only a memory bound: the wetness bucket spins up from a block's first day
-# and crop calendars span a block's years. Within a block, locations are simulated in groups of
-# about PIXEL_GROUP_ELEMENTS (locations × dates), so band-sized arrays stay cache-sized.
+# Dates are simulated in blocks of CHUNK_ELEMENTS // n (at least 4) for n locations, a memory
+# bound only: a day's wetness bucket starts from a fixed yearly anchor (weather.wetness_anchor)
+# and sees the crop years around it, so values never depend on the blocks (tested). Within a
+# block, locations are simulated in groups of about PIXEL_GROUP_ELEMENTS (locations × dates), so
+# band-sized arrays stay cache-sized.
 CHUNK_ELEMENTS = 1 << 20
 PIXEL_GROUP_ELEMENTS = 1 << 14
 

@@ -15,6 +15,15 @@ RAIN_SPACING_KM = 40.0
 CLOUD_SPACING_KM = 150.0
 CLOUD_TEXTURE_KM = 2.0
 EPOCH = np.datetime64("2016-01-01T00:00:00", "s")  # day 0 of the world's clock
+WETNESS_SPIN_DAYS = 60       # the bucket forgets its start within ~60 days (drying ≥ 0.1/day)
+WETNESS_PERIOD_DAYS = 365    # days are grouped by a fixed yearly grid of bucket starts
+
+
+def wetness_anchor(days: np.ndarray) -> np.ndarray:
+    """Start of the bucket run (minus the spin-up) that gives day d its wetness: the last
+    point of a fixed 365-day grid at least WETNESS_SPIN_DAYS before d."""
+    d = np.asarray(days, np.int64) - WETNESS_SPIN_DAYS
+    return np.floor_divide(d, WETNESS_PERIOD_DAYS) * WETNESS_PERIOD_DAYS
 
 
 def day_of_year(day: np.ndarray) -> np.ndarray:
@@ -80,7 +89,7 @@ class Weather:
     def _wetness_nodes(self, i, j, day_lo: int, day_hi: int) -> np.ndarray:
         """Surface wetness in [0, 1] per node and day, by a bucket that rain fills and
         evaporation drains (faster in summer and in the south). Spins up 60 days early."""
-        spin = 60
+        spin = WETNESS_SPIN_DAYS
         days = np.arange(day_lo - spin, day_hi + 1)
         rain = self._rain_mm(i, j, days)
         lat = lat_of_node_y(j, RAIN_SPACING_KM)
@@ -95,11 +104,20 @@ class Weather:
         return w[:, spin:]
 
     def wetness_nodes(self, lattice: noise.Lattice, days: np.ndarray) -> np.ndarray:
-        """Wetness at the lattice's distinct RAIN nodes (K,) for integer days (m,) → (K, m);
-        the bucket runs from 60 days before the earliest of `days`."""
+        """Wetness at the lattice's distinct RAIN nodes (K,) for integer days (m,) → (K, m).
+
+        A day's bucket starts from its own anchor (`wetness_anchor`), never from the first day
+        asked for, so a day's value does not depend on which other days are simulated with
+        it (a point equals its map pixel; a date range equals the same dates of a longer one).
+        """
         days = np.asarray(days, np.int64)
-        day_lo, day_hi = int(days.min()), int(days.max())
-        return self._wetness_nodes(lattice.i, lattice.j, day_lo, day_hi)[:, days - day_lo]
+        out = np.empty((len(lattice.i), days.size))
+        anchors = wetness_anchor(days)
+        for a in np.unique(anchors):
+            sel = np.flatnonzero(anchors == a)
+            lo, hi = int(a) + WETNESS_SPIN_DAYS, int(days[sel].max())
+            out[:, sel] = self._wetness_nodes(lattice.i, lattice.j, lo, hi)[:, days[sel] - lo]
+        return out
 
     def wetness(self, x_km, y_km, days: np.ndarray) -> np.ndarray:
         """Surface wetness (0–1) at locations (n,) for integer days (m,) → (n, m)."""
