@@ -73,3 +73,20 @@ def summary(observed, predicted) -> dict[str, float | int]:
     y, p = _pair(observed, predicted)
     return {"r2": r2(y, p), "rmse": rmse(y, p), "rpiq": rpiq(y, p), "ccc": ccc(y, p),
             "bias": bias(y, p), "n": int(y.size)}
+
+
+def paired_bootstrap_r2(observed, predicted_a, predicted_b, n_boot: int = 2000,
+                        seed: int = 0) -> dict[str, float]:
+    """Is model a better than model b on this test set? R²(a) − R²(b) with a 95 % interval
+    from resampling the test points with replacement (the same points for both models), and
+    the share of resamples where a is not better. Vectorised: (n_boot, n) index matrix."""
+    y, a = _pair(observed, predicted_a)
+    _, b = _pair(observed, predicted_b)
+    idx = np.random.default_rng(seed).integers(0, y.size, (n_boot, y.size))
+    yy = y[idx]
+    sst = np.sum((yy - yy.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    ok = sst > 0
+    diff = (np.sum((yy - b[idx]) ** 2, axis=1) - np.sum((yy - a[idx]) ** 2, axis=1))[ok] / sst[ok]
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return {"delta_r2": r2(y, a) - r2(y, b), "ci95_low": float(lo), "ci95_high": float(hi),
+            "p_not_better": float(np.mean(diff <= 0.0)), "n_boot": int(diff.size)}

@@ -55,3 +55,18 @@ def test_summary_keys_and_validation():
         metrics.summary([1, 2], [1])
     with pytest.raises(ValueError):
         metrics.summary([1, float("nan")], [1, 2])
+
+
+def test_paired_bootstrap_r2_separates_a_real_gain_from_noise():
+    rng = np.random.default_rng(3)
+    y = rng.uniform(5, 60, 400)
+    good = y + rng.normal(0, 4, y.size)
+    bad = y + rng.normal(0, 8, y.size)
+    twin = good + rng.normal(0, 0.5, y.size)      # about as good as `good`
+    clear = metrics.paired_bootstrap_r2(y, good, bad, n_boot=500)
+    assert clear["delta_r2"] == pytest.approx(metrics.r2(y, good) - metrics.r2(y, bad))
+    assert 0 < clear["ci95_low"] < clear["delta_r2"] < clear["ci95_high"] and clear["p_not_better"] == 0.0
+    tie = metrics.paired_bootstrap_r2(y, good, twin, n_boot=500)
+    assert tie["ci95_low"] < 0 < tie["ci95_high"] and 0.05 < tie["p_not_better"] < 0.95
+    assert metrics.paired_bootstrap_r2(y, good, bad, n_boot=500, seed=1) == \
+        metrics.paired_bootstrap_r2(y, good, bad, n_boot=500, seed=1)

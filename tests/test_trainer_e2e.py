@@ -114,8 +114,13 @@ def test_evaluation_report(run):
     assert len(interp["filters"]) == 16 and interp["layer"] == "conv3"
     live = [f["mean_clay"] for f in interp["filters"] if not f["dead"]]
     assert live == sorted(live)
+    for other in ("rf", "ann"):
+        c = report["comparisons"][other]
+        assert c["delta_r2"] == pytest.approx(report["models"]["cnn"]["r2"] - report["models"][other]["r2"])
+        assert c["ci95_low"] <= c["delta_r2"] <= c["ci95_high"] and 0.0 <= c["p_not_better"] <= 1.0
     md = open(os.path.join(ev, "report.md")).read()
-    for needle in ("| cnn |", "| rf_ts |", "Ablations", "Figure 9", "Figures 10–11", "paper R²"):
+    for needle in ("| cnn |", "| rf_ts |", "Ablations", "Figure 9", "Figures 10–11", "paper R²",
+                   "paired bootstrap 95 % interval"):
         assert needle in md
     csv = open(os.path.join(ev, "predictions.csv")).read().splitlines()
     assert len(csv) == 15 and csv[0].startswith("point_id,observed,cnn_mean,cnn_std")

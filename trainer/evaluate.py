@@ -274,21 +274,41 @@ def _fmt(v, nd: int = 2) -> str:
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
 
 
-def comparison_lines(results: dict) -> list[str]:
+COMPARED = ("rf", "ann")   # the paper's claim: the CNN beats RF and ANN on the median composite
+
+
+def comparisons(observed: np.ndarray, preds: dict) -> dict:
+    """CNN against each median-composite baseline: ΔR² with a paired-bootstrap 95 % interval."""
+    if "cnn" not in preds:
+        return {}
+    return {o: metrics.paired_bootstrap_r2(observed, preds["cnn"][0], preds[o][0])
+            for o in COMPARED if o in preds and len(observed) > 1}
+
+
+def comparison_lines(results: dict, compared: dict | None = None) -> list[str]:
     """Does the CNN beat RF and ANN on the median composite, and by how much (the paper's claim)?"""
     lines = []
     cnn = results.get("cnn")
     if not cnn:
         return lines
-    for other in ("rf", "ann"):
+    for other in COMPARED:
         o = results.get(other)
         if not o:
             continue
         better = cnn["r2"] > o["r2"] and cnn["rmse"] < o["rmse"]
         rel = 100.0 * (o["rmse"] - cnn["rmse"]) / o["rmse"]
-        lines.append(f"- CNN vs {other.upper()} (median composite + coords): ΔR² = {cnn['r2'] - o['r2']:+.3f}, "
+        boot = (compared or {}).get(other)
+        ci, sure = "", True
+        if boot:
+            sure = boot["ci95_low"] > 0 or boot["ci95_high"] < 0
+            ci = (f" (paired bootstrap 95 % interval [{boot['ci95_low']:+.3f}, {boot['ci95_high']:+.3f}]"
+                  f"{'' if sure else ', includes 0'})")
+        verdict = "the CNN is better" if better else "the CNN is NOT better"
+        if not sure:
+            verdict = f"{'the CNN scores higher' if better else 'the CNN scores lower'}, within this test set's noise"
+        lines.append(f"- CNN vs {other.upper()} (median composite + coords): ΔR² = {cnn['r2'] - o['r2']:+.3f}{ci}, "
                      f"RMSE {rel:+.1f} % relative reduction, ΔRPIQ = {cnn['rpiq'] - o['rpiq']:+.2f} → "
-                     f"{'the CNN is better' if better else 'the CNN is NOT better'} "
+                     f"{verdict} "
                      f"(paper: {'+0.05 R², 4.5 %' if other == 'rf' else '+0.16 R², 6.5 %'} RMSE reduction).")
     return lines
 
@@ -311,7 +331,7 @@ def report_markdown(report: dict) -> str:
                      f"{_fmt(m.get('paper_r2'))} | {_fmt(m.get('paper_rpiq'))} |")
     if report.get("not_scored"):
         lines += ["", "Not scored: " + "; ".join(f"{k} ({v})" for k, v in report["not_scored"].items())]
-    comp = comparison_lines(res)
+    comp = comparison_lines(res, report.get("comparisons"))
     if comp:
         lines += ["", "## CNN against the median-composite baselines", ""] + comp
     abl = [n for n in ("cnn", "cnn_nocoords", "cnn_nosar", "cnn_nosar_nocoords") if n in res]
@@ -412,7 +432,8 @@ def evaluate(model_dir: str, data_dir: str, out_dir: str | None = None, top_frac
         interp = interpretability(model_dir, cal, stats, cnn_rec["channels"], top_fraction, out_dir, log)
     report = {"data": data_dir, "model_dir": model_dir, "n_test": len(test), "bags": manifest["bags"],
               "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "models": results, "not_scored": not_scored, "ensemble_check": ens_check,
+              "models": results, "comparisons": comparisons(observed, preds),
+              "not_scored": not_scored, "ensemble_check": ens_check,
               "interpretability": interp, "seconds": round(time.perf_counter() - t0, 2)}
     fileio.write_json(fileio.join(out_dir, "report.json"), report)
     fileio.write_text(fileio.join(out_dir, "report.md"), report_markdown(report))
