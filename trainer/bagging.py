@@ -49,3 +49,22 @@ def combine(predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def bag_seed(seed: int, bag: int) -> int:
     """The seed of bag `bag`'s model initialisation, dropout and shuffling."""
     return int(seed) * 1000 + int(bag)
+
+
+def parallel_mismatch(train_rows: list[int], batch_sizes: list[int], val_rows: list[int]) -> str | None:
+    """Why the bags of one model cannot be trained side by side in one model, or None if they can.
+
+    `--parallel-bags` gives every bag its own batch at every step, so the bags must take the
+    same steps: the same number of training rows and the same batch size (hence the same batch
+    sizes, the last partial one included, and the same number of optimiser steps per epoch),
+    and the same number of out-of-bag rows (their evaluation is zipped the same way).
+    Point-level inputs always qualify: every bag has bag_size(n) points. Per-date inputs
+    (one row per date) usually do not, because bags hold different numbers of dates; those
+    bags are then trained one after another. Nothing is repeated or truncated: stacking bags
+    with different step counts would change their training, so it is never done.
+    """
+    for what, values in (("training rows", train_rows), ("batch sizes", batch_sizes),
+                         ("out-of-bag rows", val_rows)):
+        if len(set(int(v) for v in values)) > 1:
+            return f"bags differ in {what} ({', '.join(str(int(v)) for v in values)})"
+    return None

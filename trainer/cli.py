@@ -42,6 +42,9 @@ def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True)
                         help="XLA-compile the train step (helps on GPU; slower on CPU; ignored under determinism)")
     parser.add_argument("--no-determinism", dest="deterministic", action="store_false",
                         help="allow non-deterministic TF kernels (faster on some GPUs)")
+    parser.add_argument("--parallel-bags", action="store_true",
+                        help="train the bags of each Keras model side by side in one model, one batch per bag "
+                             "per step (the same updates as one after another; speed only)")
     parser.add_argument("--save-rf", action="store_true", help="also save every RF bag (joblib; can be large)")
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=1,
                         help="no progress output")
@@ -59,6 +62,7 @@ def train_config(args, model_dir: str | None = None, checkpoint_dir: str | None 
                        quick_grid=args.quick_grid, seed=args.seed, cv_folds=args.cv_folds,
                        jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
                        deterministic=args.deterministic, save_rf=args.save_rf, verbose=args.verbose,
+                       parallel_bags=args.parallel_bags,
                        checkpoint_dir=checkpoint_dir, tensorboard_dir=tensorboard_dir)
 
 

@@ -273,3 +273,17 @@ def make_tf_dataset(inputs: dict[str, np.ndarray], y: np.ndarray | None, batch_s
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
+
+
+def zip_bags(datasets: list):
+    """K per-bag datasets of (inputs, target) batches → one of ((inputs_0…inputs_K−1), (y_0…y_K−1)).
+
+    Step i of the result holds batch i of every bag, each from that bag's own pipeline (its own
+    seeded reshuffle each epoch), so every bag sees exactly the batches it would see alone.
+    The bags must have the same number of batches (`bagging.parallel_mismatch`): a zip stops
+    at the shortest.
+    """
+    import tensorflow as tf
+
+    return tf.data.Dataset.zip(tuple(datasets)).map(
+        lambda *bags: (tuple(b[0] for b in bags), tuple(b[1] for b in bags)))

@@ -4,7 +4,7 @@ Vertex conventions honoured:
   * ``AIP_MODEL_DIR``: the model directory (overrides --model-dir), where Vertex expects the
     artefacts to import as a Model (the serving SavedModel is ``$AIP_MODEL_DIR/ensemble``);
   * ``AIP_CHECKPOINT_DIR``: Keras BackupAndRestore per model and bag, so a preempted job resumes
-    the bag it was on;
+    the bag it was on (with --parallel-bags: one per model, ``<dir>/<name>/parallel_bags``);
   * ``AIP_TENSORBOARD_LOG_DIR``: TensorBoard logs (a Vertex TensorBoard instance reads them).
 Paths may be local or gs:// (tf.io.gfile throughout). TensorFlow places the model on a GPU
 when it sees one and on the CPU otherwise; the device is printed and recorded in

@@ -14,6 +14,10 @@ Model directory layout (local or gs://):
   history/<name>/bag_K.json             per-epoch loss/RMSE (train and out-of-bag)
   predictions/<name>.npz                test predictions of every bag (% clay)
   logs/<name>/bag_K/                    TensorBoard (or $AIP_TENSORBOARD_LOG_DIR)
+
+--parallel-bags trains the bags of a Keras model side by side in one stacked model (one
+batch per bag per step, the sum of the bags' losses), then saves each bag as above: the same
+updates as one after another, in K times fewer (K bags wide) steps (`fit_keras_parallel`).
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ class TrainConfig:
     tensorboard_dir: str | None = None
     verbose: int = 1
     rf_grid: object | None = None        # a baselines.RFGrid overriding the paper/quick grid
+    parallel_bags: bool = False          # train a Keras model's bags side by side in one model (same maths)
 
 
 def printer(verbose: int) -> Log:
@@ -209,10 +214,156 @@ def predict_keras(model, x: dict[str, np.ndarray], batch_size: int = 1024) -> np
     return np.concatenate(outs)
 
 
+def bag_logs(logs: dict | None, k: int) -> dict | None:
+    """Bag k's entries of the stacked model's logs, under the names a lone bag logs them."""
+    from trainer.models import bag_key
+    if logs is None:
+        return None
+    prefix = bag_key(k, "")
+    out = {}
+    for key, value in logs.items():
+        if key.startswith(prefix):
+            out[key[len(prefix):]] = value
+        elif key.startswith("val_" + prefix):
+            out["val_" + key[len("val_" + prefix):]] = value
+    return out
+
+
+def per_bag_callbacks(bag_callbacks: list[list]):
+    """One Keras callback running each bag's own callbacks with that bag's logs.
+
+    Batch-level hooks are forwarded only when some bag callback uses them (a forwarding batch
+    hook would make Keras synchronise the logs every call).
+    """
+    import keras
+
+    base = keras.callbacks.Callback
+    hooks = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin",
+             "on_test_end"]
+    for hook in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end"):
+        if any(not getattr(getattr(cb, hook), "_is_default", False) for cbs in bag_callbacks for cb in cbs):
+            hooks.append(hook)
+
+    def forward(hook):
+        indexed = "epoch" in hook or "batch" in hook       # (epoch|batch, logs) vs (logs)
+
+        def method(self, *args, logs=None):
+            if len(args) > int(indexed):          # Keras passes logs positionally
+                *args, logs = args
+            for k, cbs in enumerate(bag_callbacks):
+                for cb in cbs:
+                    getattr(cb, hook)(*args, logs=bag_logs(logs, k))
+        method.__name__ = hook
+        return method
+
+    def set_model(self, model):
+        base.set_model(self, model)
+        for cbs in bag_callbacks:
+            for cb in cbs:
+                cb.set_model(model)
+
+    def set_params(self, params):
+        base.set_params(self, params)
+        for cbs in bag_callbacks:
+            for cb in cbs:
+                cb.set_params(params)
+
+    ns = {hook: forward(hook) for hook in hooks}
+    ns.update(set_model=set_model, set_params=set_params)
+    return type("PerBagCallbacks", (base,), ns)()
+
+
+def fit_keras_parallel(spec: ModelSpec, bag_data: list[tuple], cfg: TrainConfig, seeds: list[int],
+                       batch_size: int, bag_callbacks: list[list], callbacks: list = ()):
+    """Fit K bags side by side in one stacked Keras model; returns [(model, history dict)] per bag.
+
+    `bag_data[k]` = (x_tr, y_tr, x_val, y_val). Bag k is built, compiled and given its data
+    pipeline right after `set_random_seed(seeds[k])`, exactly as `fit_keras` does, so it starts
+    from the same weights, dropout seeds and shuffling. Each step takes one batch of every bag
+    (`data.zip_bags`) and minimises the sum of the bags' losses (each its MSE + its own L2
+    terms): bag k's gradient is its own loss's gradient and Adam acts element-wise, so each
+    bag gets exactly the updates it would get alone (`models.check_separable` refuses global
+    gradient clipping). The bags must take the same steps (`bagging.parallel_mismatch`).
+    `bag_callbacks[k]` see bag k's logs under the usual names; `callbacks` see the stacked model.
+    """
+    import keras
+    from trainer import data, models
+
+    n_val = [0 if x_val is None else len(y_val) for _, _, x_val, y_val in bag_data]
+    why = bagging.parallel_mismatch([len(y) for _, y, _, _ in bag_data], [batch_size] * len(bag_data), n_val)
+    if why:
+        raise ValueError(f"--parallel-bags: {why}")
+    members, train_sets, val_sets = [], [], []
+    for (x_tr, y_tr, x_val, y_val), seed in zip(bag_data, seeds):
+        keras.utils.set_random_seed(seed)
+        n_in = x_tr["sequence"].shape[-1] if spec.family == "cnn" else x_tr["features"].shape[-1]
+        members.append(models.compile_model(build_keras(spec, n_in), cfg.jit_compile, cfg.steps_per_execution))
+        train_sets.append(data.make_tf_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed))
+        if n_val[0]:
+            val_sets.append(data.make_tf_dataset(x_val, y_val, 512))
+    stacked = models.stack_bags(members, cfg.jit_compile, cfg.steps_per_execution)
+    hist = stacked.fit(data.zip_bags(train_sets), validation_data=data.zip_bags(val_sets) if val_sets else None,
+                       epochs=cfg.epochs, verbose=0, shuffle=False,
+                       callbacks=[per_bag_callbacks(bag_callbacks), *callbacks])
+    models.unstack_optimizer_state(stacked)
+    out = []
+    for k, model in enumerate(members):
+        history = bag_logs(hist.history, k)
+        out.append((model, {key: [float(v) for v in vals] for key, vals in history.items()}))
+    return out
+
+
 def keras_bag_path(model_dir: str, spec: ModelSpec, k: int) -> str:
     if spec.name == "cnn":
         return fileio.join(model_dir, "bags", f"bag_{k}.keras")
     return fileio.join(model_dir, "models", spec.name, f"bag_{k}.keras")
+
+
+def keras_bag_inputs(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bag: np.ndarray, cfg: TrainConfig):
+    """(x_tr, y_tr, x_val, y_val, batch size) of one bag: its rows, and its out-of-bag rows."""
+    from trainer import baselines
+
+    x_tr, own_tr = select_rows(p_cal, bag)
+    x_val, own_val = select_rows(p_cal, bagging.out_of_bag(len(y_cal), bag))
+    y_tr = y_cal[own_tr]
+    batch = cfg.batch_size
+    if spec.input == "per_date":
+        batch = baselines.per_date_batch_size(cfg.batch_size, len(y_tr), len(bag))
+    return x_tr, y_tr, x_val, y_cal[own_val], batch
+
+
+def bag_callbacks(spec: ModelSpec, k: int, n_bags: int, cfg: TrainConfig, log: Log) -> list:
+    """TensorBoard logs and progress lines of bag k."""
+    tb_dir = fileio.join(cfg.tensorboard_dir or fileio.join(cfg.model_dir, "logs"), spec.name, f"bag_{k}")
+    return [tensorboard_callback(tb_dir), EpochLog(log, f"[{spec.name}] bag {k + 1}/{n_bags}", cfg.epochs)]
+
+
+def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags: list[np.ndarray],
+                      cfg: TrainConfig, log: Log) -> list[tuple] | None:
+    """--parallel-bags: every bag of a Keras model in one stacked fit → [(model, history, batch, rows)].
+
+    None (logged) when the bags do not take the same steps (`bagging.parallel_mismatch`: per-date
+    inputs whose bags hold different numbers of dates); they are then trained one after another.
+    """
+    import keras
+
+    inputs = [keras_bag_inputs(spec, p_cal, y_cal, bag, cfg) for bag in bags]
+    why = bagging.parallel_mismatch([len(i[1]) for i in inputs], [i[4] for i in inputs],
+                                    [len(i[3]) for i in inputs])
+    if why:
+        log(f"[{spec.name}] --parallel-bags: {why}; training them one after another")
+        return None
+    batch = inputs[0][4]
+    callbacks = []
+    if cfg.checkpoint_dir:
+        callbacks.append(keras.callbacks.BackupAndRestore(
+            fileio.join(cfg.checkpoint_dir, spec.name, "parallel_bags")))
+    log(f"[{spec.name}] --parallel-bags: {len(bags)} bags side by side, batch {batch} each")
+    fitted = fit_keras_parallel(
+        spec, [(x_tr, y_tr, x_val if len(y_val) else None, y_val) for x_tr, y_tr, x_val, y_val, _ in inputs],
+        cfg, [bagging.bag_seed(cfg.seed, k) for k in range(len(bags))], batch,
+        [bag_callbacks(spec, k, len(bags), cfg, log) for k in range(len(bags))], callbacks)
+    return [(model, history, batch, len(i[1])) for (model, history), i in zip(fitted, inputs)]
 
 
 # ---------------------------------------------------------------- one model, every bag
@@ -244,14 +395,20 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                           {"grid": dataclasses.asdict(grid), "folds": cfg.cv_folds, "selected": rf_params,
                            "table": table})
 
+    stacked, stacked_seconds = None, 0.0
+    if spec.keras and cfg.parallel_bags:
+        ts = time.perf_counter()
+        stacked = fit_bags_parallel(spec, p_cal, y_cal, bags, cfg, log)
+        stacked_seconds = time.perf_counter() - ts
+        record["parallel_bags"] = stacked is not None
+
     for k, bag in enumerate(bags):
         seed = bagging.bag_seed(cfg.seed, k)
-        oob = bagging.out_of_bag(len(cal), bag)
-        x_tr, own_tr = select_rows(p_cal, bag)
-        y_tr = y_cal[own_tr]
         fill = float(np.mean(y_cal[bag]))
         tb = time.perf_counter()
         if spec.family == "rf":
+            x_tr, own_tr = select_rows(p_cal, bag)
+            y_tr = y_cal[own_tr]
             rf = baselines.fit_rf(x_tr["features"], y_tr, rf_params, seed, cfg.rf_jobs)
             rows = rf.predict(p_test.x["features"]) if len(p_test.x["features"]) else np.zeros(0)
             if cfg.save_rf:
@@ -262,24 +419,27 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                 fileio.write_bytes(fileio.join(cfg.model_dir, "models", spec.name, f"bag_{k}.joblib"), buf.getvalue())
             bag_rec = {"bag": k, "n_points": int(len(bag)), "n_rows": int(len(y_tr))}
         else:
-            x_val, own_val = select_rows(p_cal, oob)
-            batch = cfg.batch_size
-            if spec.input == "per_date":
-                batch = baselines.per_date_batch_size(cfg.batch_size, len(y_tr), len(bag))
-            tb_dir = fileio.join(cfg.tensorboard_dir or fileio.join(cfg.model_dir, "logs"), spec.name, f"bag_{k}")
-            callbacks = [tensorboard_callback(tb_dir),
-                         EpochLog(log, f"[{spec.name}] bag {k + 1}/{len(bags)}", cfg.epochs)]
-            if cfg.checkpoint_dir:
-                callbacks.append(keras.callbacks.BackupAndRestore(
-                    fileio.join(cfg.checkpoint_dir, spec.name, f"bag_{k}")))
-            model, history = fit_keras(spec, x_tr, y_tr, x_val, y_cal[own_val], cfg, seed, batch, callbacks)
+            if stacked is not None:
+                model, history, batch, n_rows = stacked[k]
+            else:
+                x_tr, y_tr, x_val, y_val, batch = keras_bag_inputs(spec, p_cal, y_cal, bag, cfg)
+                callbacks = bag_callbacks(spec, k, len(bags), cfg, log)
+                if cfg.checkpoint_dir:
+                    callbacks.append(keras.callbacks.BackupAndRestore(
+                        fileio.join(cfg.checkpoint_dir, spec.name, f"bag_{k}")))
+                model, history = fit_keras(spec, x_tr, y_tr, x_val, y_val, cfg, seed, batch, callbacks)
+                n_rows = len(y_tr)
             path = keras_bag_path(cfg.model_dir, spec, k)
             fileio.save_keras(model, path)
             fileio.write_json(fileio.join(cfg.model_dir, "history", spec.name, f"bag_{k}.json"), history)
             rows = predict_keras(model, p_test.x)
-            bag_rec = {"bag": k, "n_points": int(len(bag)), "n_rows": int(len(y_tr)), "batch_size": batch,
+            bag_rec = {"bag": k, "n_points": int(len(bag)), "n_rows": int(n_rows), "batch_size": batch,
                        "path": path, "final_loss": history["loss"][-1] if history.get("loss") else None}
-            keras.backend.clear_session(free_memory=False)
+            if stacked is None:
+                keras.backend.clear_session(free_memory=False)
+            else:
+                bag_rec["parallel_fit_seconds"] = round(stacked_seconds, 2)   # the joint fit of every bag
+                tb -= stacked_seconds / len(bags)                     # this bag's share of it
         z = per_point(np.asarray(rows, np.float64), p_test, len(test), fill)
         test_preds.append(data.clay_from_target(z, stats))
         bag_rec["fill"] = fill   # normalised prediction of a test point without any row (per_date inputs)
@@ -287,6 +447,8 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
         record["bags"].append(bag_rec)
         log(f"[{spec.name}] bag {k + 1}/{len(bags)} done in {bag_rec['seconds']:.1f}s")
 
+    if stacked is not None:
+        keras.backend.clear_session(free_memory=False)
     preds = np.stack(test_preds).astype(np.float32)
     mean, std = bagging.combine(preds)
     fileio.save_npz(fileio.join(cfg.model_dir, "predictions", f"{spec.name}.npz"),
