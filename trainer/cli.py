@@ -3,17 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from s2mos_transforms.cli_types import int_at_least
 from s2mos_transforms.errors import UserError
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected ≥ 1, got {value}")
-    return value
+_positive = int_at_least(1)
 
 
 def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True) -> None:

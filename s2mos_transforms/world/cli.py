@@ -4,17 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from s2mos_transforms.cli_types import int_at_least
 from s2mos_transforms.errors import UserError
 
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
-    return value
+_non_negative_int = int_at_least(0)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
