@@ -4,7 +4,7 @@ Two views: (1) every valid pixel of the map against the world's true clay raster
 (`SyntheticSource.truth_clay`), with the share of the AOI that got a value; (2) the AOI's
 sample points (laboratory clay, as a field campaign would measure) against the map pixel
 they fall in. Metrics are those of the evaluation report (`metrics.summary`: R², RMSE,
-RPIQ, CCC, bias, n).
+RPIQ, CCC, bias, r² of the correlation, n).
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def _fmt(block: dict) -> str:
     if "r2" not in block:
         return f"n={block.get('n', 0)} (too few to score)"
     return (f"R² {block['r2']:.2f}  RMSE {block['rmse']:.1f} %  RPIQ {block['rpiq']:.2f}  "
-            f"bias {block['bias']:+.1f} %  CCC {block['ccc']:.2f}  n={block['n']}")
+            f"bias {block['bias']:+.1f} %  CCC {block['ccc']:.2f}  r² {block['r2_corr']:.2f}  n={block['n']}")
 
 
 def format_report(rep: dict) -> str:

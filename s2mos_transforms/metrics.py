@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-METRIC_NAMES: tuple[str, ...] = ("r2", "rmse", "rpiq", "ccc", "bias", "n")
+METRIC_NAMES: tuple[str, ...] = ("r2", "rmse", "rpiq", "ccc", "bias", "r2_corr", "n")
 
 
 def _pair(observed, predicted) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +41,19 @@ def r2(observed, predicted) -> float:
     if sst == 0.0:
         return float("nan")
     return float(1.0 - np.sum((y - p) ** 2) / sst)
+
+
+def r2_corr(observed, predicted) -> float:
+    """Squared Pearson correlation: blind to bias and scale, unlike `r2`.
+
+    Reported beside `r2` because many soil-mapping papers call this R². The paper's Greek
+    site figures (R² 0.51 with RMSE 19.8 % on clay between 10.9 and 60 %) are only possible
+    as a squared correlation: 1 − SSE/SST = 0.51 would need a standard deviation of 28 %.
+    """
+    y, p = _pair(observed, predicted)
+    if y.std() == 0.0 or p.std() == 0.0:
+        return float("nan")
+    return float(np.corrcoef(y, p)[0, 1] ** 2)
 
 
 def iqr(values) -> float:
@@ -72,7 +85,7 @@ def summary(observed, predicted) -> dict[str, float | int]:
     """All metrics of the report for one model, keyed as in report.json."""
     y, p = _pair(observed, predicted)
     return {"r2": r2(y, p), "rmse": rmse(y, p), "rpiq": rpiq(y, p), "ccc": ccc(y, p),
-            "bias": bias(y, p), "n": int(y.size)}
+            "bias": bias(y, p), "r2_corr": r2_corr(y, p), "n": int(y.size)}
 
 
 def paired_bootstrap_r2(observed, predicted_a, predicted_b, n_boot: int = 2000,

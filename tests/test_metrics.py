@@ -22,6 +22,14 @@ def test_r2_is_one_minus_sse_over_sst():
     assert metrics.r2(OBS, [o + 10 for o in OBS]) == pytest.approx(1 - 500 / 1000)
 
 
+def test_r2_corr_is_the_squared_pearson_correlation():
+    # deviations y: -20 -10 0 10 20 (Syy 1000); ŷ (mean 30): -18 -12 3 7 20 (Spp 926); Syp 950
+    assert metrics.r2_corr(OBS, PRED) == pytest.approx(950 ** 2 / (1000 * 926))
+    # blind to offset and scale, where r2 is not
+    assert metrics.r2_corr(OBS, [2 * o + 10 for o in OBS]) == pytest.approx(1.0)
+    assert math.isnan(metrics.r2_corr(OBS, [5.0] * 5))
+
+
 def test_rpiq_uses_observed_quartiles():
     # observed Q1 = 20, Q3 = 40 (linear interpolation) → IQR 20; predicted quartiles must not matter
     assert metrics.rpiq(OBS, PRED) == pytest.approx(20 / math.sqrt(26 / 5))
