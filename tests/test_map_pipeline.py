@@ -117,6 +117,8 @@ def test_map_level_outputs(mapped):
     rep = json.load(open(os.path.join(mapped, "map_report.json")))
     assert rep["pixels"]["n"] == sum(r["n_valid"] for r in _manifest(mapped).values())
     assert 0.5 < rep["pixels"]["share_mapped"] <= 1.0 and "rmse" in rep["pixels"]
+    pts = rep["sample_points"]       # a small AOI in a wide world: the preset's campaign is too sparse there
+    assert pts["campaign"] == "drawn_in_aoi" and 0 < pts["n"] <= pts["points_in_aoi"] <= 60
 
 
 def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
