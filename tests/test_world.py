@@ -251,7 +251,7 @@ def test_values_do_not_depend_on_how_dates_are_batched(monkeypatch):
 
 @pytest.mark.parametrize("argv,needle", [
     (["world", "export", "--preset", "mars", "--out", "{tmp}/x"], "unknown preset 'mars'"),
-    (["world", "export", "--n-points", "-5", "--out", "{tmp}/x"], "must be ≥ 0"),
+    (["world", "export", "--n-points", "-5", "--out", "{tmp}/x"], "expected ≥ 0"),
     (["world", "export", "--out", "/proc/forbidden/x"], "cannot write to output directory"),
     (["world", "preview", "--preset", "mars", "--out", "{tmp}/x"], "unknown preset"),
 ])
