@@ -187,9 +187,11 @@ def build_keras(spec: ModelSpec, n_in: int):
     return models.build_ann(n_in, name=spec.name)
 
 
-def fit_keras(spec: ModelSpec, x_tr: dict, y_tr: np.ndarray, x_val: dict | None, y_val: np.ndarray | None,
-              cfg: TrainConfig, seed: int, batch_size: int, callbacks: list):
-    """Build (seeded), compile and fit one bag; returns (model, history dict)."""
+def seeded_bag(spec: ModelSpec, x_tr: dict, y_tr: np.ndarray, x_val: dict | None, y_val: np.ndarray | None,
+               cfg: TrainConfig, seed: int, batch_size: int):
+    """One bag's compiled model and (train, out-of-bag or None) datasets, built right after
+    `set_random_seed(seed)`: the weights, dropout seeds and shuffling of bag `seed`, whether it
+    is then fitted alone (`fit_keras`) or beside the others (`fit_keras_parallel`)."""
     import keras
     from trainer import data, models
 
@@ -198,6 +200,13 @@ def fit_keras(spec: ModelSpec, x_tr: dict, y_tr: np.ndarray, x_val: dict | None,
     model = models.compile_model(build_keras(spec, n_in), cfg.jit_compile, cfg.steps_per_execution)
     train_ds = data.make_tf_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed)
     val_ds = (data.make_tf_dataset(x_val, y_val, 512) if x_val is not None and len(y_val) else None)
+    return model, train_ds, val_ds
+
+
+def fit_keras(spec: ModelSpec, x_tr: dict, y_tr: np.ndarray, x_val: dict | None, y_val: np.ndarray | None,
+              cfg: TrainConfig, seed: int, batch_size: int, callbacks: list):
+    """Build (seeded), compile and fit one bag; returns (model, history dict)."""
+    model, train_ds, val_ds = seeded_bag(spec, x_tr, y_tr, x_val, y_val, cfg, seed, batch_size)
     hist = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=0, callbacks=callbacks,
                      shuffle=False)   # the tf.data pipeline reshuffles each epoch, seeded
     return model, {k: [float(v) for v in vals] for k, vals in hist.history.items()}
@@ -286,23 +295,16 @@ def fit_keras_parallel(spec: ModelSpec, bag_data: list[tuple], cfg: TrainConfig,
     gradient clipping). The bags must take the same steps (`bagging.parallel_mismatch`).
     `bag_callbacks[k]` see bag k's logs under the usual names; `callbacks` see the stacked model.
     """
-    import keras
     from trainer import data, models
 
     n_val = [0 if x_val is None else len(y_val) for _, _, x_val, y_val in bag_data]
     why = bagging.parallel_mismatch([len(y) for _, y, _, _ in bag_data], [batch_size] * len(bag_data), n_val)
     if why:
         raise ValueError(f"--parallel-bags: {why}")
-    members, train_sets, val_sets = [], [], []
-    for (x_tr, y_tr, x_val, y_val), seed in zip(bag_data, seeds):
-        keras.utils.set_random_seed(seed)
-        n_in = x_tr["sequence"].shape[-1] if spec.family == "cnn" else x_tr["features"].shape[-1]
-        members.append(models.compile_model(build_keras(spec, n_in), cfg.jit_compile, cfg.steps_per_execution))
-        train_sets.append(data.make_tf_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed))
-        if n_val[0]:
-            val_sets.append(data.make_tf_dataset(x_val, y_val, 512))
+    members, train_sets, val_sets = zip(*(seeded_bag(spec, *bag, cfg, seed, batch_size)
+                                          for bag, seed in zip(bag_data, seeds)))
     stacked = models.stack_bags(members, cfg.jit_compile, cfg.steps_per_execution)
-    hist = stacked.fit(data.zip_bags(train_sets), validation_data=data.zip_bags(val_sets) if val_sets else None,
+    hist = stacked.fit(data.zip_bags(train_sets), validation_data=data.zip_bags(val_sets) if n_val[0] else None,
                        epochs=cfg.epochs, verbose=0, shuffle=False,
                        callbacks=[per_bag_callbacks(bag_callbacks), *callbacks])
     models.unstack_optimizer_state(stacked)
