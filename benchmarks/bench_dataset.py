@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep the outputs under DIR")
     args = parser.parse_args(argv)
 
-    from s2mos_transforms.world.source import SyntheticSource
+    from s2mos_transforms.sources.synthetic import SyntheticSource
 
     work = args.keep or tempfile.mkdtemp(prefix="bench_dataset_")
     os.makedirs(work, exist_ok=True)

@@ -73,9 +73,10 @@ def untrained_model(out: str, bags: int = 5) -> str:
 
 def collect_sequences(preset_name: str, tile_size: int, channels):
     """Ragged sequences (values, lengths, coords) of every AOI pixel with ≥ 1 observation."""
-    from s2mos_transforms import map_inference as mi, tiling
+    from s2mos_transforms.maps import inference as mi
+    from s2mos_transforms.maps import tiling
     from s2mos_transforms.world.presets import get_preset
-    from s2mos_transforms.world.source import SyntheticSource
+    from s2mos_transforms.sources.synthetic import SyntheticSource
 
     preset = get_preset(preset_name)
     source = SyntheticSource(preset_name)
@@ -102,7 +103,7 @@ def collect_sequences(preset_name: str, tile_size: int, channels):
 
 def baseline_predict(fast, values, lengths, coords, batch_size: int) -> tuple[np.ndarray, float, float]:
     """Keras predict on every pixel padded to 150 dates, mean over the bags (% clay)."""
-    from s2mos_transforms import map_inference as mi
+    from s2mos_transforms.maps import inference as mi
 
     meta = fast.meta
     offsets = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))])
@@ -124,7 +125,7 @@ def baseline_predict(fast, values, lengths, coords, batch_size: int) -> tuple[np
 def child_run(args) -> None:
     """One `s2mos predict-map` in this process; print its peak RSS (MB) as JSON."""
     from pipelines.cli import main
-    from s2mos_transforms import tiling
+    from s2mos_transforms.maps import tiling
     from s2mos_transforms.grid import xy_to_lonlat
     from s2mos_transforms.world.presets import get_preset
 
@@ -166,7 +167,7 @@ def main() -> None:
     if args.memory_only:
         memory_runs(args)
         return
-    from s2mos_transforms import map_inference as mi
+    from s2mos_transforms.maps import inference as mi
 
     fast = mi.FastEnsemble(args.model_dir)
     values, lengths, coords, info = collect_sequences(args.preset, args.tile_size, fast.meta.channels)

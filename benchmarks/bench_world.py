@@ -43,7 +43,7 @@ def aoi_tile(preset: str, size: int):
 
 def time_tile(preset: str, size: int) -> dict:
     """One tile_stack in this process: seconds, pixels/s, peak RSS (MiB)."""
-    from s2mos_transforms.world.source import SyntheticSource
+    from s2mos_transforms.sources.synthetic import SyntheticSource
     source = SyntheticSource(preset)
     tile = aoi_tile(preset, size)
     t0 = time.perf_counter()

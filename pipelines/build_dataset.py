@@ -42,12 +42,6 @@ DEFAULT_BATCH = 200
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", required=True, metavar="PATH",
                         help="sample table, CSV or Parquet: point_id, lat, lon, clay (LUCAS names accepted)")
-    parser.add_argument("--source", default="synthetic", choices=("synthetic", "table"),
-                        help="where observations come from (default: synthetic, the embedded world)")
-    parser.add_argument("--preset", default="quick", help="synthetic world preset (default: quick)")
-    parser.add_argument("--seed", type=int, default=None, help="synthetic world seed (default: the preset's)")
-    parser.add_argument("--observations", metavar="PATH",
-                        help="observations table for --source table (CSV or Parquet, long format)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced whole on rerun)")
     parser.add_argument("--ndvi-max", type=float, default=bands.NDVI_MAX,
                         help=f"bare soil: NDVI below this (default {bands.NDVI_MAX})")
@@ -64,6 +58,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"points per source request (default {DEFAULT_BATCH})")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success (summary.json has it all)")
+    from s2mos_transforms import sources
+    sources.add_source_arguments(parser, sources.POINTS)
 
 
 # -- argument and input checks (driver, before any work) --------------------------------------
@@ -81,23 +77,18 @@ def _check_args(args) -> None:
         raise UserError(f"--shards must be between 1 and 10000, got {args.shards}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.source == "table" and not args.observations:
-        raise UserError("--source table needs --observations PATH")
-    if args.source != "table" and args.observations:
-        raise UserError("--observations is only used with --source table")
 
 
 def _source_spec(args) -> tuple[str, dict[str, Any], list[str]]:
     """Build the source once on the driver to fail early; returns (name, options, notes)."""
-    from s2mos_transforms.sources import SourceError, get_source
+    from s2mos_transforms import sources
 
-    options: dict[str, Any] = ({"observations": args.observations} if args.source == "table"
-                               else {"preset": args.preset, "seed": args.seed})
     try:
-        source = get_source(args.source, **options)
-    except SourceError as err:
+        name, options = sources.resolve_source(args, sources.POINTS)
+        source = sources.create(name, options)
+    except sources.SourceError as err:
         raise UserError(str(err)) from None
-    return args.source, options, list(getattr(source, "notes", []))
+    return name, options, list(getattr(source, "notes", []))
 
 
 def _is_remote(path: str) -> bool:
@@ -180,8 +171,8 @@ def build_pipeline(p, points: list[dict], staging: str, source_name: str, source
     import apache_beam as beam
     from apache_beam.pvalue import AsSingleton
 
-    from s2mos_transforms import dataset_transforms as dt
-    from s2mos_transforms import split as split_mod
+    from s2mos_transforms.dataset import transforms as dt
+    from s2mos_transforms.dataset import split as split_mod
 
     parts = f"{staging}/{PARTS_DIR}"
     # Batches of neighbours (sorted by longitude, then latitude): sources that work per region
@@ -251,7 +242,7 @@ def _counters(result) -> dict[str, int] | None:
     """The pipeline's Beam counters (namespace s2mos), or None where the runner has none."""
     from apache_beam.metrics.metric import MetricsFilter
 
-    from s2mos_transforms.dataset_transforms import NAMESPACE
+    from s2mos_transforms.dataset.transforms import NAMESPACE
     try:
         found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     except Exception:  # noqa: BLE001 — metrics are optional on some runners
@@ -269,8 +260,9 @@ def finalize(staging: str, args, n_input: int, row_rejections: list, config, not
     import numpy as np
     from apache_beam.io.filesystems import FileSystems
 
-    from s2mos_transforms import dataset_transforms as dt
-    from s2mos_transforms import figures, schema
+    from s2mos_transforms.dataset import transforms as dt
+    from s2mos_transforms.dataset import figures
+    from s2mos_transforms.dataset import schema
     from s2mos_transforms.normalize import MinMax, NormStats
 
     parts = f"{staging}/{PARTS_DIR}"
@@ -343,8 +335,7 @@ def finalize(staging: str, args, n_input: int, row_rejections: list, config, not
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "test_from_holdout": sum(1 for p in points if p["origin"] == "holdout"),
         "inputs": {"samples": args.samples, "holdout_samples": args.holdout_samples, "source": args.source,
-                   **({"observations": args.observations} if args.source == "table"
-                      else {"preset": source_options.get("preset"), "seed": source_options.get("seed")})},
+                   **source_options},
         "thresholds": config.as_dict(),
         "test_fraction": args.test_fraction,
         "observations": {**counts,
@@ -395,7 +386,7 @@ def build(args, extra: list[str]) -> dict[str, Any]:
     """Run the whole build; returns the summary (also written to OUT/summary.json)."""
     _check_args(args)
     from s2mos_transforms.masks import MaskThresholds
-    from s2mos_transforms.samples import read_sample_tables
+    from s2mos_transforms.dataset.samples import read_sample_tables
     from s2mos_transforms.sequences import ExtractConfig
 
     start = time.time()

@@ -32,9 +32,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     aoi = parser.add_argument_group("area of interest (one of --aoi / --bbox, or a --preset's AOI)")
     aoi.add_argument("--aoi", help="GeoJSON file (local or gs://): Polygon/MultiPolygon, Feature(Collection)")
     aoi.add_argument("--bbox", nargs=4, type=float, metavar=("W", "S", "E", "N"), help="WGS84 bounding box")
-    aoi.add_argument("--preset", help="embedded-world preset: its map AOI and dates (and the world)")
-    parser.add_argument("--source", default="synthetic", help="image source (default: synthetic)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the embedded world")
     parser.add_argument("--start", help="first date (ISO, inclusive; default: the preset's)")
     parser.add_argument("--end", help="last date (ISO, inclusive; default: the preset's)")
     parser.add_argument("--out", required=True, help="output directory (local or gs://)")
@@ -52,6 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference", choices=("fast", "padded"), default="fast",
                         help="fast: conv stack on the real dates only (same numbers); padded: the SavedModel")
     parser.add_argument("--no-report", action="store_true", help="skip the map report on the embedded world")
+    from s2mos_transforms import sources
+    sources.add_source_arguments(parser, sources.TILES)
 
 
 # ------------------------------------------------------------------ configuration
@@ -89,8 +88,9 @@ def _iso_date(text: str, flag: str) -> str:
 
 def resolve(args: argparse.Namespace):
     """Validate every input (one-line UserError) → (MapConfig, aoi polygon, source, preset | None)."""
-    from s2mos_transforms import map_inference, tiling
-    from s2mos_transforms.sources import SourceError, get_source
+    from s2mos_transforms.maps import inference as map_inference
+    from s2mos_transforms.maps import tiling
+    from s2mos_transforms import sources
 
     problem = map_inference.check_model_dir(args.model_dir)
     if problem:
@@ -121,10 +121,10 @@ def resolve(args: argparse.Namespace):
     end = _iso_date(args.end or (preset.end if preset else None), "--end")
     if start > end:
         raise UserError(f"--start {start} is after --end {end}")
-    options = {"preset": preset.name, "seed": args.seed} if args.source == "synthetic" else {}
     try:
-        source = get_source(args.source, **options)
-    except SourceError as err:
+        name, options = sources.resolve_source(args, sources.TILES, shared=("preset",))
+        source = sources.create(name, options)
+    except sources.SourceError as err:
         raise UserError(str(err)) from None
     lon, lat = tiling.sample_lonlat(aoi)
     if not bool(source.covers(lat, lon).any()):
@@ -146,7 +146,7 @@ def prepare_tile(task, source, config: MapConfig):
     that needs no inference (empty).
     """
     import numpy as np
-    from s2mos_transforms import map_inference as mi
+    from s2mos_transforms.maps import inference as mi
 
     tile = task.tile
     inside = task.inside_mask()
@@ -172,7 +172,7 @@ def prepare_tile(task, source, config: MapConfig):
 def tile_raster(pred, size: int):
     """(3, size, size) float32 bands from a TilePrediction (NODATA outside / below min-obs)."""
     import numpy as np
-    from s2mos_transforms import cog
+    from s2mos_transforms.maps import cog
 
     mean = np.full(size * size, cog.NODATA, np.float32)
     std = np.full(size * size, cog.NODATA, np.float32)
@@ -216,15 +216,15 @@ def _define_transforms() -> None:
             self.source = None
 
         def setup(self):
-            from s2mos_transforms.sources import get_source
+            from s2mos_transforms import sources
             if self.source_factory is not None:
                 self.source = self.source_factory()
             else:
-                self.source = get_source(self.config.source, **self.config.source_options)
+                self.source = sources.create(self.config.source, self.config.source_options)
 
         def process(self, task) -> Iterator[Any]:
             beam = _beam()
-            from s2mos_transforms import cog
+            from s2mos_transforms.maps import cog
             path = self.config.tile_path(task.name)
             if cog.exists(path):
                 beam.metrics.Metrics.counter("s2mos_map", "tiles_reused").inc()
@@ -254,7 +254,7 @@ def _define_transforms() -> None:
         def process(self, pred) -> Iterator[dict]:
             beam = _beam()
             import numpy as np
-            from s2mos_transforms import cog
+            from s2mos_transforms.maps import cog
             task = pred.task
             path = self.config.tile_path(task.name)
             try:
@@ -297,7 +297,7 @@ def build_pipeline(p, tasks: list, config: MapConfig, handler, source_factory=No
     """
     beam = _beam()
     from apache_beam.ml.inference.base import RunInference
-    from s2mos_transforms import map_outputs
+    from s2mos_transforms.maps import outputs as map_outputs
     PrepareTile, WriteTile = (__getattr__(n) for n in _TRANSFORMS)
 
     prepared = (p
@@ -317,7 +317,9 @@ def build_pipeline(p, tasks: list, config: MapConfig, handler, source_factory=No
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
     import apache_beam as beam
-    from s2mos_transforms import map_inference, map_outputs, tiling
+    from s2mos_transforms.maps import inference as map_inference
+    from s2mos_transforms.maps import outputs as map_outputs
+    from s2mos_transforms.maps import tiling
 
     config, aoi, source, preset = resolve(args)
     tasks = tiling.tiles_for_aoi(aoi, config.tile_size, config.res)
@@ -340,7 +342,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                                    seconds=elapsed)
     print(map_outputs.format_summary(outputs["summary"]))
     if preset is not None and config.source == "synthetic" and not args.no_report:
-        from s2mos_transforms import map_report
+        from s2mos_transforms.maps import report as map_report
         report = map_report.report(config.out, records, source, aoi, config.min_obs)
         map_report.write(report, config.out)
         print(map_report.format_report(report))

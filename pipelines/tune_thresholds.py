@@ -26,22 +26,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", required=True, metavar="PATH", help="sample table (point_id, lat, lon, clay)")
     parser.add_argument("--lab-spectra", required=True, metavar="PATH",
                         help="lab spectra resampled to S2: point_id, B2 … B12 (reflectance 0–1)")
-    parser.add_argument("--source", default="synthetic", choices=("synthetic", "table"))
-    parser.add_argument("--preset", default="quick", help="synthetic world preset (default: quick)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--observations", metavar="PATH", help="observations table for --source table")
     parser.add_argument("--scene-cloud-max", type=float, default=bands.SCENE_CLOUD_MAX_PCT)
     parser.add_argument("--min-coverage", type=float, default=0.5,
                         help="a pair must keep this share of the points the loosest pair keeps (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=100, help="points per source request")
     parser.add_argument("--json", metavar="PATH", help="also write the table and the choice as JSON")
+    from s2mos_transforms import sources
+    sources.add_source_arguments(parser, sources.POINTS)
 
 
 def read_lab_spectra(path: str) -> dict[str, np.ndarray]:
     """point_id → reflectance (10 bands); UserError if unreadable or columns are missing."""
     import pandas as pd
 
-    from s2mos_transforms.samples import read_table_file
+    from s2mos_transforms.dataset.samples import read_table_file
 
     df = read_table_file(path, "lab spectra")
     missing = [c for c in ("point_id",) + bands.S2_BANDS if c not in df.columns]
@@ -109,19 +107,19 @@ def format_table(rows: list[dict[str, Any]], chosen: dict[str, Any] | None) -> s
 
 
 def run(args, extra) -> int:
-    from s2mos_transforms.samples import read_samples
+    from s2mos_transforms.dataset.samples import read_samples
     from s2mos_transforms.sequences import point_observations
-    from s2mos_transforms.sources import SamplePoint, SourceError, get_source
+    from s2mos_transforms import sources
+    from s2mos_transforms.sources import SamplePoint
 
     if not 0.0 <= args.min_coverage <= 1.0:
         raise UserError(f"--min-coverage must be in [0, 1], got {args.min_coverage:g}")
     table = read_samples(args.samples)
     lab = read_lab_spectra(args.lab_spectra)
-    options = ({"observations": args.observations} if args.source == "table"
-               else {"preset": args.preset, "seed": args.seed})
     try:
-        source = get_source(args.source, **options)
-    except SourceError as err:
+        name, options = sources.resolve_source(args, sources.POINTS)
+        source = sources.create(name, options)
+    except sources.SourceError as err:
         raise UserError(str(err)) from None
     pts = table.points[table.points["point_id"].isin(list(lab))]
     if pts.empty:
@@ -142,7 +140,7 @@ def run(args, extra) -> int:
         print(f"chosen: --ndvi-max {chosen['ndvi_max']:g} --nbr2-max {chosen['nbr2_max']:g} "
               f"(mean r {chosen['score']:.3f}, r B12 {chosen['r']['B12']:.3f}, {chosen['points']} points)")
     if args.json:
-        from s2mos_transforms.dataset_transforms import write_json
+        from s2mos_transforms.dataset.transforms import write_json
         write_json(args.json, _finite({"rows": rows, "chosen": chosen}))
     return 0 if chosen is not None else 1
 

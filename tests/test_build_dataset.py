@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2mos_transforms import bands, schema, split
+from s2mos_transforms import bands
+
+from s2mos_transforms.dataset import schema
+
+from s2mos_transforms.dataset import split
 from s2mos_transforms.normalize import NormStats
 
 tf = pytest.importorskip("tensorflow")
@@ -291,7 +295,7 @@ def test_cli_errors_are_one_line(inputs, tmp_path):
     cases = [
         (["--samples", str(bad), "--out", str(tmp_path / "o")], f"samples {bad}: missing required column(s) clay"),
         (["--samples", str(inputs / "samples.csv"), "--source", "table", "--out", str(tmp_path / "o")],
-         "--source table needs --observations"),
+         "the 'table' source needs --observations"),
         (["--samples", str(inputs / "samples.csv"), "--out", str(tmp_path / "o"), "--test-fraction", "1"],
          "--test-fraction must be in [0, 1)"),
         (["--samples", str(inputs / "samples.csv"), "--out", str(tmp_path / "o"), "--no-such-flag=1"],

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from s2mos_transforms import schema, sequences
+from s2mos_transforms import sequences
+
+from s2mos_transforms.dataset import schema
 
 DAY = 86_400
 T0 = int(np.datetime64("2018-01-01T10:30:00", "s").astype(np.int64))
@@ -23,7 +25,7 @@ def test_select_ranks_rule():
 
 def test_thin_index_and_map_engines_use_select_ranks():
     """One rule: sequences.thin_index (trainer) and map_inference.thin_ragged (map engines)."""
-    from s2mos_transforms import map_inference as mi
+    from s2mos_transforms.maps import inference as mi
     for n in (0, 1, 149, 150, 151, 299, 300, 1000, 4321):
         r = sequences.select_ranks(np.array(n), 150)
         assert sequences.thin_index(n, 150).tolist() == r[r >= 0].tolist()
@@ -104,7 +106,7 @@ def test_map_engines_thin_long_sequences_like_the_savedmodel():
     pytest.importorskip("tensorflow")
     import tensorflow as tf
     import test_map_fixtures as mfx
-    from s2mos_transforms import map_inference as mi
+    from s2mos_transforms.maps import inference as mi
     d = mfx.ensemble_dir()
     padded = mi.PaddedEnsemble(d)
     meta = padded.meta

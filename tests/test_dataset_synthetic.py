@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2mos_transforms import bands, schema
+from s2mos_transforms import bands
+
+from s2mos_transforms.dataset import schema
 from s2mos_transforms.sources import SamplePoint
 
 tf = pytest.importorskip("tensorflow")
-world_source = pytest.importorskip("s2mos_transforms.world.source")
+world_source = pytest.importorskip("s2mos_transforms.sources.synthetic")
 
 from pipelines import build_dataset, tune_thresholds  # noqa: E402
 

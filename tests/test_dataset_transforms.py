@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from s2mos_transforms import bands, sequences
-from s2mos_transforms import dataset_transforms as dt
-from s2mos_transforms.samples import Rejection
+from s2mos_transforms.dataset import transforms as dt
+from s2mos_transforms.dataset.samples import Rejection
 from s2mos_transforms.sources import SourceError
 
 pytest.importorskip("tensorflow")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import rasterio
 
-from s2mos_transforms import cog
+from s2mos_transforms.maps import cog
 from s2mos_transforms.grid import Tile
 
 

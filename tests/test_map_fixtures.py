@@ -62,7 +62,7 @@ def ensemble_dir(n_bags: int = 2, use_coords: bool = True, s1: bool = True, seed
 def small_aoi_bbox(size: int = 64, margin_m: float = 60.0) -> tuple[tuple[float, float, float, float], list[str]]:
     """(W, S, E, N) covering exactly the 2 × 2 tiles of `size` px starting at the quick AOI's
     first tile; and the expected tile names."""
-    from s2mos_transforms import tiling
+    from s2mos_transforms.maps import tiling
     from s2mos_transforms.grid import Tile, xy_to_lonlat
     from s2mos_transforms.world.presets import get_preset
 
@@ -87,14 +87,14 @@ def tmpdir(name: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def quick_source():
-    from s2mos_transforms.world.source import SyntheticSource
+    from s2mos_transforms.sources.synthetic import SyntheticSource
     return SyntheticSource("quick")
 
 
 @functools.lru_cache(maxsize=None)
 def quick_stack(size: int = 32):
     """The stack of the quick AOI's first tile of `size` px (cached: the world is slow)."""
-    from s2mos_transforms import tiling
+    from s2mos_transforms.maps import tiling
     from s2mos_transforms.world.presets import get_preset
 
     preset = get_preset("quick")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import test_map_fixtures as fx
-from s2mos_transforms import bands, map_inference as mi, sequences
+from s2mos_transforms import bands, sequences
+from s2mos_transforms.maps import inference as mi
 
 
 def test_pixel_sequences_equal_the_dataset_chain_per_pixel():

@@ -15,7 +15,9 @@ import rasterio
 
 import test_map_fixtures as fx
 from pipelines.cli import main
-from s2mos_transforms import cog, map_inference as mi, tiling
+from s2mos_transforms.maps import cog
+from s2mos_transforms.maps import inference as mi
+from s2mos_transforms.maps import tiling
 from s2mos_transforms.grid import Tile
 from s2mos_transforms.world.presets import get_preset
 

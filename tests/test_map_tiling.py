@@ -1,4 +1,4 @@
-"""AOI parsing, UTM-zone tiling and inside-AOI masks (s2mos_transforms.tiling)."""
+"""AOI parsing, UTM-zone tiling and inside-AOI masks (s2mos_transforms.maps.tiling)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import shapely
 
-from s2mos_transforms import tiling
+from s2mos_transforms.maps import tiling
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import lonlat_to_xy
 

@@ -3,10 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2mos_transforms import bands, samples
+from s2mos_transforms import bands
+
+from s2mos_transforms.dataset import samples
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.sources import SamplePoint
-from s2mos_transforms.table_source import TableSource
+from s2mos_transforms.sources.table import TableSource
 
 CSV = """point_id,lat,lon,clay,extra
 A,45.0,5.0,20.5,x

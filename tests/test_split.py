@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from s2mos_transforms import split
+from s2mos_transforms.dataset import split
 
 
 def reference_kennard_stone(x, k):

@@ -11,7 +11,7 @@ import pytest
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg
 from s2mos_transforms.sources import SamplePoint
-from s2mos_transforms.world.source import SyntheticSource
+from s2mos_transforms.sources.synthetic import SyntheticSource
 
 
 @pytest.fixture(scope="module")

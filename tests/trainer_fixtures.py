@@ -13,7 +13,9 @@ import os
 
 import numpy as np
 
-from s2mos_transforms import bands, schema
+from s2mos_transforms import bands
+
+from s2mos_transforms.dataset import schema
 from s2mos_transforms.normalize import MinMax, NormStats
 
 _DRY = np.array([0.08, 0.11, 0.15, 0.18, 0.21, 0.23, 0.25, 0.26, 0.36, 0.30], np.float64)

@@ -26,7 +26,9 @@ import math
 
 import numpy as np
 
-from s2mos_transforms import bands, schema, sequences
+from s2mos_transforms import bands, sequences
+
+from s2mos_transforms.dataset import schema
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.normalize import MinMax, NormStats
 

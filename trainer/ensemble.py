@@ -26,7 +26,7 @@ import numpy as np
 
 from s2mos_transforms import bands
 from s2mos_transforms.normalize import NormStats
-from trainer import fileio
+from s2mos_transforms import fileio
 
 META_FILE = "s2mos_model.json"
 PADDING_DOC = ("when longer than max_dates, keep max_dates dates spread evenly from first to last: "

@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 from s2mos_transforms import bands, metrics
-from trainer import bagging, fileio
+from s2mos_transforms import fileio
+from trainer import bagging
 from trainer.specs import ModelSpec, paper_result
 
 FIG_DIR = "figures"

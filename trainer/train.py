@@ -29,7 +29,8 @@ from typing import Callable
 import numpy as np
 
 from s2mos_transforms import bands
-from trainer import bagging, fileio
+from s2mos_transforms import fileio
+from trainer import bagging
 from trainer.specs import ModelSpec
 
 Log = Callable[[str], None]

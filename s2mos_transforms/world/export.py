@@ -10,7 +10,7 @@ import pandas as pd
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import lonlat_to_xy, utm_epsg
 from s2mos_transforms.sources import SamplePoint
-from s2mos_transforms.world.source import SyntheticSource
+from s2mos_transforms.sources.synthetic import SyntheticSource
 
 POINTS_PER_CHUNK = 1000
 
@@ -89,7 +89,7 @@ def export_world(preset: str, out: str, n_points: int | None = None, seed: int |
         state_writer.write_table(t_state)
         n_obs += len(obs)
     if obs_writer is None:  # zero points: still write well-formed, empty tables
-        from s2mos_transforms.world.source import _empty_obs
+        from s2mos_transforms.sources.synthetic import _empty_obs
         pq.write_table(pa.Table.from_pandas(_empty_obs(), preserve_index=False), os.path.join(out, "observations.parquet"))
         pq.write_table(pa.table({"point_id": pa.array([], pa.string())}), os.path.join(out, "state.parquet"))
     else:

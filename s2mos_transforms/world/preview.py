@@ -9,7 +9,7 @@ from s2mos_transforms import bands
 from s2mos_transforms.masks import observation_masks
 from s2mos_transforms.sources import SamplePoint
 from s2mos_transforms.world.export import prepare_out_dir, truth_clay_raster
-from s2mos_transforms.world.source import SyntheticSource
+from s2mos_transforms.sources.synthetic import SyntheticSource
 
 
 def preview_world(preset: str, out: str, seed: int | None = None, n_points: int = 3) -> list[str]:

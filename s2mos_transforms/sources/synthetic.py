@@ -8,7 +8,7 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile, xy_to_lonlat
-from s2mos_transforms.sources import ImageStack, SamplePoint, SourceError
+from s2mos_transforms.sources.base import POINTS, TILES, ImageStack, SamplePoint, SourceError, SourcePlugin
 from s2mos_transforms.world.presets import get_preset
 from s2mos_transforms.world.simulator import Locations, World, orbit_band
 
@@ -178,3 +178,26 @@ def _empty_obs() -> pd.DataFrame:
 def iter_chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     for lo in range(0, len(frame), size):
         yield frame.iloc[lo:lo + size]
+
+
+def _add_arguments(group) -> None:
+    group.add_argument("--preset", default=None,
+                       help="embedded-world preset: quick, paper or independent-site (default quick); "
+                            "predict-map also takes the preset's AOI and dates")
+    group.add_argument("--seed", type=int, default=None, help="seed of the embedded world (default: the preset's)")
+
+
+def _options(args) -> dict:
+    preset = getattr(args, "preset", None) or "quick"
+    get_preset(preset)                                  # unknown preset: one-line error now
+    return {"preset": preset, "seed": getattr(args, "seed", None)}
+
+
+PLUGIN = SourcePlugin(
+    name="synthetic",
+    summary="the embedded simulated Sentinel world (points and tiles)",
+    serves=frozenset({POINTS, TILES}),
+    factory=SyntheticSource,
+    add_arguments=_add_arguments,
+    options=_options,
+)

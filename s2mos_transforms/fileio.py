@@ -1,4 +1,4 @@
-"""Local-or-gs:// file helpers (tf.io.gfile), so every output path may be a bucket (Vertex AI)."""
+"""The one I/O module: local or gs:// paths for every stage (tf.io.gfile), so any data path may be a bucket."""
 from __future__ import annotations
 
 import json

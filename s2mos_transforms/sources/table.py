@@ -22,8 +22,8 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.errors import UserError
-from s2mos_transforms.samples import cell_text, read_table_file
-from s2mos_transforms.sources import SamplePoint
+from s2mos_transforms.dataset.samples import cell_text, read_table_file
+from s2mos_transforms.sources.base import POINTS, SamplePoint, SourceError, SourcePlugin
 
 REQUIRED: tuple[str, ...] = ("point_id", "datetime") + bands.S2_BANDS + bands.S1_BANDS
 DATETIME_ALIASES = ("datetime", "date", "time", "timestamp")
@@ -159,7 +159,32 @@ class TableSource:
         return self._frame.iloc[rows].reset_index(drop=True)
 
     def tile_stack(self, tile, start=None, end=None):
-        from s2mos_transforms.sources import SourceError
         raise SourceError("the 'table' source serves sample points only, not map tiles")
 
 
+
+
+def _add_arguments(group) -> None:
+    group.add_argument("--observations", metavar="PATH",
+                       help="observations table, CSV or Parquet, long format (point_id, sensor, datetime, "
+                            "scene_cloud_pct, B2…B12, SCL, VV, VH, angle)")
+
+
+def _options(args) -> dict:
+    if not getattr(args, "observations", None):
+        raise SourceError("the 'table' source needs --observations PATH")
+    return {"observations": args.observations}
+
+
+def _create(observations: str) -> TableSource:
+    return TableSource(observations)
+
+
+PLUGIN = SourcePlugin(
+    name="table",
+    summary="an observations table extracted elsewhere (points only)",
+    serves=frozenset({POINTS}),
+    factory=_create,
+    add_arguments=_add_arguments,
+    options=_options,
+)

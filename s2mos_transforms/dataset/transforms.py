@@ -23,8 +23,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from s2mos_transforms import bands, schema, sequences, split
-from s2mos_transforms.samples import Rejection
+from s2mos_transforms import bands, sequences
+
+from s2mos_transforms.dataset import schema
+
+from s2mos_transforms.dataset import split
+from s2mos_transforms.dataset.samples import Rejection
 from s2mos_transforms.sources import SamplePoint, SourceError
 
 NAMESPACE = "s2mos"
@@ -141,8 +145,8 @@ class ExtractPoints(beam.DoFn):
         self._source = None
 
     def setup(self):
-        from s2mos_transforms.sources import get_source
-        self._source = get_source(self._source_name, **self._source_options)
+        from s2mos_transforms import sources
+        self._source = sources.create(self._source_name, self._source_options)
 
     def _fetch(self, points: list[dict]) -> tuple[dict[str, sequences.PointObservations], dict[str, str]]:
         """Observations of a batch; on a SourceError retry point by point to isolate it."""

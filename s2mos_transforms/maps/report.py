@@ -13,9 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from s2mos_transforms import cog, metrics, tiling
+from s2mos_transforms import metrics
+
+from s2mos_transforms.maps import cog
+
+from s2mos_transforms.maps import tiling
 from s2mos_transforms.grid import PIXEL_SIZE_M, tile_containing, lonlat_to_xy, utm_epsg
-from s2mos_transforms.map_outputs import local_copy, tile_relpath, write_text
+from s2mos_transforms.maps.outputs import local_copy, tile_relpath, write_text
 
 REPORT = "map_report.json"
 N_SAMPLE_POINTS = 60          # points drawn in the AOI when the preset's own campaign is too sparse there

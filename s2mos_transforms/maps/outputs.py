@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from s2mos_transforms import cog
+from s2mos_transforms.maps import cog
 from s2mos_transforms.grid import PIXEL_SIZE_M
 
 MANIFEST = "tiles.jsonl"

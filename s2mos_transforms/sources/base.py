@@ -1,16 +1,17 @@
-"""The Source interface: one object serves both fan-outs of the product.
+"""The Source contract: one object serves both fan-outs of the product.
 
 * ``observations(points)`` — every acquisition at each sample point, long format, per the
   observation contract of DESIGN.md section 3 (`bands.OBS_COLUMNS`).
 * ``tile_stack(tile, start, end)`` — the dated image stack of a map tile.
 
-Sources: ``synthetic`` (the embedded world, default), ``table`` (an observations table,
-points only); Earth Engine and GeoTIFF stacks plug in through the same interface.
+Each source is one module of this package declaring a `SourcePlugin` (its name, its flags,
+what it serves); `s2mos_transforms.sources` is the registry that finds them.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from typing import Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,15 +68,38 @@ class Source(Protocol):
         """The dated S2/S1 stack of a tile between start and end (ISO dates, inclusive)."""
 
 
-def get_source(name: str, **options) -> Source:
-    """Build a source by name; options are source specific (preset, seed, path …)."""
-    if name == "synthetic":
-        from s2mos_transforms.world.source import SyntheticSource
-        return SyntheticSource(preset=options.get("preset", "quick"), seed=options.get("seed"))
-    if name == "table":
-        from s2mos_transforms.table_source import TableSource
-        path = options.get("observations")
-        if not path:
-            raise SourceError("the 'table' source needs --observations PATH")
-        return TableSource(path)
-    raise SourceError(f"unknown source {name!r} (known: synthetic, table)")
+POINTS = "points"
+TILES = "tiles"
+
+
+def _no_arguments(group: argparse._ArgumentGroup) -> None:
+    """A source with no flags of its own."""
+
+
+def _no_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourcePlugin:
+    """What a source module declares (as a module-level ``PLUGIN``) to join the registry.
+
+    ``add_arguments`` adds the source's own flags to an argument group of every stage that
+    takes a source; ``options`` turns the parsed flags into a plain, JSON-able dict (raise
+    `SourceError` naming the flag when one is missing or wrong); ``factory(**options)`` builds
+    the source, once on the launcher (to fail early) and once per worker (DoFn ``setup``),
+    so the options are all that travels to the workers.
+    """
+
+    name: str
+    summary: str
+    serves: frozenset[str]
+    factory: Callable[..., Any]
+    add_arguments: Callable[[argparse._ArgumentGroup], None] = _no_arguments
+    options: Callable[[argparse.Namespace], dict[str, Any]] = _no_options
+
+    def __post_init__(self):
+        unknown = set(self.serves) - {POINTS, TILES}
+        if not self.serves or unknown:
+            raise ValueError(f"source {self.name!r}: serves must be a non-empty subset of "
+                             f"{{'{POINTS}', '{TILES}'}}, got {sorted(self.serves)}")
