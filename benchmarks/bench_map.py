@@ -73,8 +73,7 @@ def untrained_model(out: str, bags: int = 5) -> str:
 
 def collect_sequences(preset_name: str, tile_size: int, channels):
     """Ragged sequences (values, lengths, coords) of every AOI pixel with ≥ 1 observation."""
-    from s2mos_transforms.maps import inference as mi
-    from s2mos_transforms.maps import tiling
+    from s2mos_transforms.maps import pixels, tiling
     from s2mos_transforms.world.presets import get_preset
     from s2mos_transforms.sources.synthetic import SyntheticSource
 
@@ -88,27 +87,27 @@ def collect_sequences(preset_name: str, tile_size: int, channels):
         t0 = time.perf_counter()
         stack = source.tile_stack(task.tile, preset.start, preset.end)
         t1 = time.perf_counter()
-        pixels = np.flatnonzero(task.inside_mask().ravel())
-        seqs = mi.pixel_sequences(stack, pixels, channels)
+        inside = np.flatnonzero(task.inside_mask().ravel())
+        seqs = pixels.pixel_sequences(stack, inside, channels)
         seqs = seqs.subset(seqs.lengths >= 1)
         t_seq += time.perf_counter() - t1
         t_src += t1 - t0
-        n_aoi += pixels.size
+        n_aoi += inside.size
         vals.append(seqs.values)
         lens.append(seqs.lengths)
-        coords.append(mi.coords_of(task.tile, seqs.pixels))
+        coords.append(pixels.coords_of(task.tile, seqs.pixels))
     return (np.concatenate(vals), np.concatenate(lens), np.concatenate(coords),
             {"tiles": len(tasks), "aoi_pixels": int(n_aoi), "source_s": t_src, "sequences_s": t_seq})
 
 
 def baseline_predict(fast, values, lengths, coords, batch_size: int) -> tuple[np.ndarray, float, float]:
     """Keras predict on every pixel padded to 150 dates, mean over the bags (% clay)."""
-    from s2mos_transforms.maps import inference as mi
+    from s2mos_transforms.maps import engines
 
     meta = fast.meta
     offsets = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))])
     sel = np.arange(lengths.size)
-    x = mi.pad_batch(values, offsets, lengths.astype(np.int64), sel, meta.max_dates)
+    x = engines.pad_batch(values, offsets, lengths.astype(np.int64), sel, meta.max_dates)
     valid = (np.arange(meta.max_dates)[None, :] < np.minimum(lengths, meta.max_dates)[:, None])[..., None]
     xn = np.where(valid, meta.seq_stats.scale(x), np.float32(0)).astype(np.float32)
     cn = meta.stats["coords"].scale(coords)
@@ -167,9 +166,9 @@ def main() -> None:
     if args.memory_only:
         memory_runs(args)
         return
-    from s2mos_transforms.maps import inference as mi
+    from s2mos_transforms.maps import engines
 
-    fast = mi.FastEnsemble(args.model_dir)
+    fast = engines.FastEnsemble(args.model_dir)
     values, lengths, coords, info = collect_sequences(args.preset, args.tile_size, fast.meta.channels)
     n = int(lengths.size)
     print(f"{args.preset} AOI: {info['tiles']} tiles of {args.tile_size} px, {info['aoi_pixels']} pixels, "

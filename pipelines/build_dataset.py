@@ -148,21 +148,6 @@ def _swap_into_place(staging: str, out: str) -> None:
         FileSystems.delete(rest)
 
 
-def _pipeline_options(extra: list[str]):
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-
-    options = PipelineOptions(extra)
-    known = options.get_all_options(retain_unknown_options=False)
-    unknown = [flag for flag in extra if flag.startswith("--")
-               and flag[2:].split("=", 1)[0].replace("-", "_") not in known]
-    if unknown:
-        raise UserError(f"unknown option(s) {', '.join(unknown)} (neither a build-dataset flag nor a Beam "
-                        f"pipeline option)")
-    if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = "DirectRunner"
-    return options
-
-
 # -- the pipeline ---------------------------------------------------------------------------
 
 def build_pipeline(p, points: list[dict], staging: str, source_name: str, source_options: dict,
@@ -385,6 +370,7 @@ def _print_summary(summary: dict, out: str, seconds: float) -> None:
 def build(args, extra: list[str]) -> dict[str, Any]:
     """Run the whole build; returns the summary (also written to OUT/summary.json)."""
     _check_args(args)
+    from s2mos_transforms import beam_options
     from s2mos_transforms.masks import MaskThresholds
     from s2mos_transforms.dataset.samples import read_sample_tables
     from s2mos_transforms.sequences import ExtractConfig
@@ -392,7 +378,7 @@ def build(args, extra: list[str]) -> dict[str, Any]:
     start = time.time()
     points_df, row_rejections, n_input = read_sample_tables(args.samples, args.holdout_samples)
     source_name, source_options, notes = _source_spec(args)
-    options = _pipeline_options(extra)
+    options = beam_options.pipeline_options(extra, "build-dataset")
     config = ExtractConfig(thresholds=MaskThresholds(scene_cloud_max=args.scene_cloud_max,
                                                      ndvi_max=args.ndvi_max, nbr2_max=args.nbr2_max))
     n_valid = len(points_df)

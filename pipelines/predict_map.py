@@ -88,11 +88,11 @@ def _iso_date(text: str, flag: str) -> str:
 
 def resolve(args: argparse.Namespace):
     """Validate every input (one-line UserError) → (MapConfig, aoi polygon, source, preset | None)."""
-    from s2mos_transforms.maps import inference as map_inference
-    from s2mos_transforms.maps import tiling
     from s2mos_transforms import sources
+    from s2mos_transforms.maps import tiling
+    from trainer import model_dir
 
-    problem = map_inference.check_model_dir(args.model_dir)
+    problem = model_dir.check_model_dir(args.model_dir)
     if problem:
         raise UserError(problem)
     if args.tile_size < 16 or args.tile_size > 4096:
@@ -130,7 +130,7 @@ def resolve(args: argparse.Namespace):
     if not bool(source.covers(lat, lon).any()):
         where = f"the '{preset.name}' world" if preset else f"the '{args.source}' source"
         raise UserError(f"the AOI (bounds {tuple(round(v, 4) for v in aoi.bounds)}) does not overlap {where}")
-    meta = map_inference.read_meta(args.model_dir)
+    meta = model_dir.read_meta(args.model_dir)
     config = MapConfig(model_dir=args.model_dir, out=args.out.rstrip("/"), source=args.source,
                        source_options=options, start=start, end=end, tile_size=args.tile_size,
                        min_obs=args.min_obs, channels=meta.channels, res=float(args.resolution))
@@ -146,7 +146,7 @@ def prepare_tile(task, source, config: MapConfig):
     that needs no inference (empty).
     """
     import numpy as np
-    from s2mos_transforms.maps import inference as mi
+    from s2mos_transforms.maps import model_handler, pixels
 
     tile = task.tile
     inside = task.inside_mask()
@@ -155,18 +155,18 @@ def prepare_tile(task, source, config: MapConfig):
     if not inside.any():
         return None, _record(task, "empty", reason="outside the source coverage", n_aoi=0)
     stack = source.tile_stack(tile, config.start, config.end)
-    pixels = np.flatnonzero(inside.ravel())
-    seqs = mi.pixel_sequences(stack, pixels, config.channels)
+    mappable = np.flatnonzero(inside.ravel())
+    seqs = pixels.pixel_sequences(stack, mappable, config.channels)
     del stack
     n_obs = np.full(tile.size * tile.size, -1, np.int16)
-    n_obs[pixels] = seqs.lengths
+    n_obs[mappable] = seqs.lengths
     ok = seqs.lengths >= config.min_obs
     if not ok.any():
         return None, _record(task, "empty", reason=f"no pixel with ≥ {config.min_obs} bare observations",
-                             n_aoi=int(pixels.size))
+                             n_aoi=int(mappable.size))
     seqs = seqs.subset(ok)
-    coords = mi.coords_of(tile, seqs.pixels)
-    return mi.TileInputs(task, seqs, coords, n_obs.reshape(tile.size, tile.size)), None
+    coords = pixels.coords_of(tile, seqs.pixels)
+    return model_handler.TileInputs(task, seqs, coords, n_obs.reshape(tile.size, tile.size)), None
 
 
 def tile_raster(pred, size: int):
@@ -315,13 +315,13 @@ def build_pipeline(p, tasks: list, config: MapConfig, handler, source_factory=No
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from apache_beam.options.pipeline_options import PipelineOptions
     import apache_beam as beam
-    from s2mos_transforms.maps import inference as map_inference
+    from s2mos_transforms import beam_options
+    from s2mos_transforms.maps import model_handler, tiling
     from s2mos_transforms.maps import outputs as map_outputs
-    from s2mos_transforms.maps import tiling
 
     config, aoi, source, preset = resolve(args)
+    options = beam_options.pipeline_options(extra, "predict-map")
     tasks = tiling.tiles_for_aoi(aoi, config.tile_size, config.res)
     if not tasks:
         raise UserError("the AOI covers no tile")
@@ -329,9 +329,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"predict-map: {len(tasks)} tiles of {config.tile_size} px at {config.res:g} m, "
           f"{tiling.aoi_area_km2(aoi):.2f} km², "
           f"{config.start} … {config.end} → {config.out}")
-    handler = map_inference.ClayEnsembleHandler(config.model_dir, batch_size=args.batch_size, mode=args.inference,
+    handler = model_handler.ClayEnsembleHandler(config.model_dir, batch_size=args.batch_size, mode=args.inference,
                                                 max_batch_pixels=args.max_batch_pixels)
-    options = PipelineOptions(extra or [])
     t0 = time.time()
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, tasks, config, handler)

@@ -25,19 +25,19 @@ def test_select_ranks_rule():
 
 def test_thin_index_and_map_engines_use_select_ranks():
     """One rule: sequences.thin_index (trainer) and map_inference.thin_ragged (map engines)."""
-    from s2mos_transforms.maps import inference as mi
+    from s2mos_transforms.maps import engines
     for n in (0, 1, 149, 150, 151, 299, 300, 1000, 4321):
         r = sequences.select_ranks(np.array(n), 150)
         assert sequences.thin_index(n, 150).tolist() == r[r >= 0].tolist()
     lengths = np.array([3, 0, 9, 5, 12], np.int64)             # max_dates 5: pixels 2 and 4 thinned
     values = np.arange(int(lengths.sum()), dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
-    thinned, new_len = mi.thin_ragged(values, lengths, 5)
+    thinned, new_len = engines.thin_ragged(values, lengths, 5)
     assert new_len.tolist() == [3, 0, 5, 5, 5]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     want = np.concatenate([offsets[i] + sequences.thin_index(int(n), 5) for i, n in enumerate(lengths)])
     np.testing.assert_array_equal(thinned, values[want])
     assert (want[3:8] - offsets[2]).tolist() == [0, 2, 4, 6, 8]    # round(j · 8 / 4), not the first 5
-    same, same_len = mi.thin_ragged(values, lengths, 12)
+    same, same_len = engines.thin_ragged(values, lengths, 12)
     assert same is values and same_len.tolist() == lengths.tolist()
 
 
@@ -106,9 +106,9 @@ def test_map_engines_thin_long_sequences_like_the_savedmodel():
     pytest.importorskip("tensorflow")
     import tensorflow as tf
     import test_map_fixtures as mfx
-    from s2mos_transforms.maps import inference as mi
+    from s2mos_transforms.maps import engines
     d = mfx.ensemble_dir()
-    padded = mi.PaddedEnsemble(d)
+    padded = engines.PaddedEnsemble(d)
     meta = padded.meta
     rng = np.random.default_rng(1)
     lengths = np.array([40, 151, 4321, 300], np.int64)
@@ -121,5 +121,5 @@ def test_map_engines_thin_long_sequences_like_the_savedmodel():
         out = padded._fn(sequence=tf.constant(values[None, offsets[i]:offsets[i + 1]]),
                          length=tf.constant([n], tf.int32), coords=tf.constant(coords[i:i + 1]))
         assert float(out["clay_mean"].numpy()[0]) == pytest.approx(float(m0[i]), abs=1e-4)
-    m1, _ = mi.FastEnsemble(d).predict(values, lengths, coords)
+    m1, _ = engines.FastEnsemble(d).predict(values, lengths, coords)
     np.testing.assert_allclose(m1, m0, atol=1e-3)

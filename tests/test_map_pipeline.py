@@ -16,7 +16,8 @@ import rasterio
 import test_map_fixtures as fx
 from pipelines.cli import main
 from s2mos_transforms.maps import cog
-from s2mos_transforms.maps import inference as mi
+from s2mos_transforms.maps import model_handler
+from s2mos_transforms.maps import pixels
 from s2mos_transforms.maps import tiling
 from s2mos_transforms.grid import Tile
 from s2mos_transforms.world.presets import get_preset
@@ -81,7 +82,7 @@ def test_pixel_equals_the_ensemble_called_directly(mapped):
         mean, std, n_obs = ds.read()
     valid = np.flatnonzero((mean != cog.NODATA).ravel())
     picks = valid[np.linspace(0, valid.size - 1, 5).astype(int)]
-    seqs = mi.pixel_sequences(stack, picks)
+    seqs = pixels.pixel_sequences(stack, picks)
     fn = tf.saved_model.load(os.path.join(fx.ensemble_dir(), "ensemble")).signatures["serving_default"]
     lon, lat = tile.pixel_centres_lonlat()
     for i, p in enumerate(picks):
@@ -207,7 +208,7 @@ def test_a_failing_tile_and_empty_tiles_do_not_fail_the_job():
     tasks = tiling.tiles_for_aoi(aoi, SIZE)
     assert len(tasks) == 2
     bad = tasks[0].name
-    handler = mi.ClayEnsembleHandler(config.model_dir)
+    handler = model_handler.ClayEnsembleHandler(config.model_dir)
     with beam.Pipeline("DirectRunner") as p:
         predict_map.build_pipeline(p, tasks, config, handler, source_factory=lambda: FailingSource(bad))
     man = _manifest(out)

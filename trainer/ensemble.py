@@ -27,8 +27,9 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.normalize import NormStats
 from s2mos_transforms import fileio
+from trainer.model_dir import MODEL_META
 
-META_FILE = "s2mos_model.json"
+META_FILE = MODEL_META
 PADDING_DOC = ("when longer than max_dates, keep max_dates dates spread evenly from first to last: "
                "rank round(j*(length-1)/(max_dates-1)), j = 0..max_dates-1 "
                "(s2mos_transforms.sequences.select_ranks); "

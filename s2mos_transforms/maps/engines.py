@@ -1,8 +1,5 @@
-"""Map inference: per-pixel sequences of a tile, the ensemble engines, the RunInference handler.
+"""Ensemble engines: ragged per-pixel sequences in, (clay_mean, clay_std) in % out.
 
-* `pixel_sequences` turns a tile's `ImageStack` into ragged per-pixel sequences with exactly
-  the dataset pipeline's functions (`sequences.extract` → masks + S1 pairing, and
-  `sequences.select_dates`), in pixel blocks so memory follows the block, not the tile.
 * `PaddedEnsemble` calls the exported SavedModel (`ensemble/`, `serving_default`) — the
   reference.
 * `FastEnsemble` gives the same numbers at a cost that follows the real number of dates: the
@@ -13,181 +10,23 @@
   is L, the conv stack runs on ceil(L/f)·f dates and the rest is filled with that constant.
   Pixels are sorted by length and batched, so each batch is about as long as its pixels.
   At load it checks itself against the SavedModel and falls back to it on any mismatch.
-* `ClayEnsembleHandler` is the Beam RunInference `ModelHandler`: one model load per worker,
-  batching of tiles by pixel count via `batch_elements_kwargs`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
-from s2mos_transforms import bands
-from s2mos_transforms.grid import Tile
-from s2mos_transforms.normalize import MinMax, NormStats
+from trainer.model_dir import EnsembleMeta, bag_paths, ensemble_dir, read_meta
 
 log = logging.getLogger(__name__)
 
-ENSEMBLE_DIR = "ensemble"
-MODEL_META = "s2mos_model.json"
-BAGS_DIR = "bags"
-# Pixels per block when building sequences (bounds the float64 temporaries of the masks).
-SEQUENCE_BLOCK_PIXELS = 4096
 # Fast path must match the SavedModel within this (% clay) at its load-time self-check.
 SELF_CHECK_TOL = 1e-3
 
-
-# ------------------------------------------------------------------ per-pixel sequences
-
-@dataclasses.dataclass
-class PixelSequences:
-    """Ragged sequences of some pixels of a tile.
-
-    pixels: int64 (P,) flat indices (row-major) into the tile; lengths: int32 (P,);
-    values: float32 (sum(lengths), C) pixel-major, dates ascending, in the model's channels
-    (S2 reflectance 0–1, then VV, VH dB).
-    """
-
-    pixels: np.ndarray
-    lengths: np.ndarray
-    values: np.ndarray
-
-    @property
-    def offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)])
-
-    def sequence(self, i: int) -> np.ndarray:
-        o = self.offsets
-        return self.values[o[i]:o[i + 1]]
-
-    def subset(self, keep: np.ndarray) -> "PixelSequences":
-        keep = np.asarray(keep, bool)
-        row_keep = np.repeat(keep, self.lengths)
-        return PixelSequences(self.pixels[keep], self.lengths[keep], self.values[row_keep])
-
-
-def _extract_config(config):
-    from s2mos_transforms.sequences import ExtractConfig
-    return config if config is not None else ExtractConfig()
-
-
-def pixel_sequences(stack, pixels: np.ndarray | None = None,
-                    channels: Sequence[str] = bands.CHANNELS_S2S1, config=None,
-                    block: int = SEQUENCE_BLOCK_PIXELS) -> PixelSequences:
-    """Sequences of the given pixels (flat indices; default all) of an `ImageStack`.
-
-    The same chain as the dataset build (`sequences.extract`: scene filter, SCL, bare soil,
-    3σ outliers, S1 pairing; `sequences.select_dates`: at most max_dates, spread evenly).
-    With the 12 CNN channels a date needs an S1 pair; with the 10 S2 channels it does not.
-    """
-    from s2mos_transforms import sequences
-
-    cfg = _extract_config(config)
-    channels = tuple(channels)
-    if channels not in (bands.CHANNELS_S2S1, bands.CHANNELS_S2):
-        raise ValueError(f"unsupported model channels {channels}")
-    h, w = stack.s2.shape[-2:]
-    pixels = np.arange(h * w, dtype=np.int64) if pixels is None else np.asarray(pixels, np.int64)
-    s2 = stack.s2.reshape(stack.s2.shape[:2] + (h * w,))
-    scl = None if stack.scl is None else stack.scl.reshape(stack.scl.shape[:1] + (h * w,))
-    s1 = stack.s1.reshape(stack.s1.shape[:2] + (h * w,))
-    lengths, values = [], []
-    for start in range(0, pixels.size, block):
-        px = pixels[start:start + block]
-        ex = sequences.extract(stack.s2_times, s2[..., px], None if scl is None else scl[..., px],
-                               stack.scene_cloud_pct, stack.s1_times, s1[..., px], cfg)
-        if channels == bands.CHANNELS_S2S1:
-            data, keep = ex.s2s1, ex.paired                       # (T, 12, P), (T, P)
-        else:
-            data, keep = ex.s2, ex.kept
-        idx, n = sequences.select_dates(keep, cfg.max_dates)     # (M, P), (P,)
-        lengths.append(n.astype(np.int32))
-        values.append(_ragged_gather(data, idx))
-    if not lengths:
-        return PixelSequences(pixels, np.zeros(0, np.int32), np.zeros((0, len(channels)), np.float32))
-    return PixelSequences(pixels, np.concatenate(lengths), np.concatenate(values))
-
-
-def _ragged_gather(data: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """data (T, C, P), idx (M, P) time indices (−1 = none) → (sum valid, C), pixel-major."""
-    p_idx, j = np.nonzero(idx.T >= 0)                             # ordered by pixel, then rank
-    t = idx.T[p_idx, j]
-    return np.ascontiguousarray(data[t, :, p_idx], dtype=np.float32)
-
-
-def coords_of(tile: Tile, pixels: np.ndarray) -> np.ndarray:
-    """float32 (P, 2) (lat, lon) of pixel centres given by flat indices."""
-    lon, lat = tile.pixel_centres_lonlat()
-    return np.stack([lat.ravel()[pixels], lon.ravel()[pixels]], axis=1).astype(np.float32)
-
-
-# ------------------------------------------------------------------ model directory
-
-@dataclasses.dataclass(frozen=True)
-class EnsembleMeta:
-    channels: tuple[str, ...]
-    use_coords: bool
-    max_dates: int
-    bags: int
-    stats: NormStats
-    sequence_feature: str = ""
-    bag_models: tuple[str, ...] = ()
-
-    @property
-    def seq_stats(self) -> MinMax:
-        key = self.sequence_feature or ("s2s1" if self.channels == bands.CHANNELS_S2S1 else "s2")
-        return self.stats[key]
-
-
-def ensemble_dir(model_dir: str) -> str:
-    return f"{model_dir.rstrip('/')}/{ENSEMBLE_DIR}"
-
-
-def check_model_dir(model_dir: str) -> Optional[str]:
-    """None if MODEL_DIR/ensemble holds a SavedModel and its metadata, else what is missing."""
-    import tensorflow as tf
-    ens = ensemble_dir(model_dir)
-    for name in ("saved_model.pb", MODEL_META):
-        if not tf.io.gfile.exists(f"{ens}/{name}"):
-            return f"model directory {model_dir} has no {ENSEMBLE_DIR}/{name} (train it with `s2mos train`)"
-    return None
-
-
-def read_meta(model_dir: str) -> EnsembleMeta:
-    import tensorflow as tf
-    with tf.io.gfile.GFile(f"{ensemble_dir(model_dir)}/{MODEL_META}") as fh:
-        raw = json.load(fh)
-    return EnsembleMeta(channels=tuple(raw["channels"]), use_coords=bool(raw["use_coords"]),
-                        max_dates=int(raw.get("max_dates", bands.MAX_DATES)), bags=int(raw["bags"]),
-                        stats=NormStats.from_json(json.dumps(raw["stats"])),
-                        sequence_feature=str(raw.get("sequence_feature", "")),
-                        bag_models=tuple(raw.get("bag_models", ())))
-
-
-def bag_paths(model_dir: str, meta: EnsembleMeta) -> list[str]:
-    """The bag Keras files: as listed in the metadata (relative to ensemble/), else bags/bag_K.keras."""
-    root = model_dir.rstrip("/")
-    if meta.bag_models:
-        out = []
-        for rel in meta.bag_models:
-            parts = [p for p in f"{ENSEMBLE_DIR}/{rel}".split("/") if p not in ("", ".")]
-            stack: list[str] = []
-            for part in parts:
-                if part == "..":
-                    if stack:
-                        stack.pop()
-                else:
-                    stack.append(part)
-            out.append(f"{root}/{'/'.join(stack)}")
-        return out
-    return [f"{root}/{BAGS_DIR}/bag_{k}.keras" for k in range(meta.bags)]
-
-
-# ------------------------------------------------------------------ ragged → padded batches
 
 def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Pixel indices sorted by length, cut into batches of ≤ batch_size: similar lengths together."""
@@ -427,84 +266,3 @@ def load_engine(model_dir: str, mode: str = "fast") -> Ensemble:
     except Exception as exc:  # any model the splitter does not understand: serve it padded
         log.warning("fast inference path unavailable (%s); using the padded SavedModel", exc)
         return padded
-
-
-# ------------------------------------------------------------------ Beam model handler
-
-@dataclasses.dataclass
-class TileInputs:
-    """What a tile sends to inference: its valid pixels' sequences and coordinates."""
-
-    task: Any                 # tiling.TileTask
-    seqs: PixelSequences      # the pixels to predict (n_obs ≥ min_obs, inside the AOI)
-    coords: np.ndarray        # float32 (P, 2) lat, lon
-    n_obs: np.ndarray         # int16 (size, size) bare observations used; −1 outside the AOI
-
-    @property
-    def n_pixels(self) -> int:
-        return int(self.seqs.lengths.size)
-
-
-@dataclasses.dataclass
-class TilePrediction:
-    task: Any
-    pixels: np.ndarray        # flat indices
-    clay_mean: np.ndarray     # float32 (P,)
-    clay_std: np.ndarray
-    n_obs: np.ndarray
-
-
-def _import_base():
-    from apache_beam.ml.inference import base
-    return base
-
-
-class ClayEnsembleHandler(_import_base().ModelHandler):
-    """RunInference handler: tiles in (`TileInputs`), `TilePrediction` out.
-
-    The engine is loaded once per worker process by RunInference. Tiles are batched by
-    their pixel count (`max_batch_pixels`); inside a batch, pixels of every tile are
-    pooled, sorted by length and run `batch_size` at a time.
-    """
-
-    def __init__(self, model_dir: str, batch_size: int = 2048, mode: str = "fast",
-                 max_batch_pixels: int = 131072):
-        super().__init__()
-        self.model_dir = model_dir
-        self.batch_size = int(batch_size)
-        self.mode = mode
-        self.max_batch_pixels = int(max_batch_pixels)
-
-    def load_model(self) -> Ensemble:
-        engine = load_engine(self.model_dir, self.mode)
-        log.info("loaded %s ensemble from %s", engine.name, self.model_dir)
-        return engine
-
-    def run_inference(self, batch: Sequence[TileInputs], model: Ensemble,
-                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[TilePrediction]:
-        batch = list(batch)
-        if not batch:
-            return []
-        values = np.concatenate([t.seqs.values for t in batch])
-        lengths = np.concatenate([t.seqs.lengths for t in batch])
-        coords = np.concatenate([t.coords for t in batch]).reshape(-1, 2)
-        if lengths.size:
-            mean, std = model.predict(values, lengths, coords, self.batch_size)
-        else:
-            mean = std = np.zeros(0, np.float32)
-        out, start = [], 0
-        for t in batch:
-            n = t.n_pixels
-            out.append(TilePrediction(t.task, t.seqs.pixels, mean[start:start + n], std[start:start + n], t.n_obs))
-            start += n
-        return out
-
-    def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": 1, "max_batch_size": self.max_batch_pixels,
-                "element_size_fn": lambda t: max(1, t.n_pixels)}
-
-    def get_num_bytes(self, batch: Sequence[TileInputs]) -> int:
-        return int(sum(t.seqs.values.nbytes for t in batch))
-
-    def get_metrics_namespace(self) -> str:
-        return "s2mos_predict_map"

@@ -1,0 +1,26 @@
+"""Beam PipelineOptions for every Beam stage: the standard flags, nothing else.
+
+A stage's own flags are parsed by its argparse parser; what is left must be a Beam pipeline
+option (``--runner``, ``--project``, ``--region``, ``--temp_location``,
+``--direct_num_workers`` …). Anything else is a typo, refused in one line before any work,
+so ``--min_obs 3`` never runs silently as if it had not been given.
+"""
+from __future__ import annotations
+
+from s2mos_transforms.errors import UserError
+
+
+def pipeline_options(extra: list[str], stage: str):
+    """PipelineOptions from the unparsed flags; UserError naming every unknown one."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    options = PipelineOptions(extra)
+    known = options.get_all_options(retain_unknown_options=False)
+    unknown = [flag.split("=", 1)[0] for flag in extra if flag.startswith("--")
+               and flag[2:].split("=", 1)[0].replace("-", "_") not in known]
+    if unknown:
+        raise UserError(f"unknown option(s) {', '.join(unknown)} (neither a {stage} flag nor a Beam "
+                        f"pipeline option; see s2mos {stage} --help)")
+    if not options.view_as(StandardOptions).runner:
+        options.view_as(StandardOptions).runner = "DirectRunner"
+    return options

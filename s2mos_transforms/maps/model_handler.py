@@ -1,0 +1,93 @@
+"""The Beam RunInference `ModelHandler` of the map: one engine load per worker, tiles batched
+by pixel count (`batch_elements_kwargs`)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+from s2mos_transforms.maps.engines import Ensemble, load_engine
+from s2mos_transforms.maps.pixels import PixelSequences
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TileInputs:
+    """What a tile sends to inference: its valid pixels' sequences and coordinates."""
+
+    task: Any                 # tiling.TileTask
+    seqs: PixelSequences      # the pixels to predict (n_obs ≥ min_obs, inside the AOI)
+    coords: np.ndarray        # float32 (P, 2) lat, lon
+    n_obs: np.ndarray         # int16 (size, size) bare observations used; −1 outside the AOI
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.seqs.lengths.size)
+
+
+@dataclasses.dataclass
+class TilePrediction:
+    task: Any
+    pixels: np.ndarray        # flat indices
+    clay_mean: np.ndarray     # float32 (P,)
+    clay_std: np.ndarray
+    n_obs: np.ndarray
+
+
+def _import_base():
+    from apache_beam.ml.inference import base
+    return base
+
+
+class ClayEnsembleHandler(_import_base().ModelHandler):
+    """RunInference handler: tiles in (`TileInputs`), `TilePrediction` out.
+
+    The engine is loaded once per worker process by RunInference. Tiles are batched by
+    their pixel count (`max_batch_pixels`); inside a batch, pixels of every tile are
+    pooled, sorted by length and run `batch_size` at a time.
+    """
+
+    def __init__(self, model_dir: str, batch_size: int = 2048, mode: str = "fast",
+                 max_batch_pixels: int = 131072):
+        super().__init__()
+        self.model_dir = model_dir
+        self.batch_size = int(batch_size)
+        self.mode = mode
+        self.max_batch_pixels = int(max_batch_pixels)
+
+    def load_model(self) -> Ensemble:
+        engine = load_engine(self.model_dir, self.mode)
+        log.info("loaded %s ensemble from %s", engine.name, self.model_dir)
+        return engine
+
+    def run_inference(self, batch: Sequence[TileInputs], model: Ensemble,
+                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[TilePrediction]:
+        batch = list(batch)
+        if not batch:
+            return []
+        values = np.concatenate([t.seqs.values for t in batch])
+        lengths = np.concatenate([t.seqs.lengths for t in batch])
+        coords = np.concatenate([t.coords for t in batch]).reshape(-1, 2)
+        if lengths.size:
+            mean, std = model.predict(values, lengths, coords, self.batch_size)
+        else:
+            mean = std = np.zeros(0, np.float32)
+        out, start = [], 0
+        for t in batch:
+            n = t.n_pixels
+            out.append(TilePrediction(t.task, t.seqs.pixels, mean[start:start + n], std[start:start + n], t.n_obs))
+            start += n
+        return out
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_pixels,
+                "element_size_fn": lambda t: max(1, t.n_pixels)}
+
+    def get_num_bytes(self, batch: Sequence[TileInputs]) -> int:
+        return int(sum(t.seqs.values.nbytes for t in batch))
+
+    def get_metrics_namespace(self) -> str:
+        return "s2mos_predict_map"

@@ -1,0 +1,81 @@
+"""The model-directory contract, defined once: what `s2mos train` writes and map inference reads.
+
+MODEL_DIR/
+  ensemble/                  the serving SavedModel (`trainer.ensemble`), with
+    s2mos_model.json         channels, use_coords, max_dates, bags, stats, bag_models, …
+    stats.json               normalisation stats of the calibration set
+  bags/bag_K.keras           the bag Keras models (the map's fast inference path)
+  models/NAME/…, predictions/, evaluation/   every trained model family and its evaluation
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional
+
+from s2mos_transforms import bands
+from s2mos_transforms.normalize import MinMax, NormStats
+
+ENSEMBLE_DIR = "ensemble"
+MODEL_META = "s2mos_model.json"
+BAGS_DIR = "bags"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleMeta:
+    channels: tuple[str, ...]
+    use_coords: bool
+    max_dates: int
+    bags: int
+    stats: NormStats
+    sequence_feature: str = ""
+    bag_models: tuple[str, ...] = ()
+
+    @property
+    def seq_stats(self) -> MinMax:
+        key = self.sequence_feature or ("s2s1" if self.channels == bands.CHANNELS_S2S1 else "s2")
+        return self.stats[key]
+
+
+def ensemble_dir(model_dir: str) -> str:
+    return f"{model_dir.rstrip('/')}/{ENSEMBLE_DIR}"
+
+
+def check_model_dir(model_dir: str) -> Optional[str]:
+    """None if MODEL_DIR/ensemble holds a SavedModel and its metadata, else what is missing."""
+    import tensorflow as tf
+    ens = ensemble_dir(model_dir)
+    for name in ("saved_model.pb", MODEL_META):
+        if not tf.io.gfile.exists(f"{ens}/{name}"):
+            return f"model directory {model_dir} has no {ENSEMBLE_DIR}/{name} (train it with `s2mos train`)"
+    return None
+
+
+def read_meta(model_dir: str) -> EnsembleMeta:
+    import tensorflow as tf
+    with tf.io.gfile.GFile(f"{ensemble_dir(model_dir)}/{MODEL_META}") as fh:
+        raw = json.load(fh)
+    return EnsembleMeta(channels=tuple(raw["channels"]), use_coords=bool(raw["use_coords"]),
+                        max_dates=int(raw.get("max_dates", bands.MAX_DATES)), bags=int(raw["bags"]),
+                        stats=NormStats.from_json(json.dumps(raw["stats"])),
+                        sequence_feature=str(raw.get("sequence_feature", "")),
+                        bag_models=tuple(raw.get("bag_models", ())))
+
+
+def bag_paths(model_dir: str, meta: EnsembleMeta) -> list[str]:
+    """The bag Keras files: as listed in the metadata (relative to ensemble/), else bags/bag_K.keras."""
+    root = model_dir.rstrip("/")
+    if meta.bag_models:
+        out = []
+        for rel in meta.bag_models:
+            parts = [p for p in f"{ENSEMBLE_DIR}/{rel}".split("/") if p not in ("", ".")]
+            stack: list[str] = []
+            for part in parts:
+                if part == "..":
+                    if stack:
+                        stack.pop()
+                else:
+                    stack.append(part)
+            out.append(f"{root}/{'/'.join(stack)}")
+        return out
+    return [f"{root}/{BAGS_DIR}/bag_{k}.keras" for k in range(meta.bags)]
