@@ -16,7 +16,7 @@ def pipeline_options(extra: list[str], stage: str):
 
     options = PipelineOptions(extra)
     known = options.get_all_options(retain_unknown_options=False)
-    unknown = [flag.split("=", 1)[0] for flag in extra if flag.startswith("--")
+    unknown = [flag for flag in extra if flag.startswith("--")
                and flag[2:].split("=", 1)[0].replace("-", "_") not in known]
     if unknown:
         raise UserError(f"unknown option(s) {', '.join(unknown)} (neither a {stage} flag nor a Beam "
