@@ -31,8 +31,9 @@ class MaskThresholds:
     ndvi_max: float = bands.NDVI_MAX
     nbr2_max: float = bands.NBR2_MAX
     outlier_sigma: float = bands.OUTLIER_SIGMA
+    band_order: bool = True            # also require B3 > B2 and B4 > B3 (the paper's rule)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | bool]:
         return dataclasses.asdict(self)
 
 
@@ -101,16 +102,20 @@ def finite_mask(s2: np.ndarray) -> np.ndarray:
 
 
 def bare_soil_mask(s2: np.ndarray, ndvi_max: float = bands.NDVI_MAX,
-                   nbr2_max: float = bands.NBR2_MAX) -> np.ndarray:
+                   nbr2_max: float = bands.NBR2_MAX, band_order: bool = True) -> np.ndarray:
     """The paper's bare-soil test: NDVI < ndvi_max, NBR2 < nbr2_max, B3 > B2 and B4 > B3.
 
-    The two positive differences remove residual haze/shadow/water that pass the indices.
-    Strict inequalities, as in the paper; any missing band fails.
+    The two positive differences (the band-order rule, on unless `band_order` is False)
+    remove residual haze/shadow/water that pass the indices. Strict inequalities, as in the
+    paper; any missing band fails.
     """
     s2 = np.asarray(s2)
-    b2, b3, b4 = _band(s2, "B2"), _band(s2, "B3"), _band(s2, "B4")
     with np.errstate(invalid="ignore"):
-        return (ndvi(s2) < ndvi_max) & (nbr2(s2) < nbr2_max) & (b3 > b2) & (b4 > b3)
+        bare = (ndvi(s2) < ndvi_max) & (nbr2(s2) < nbr2_max)
+        if band_order:
+            b2, b3, b4 = _band(s2, "B2"), _band(s2, "B3"), _band(s2, "B4")
+            bare &= (b3 > b2) & (b4 > b3)
+        return bare
 
 
 def outlier_mask(values: np.ndarray, keep: np.ndarray, sigma: float = bands.OUTLIER_SIGMA) -> np.ndarray:
@@ -176,7 +181,7 @@ def observation_masks(s2: np.ndarray, scl: np.ndarray | None = None,
     scene_ok = acquired if scene is None else acquired & _expand_time(scene, spatial_ndim)
     clear_px = scl_mask(scl)
     clear = scene_ok if clear_px is None else scene_ok & clear_px
-    bare = clear & bare_soil_mask(refl, thresholds.ndvi_max, thresholds.nbr2_max)
+    bare = clear & bare_soil_mask(refl, thresholds.ndvi_max, thresholds.nbr2_max, thresholds.band_order)
     kept = outlier_mask(refl, bare, thresholds.outlier_sigma)
     return ObservationMasks(acquired=acquired, scene=np.broadcast_to(scene_ok, acquired.shape).copy(),
                             clear=clear, bare=bare, kept=kept,

@@ -34,6 +34,19 @@ class ExtractConfig:
         return {**self.thresholds.as_dict(), "s1_pair_max_days": self.s1_pair_max_days,
                 "max_dates": self.max_dates}
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ExtractConfig":
+        """The inverse of `as_dict` (a dataset's summary.json, a model's metadata); missing
+        keys take the paper's defaults, unknown keys are an error."""
+        values = dict(values)
+        fields = {f.name for f in dataclasses.fields(masks.MaskThresholds)}
+        unknown = set(values) - fields - {"s1_pair_max_days", "max_dates"}
+        if unknown:
+            raise ValueError(f"unknown extraction setting(s): {', '.join(sorted(unknown))}")
+        thresholds = masks.MaskThresholds(**{k: v for k, v in values.items() if k in fields})
+        rest = {k: values[k] for k in ("s1_pair_max_days", "max_dates") if k in values}
+        return cls(thresholds=thresholds, **rest)
+
 
 @dataclasses.dataclass
 class Extraction:

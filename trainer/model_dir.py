@@ -30,6 +30,15 @@ class EnsembleMeta:
     stats: NormStats
     sequence_feature: str = ""
     bag_models: tuple[str, ...] = ()
+    # The extraction settings of the dataset the model was trained on (`ExtractConfig.as_dict`:
+    # scene-cloud limit, NDVI/NBR2 thresholds, band-order rule, outlier sigma, S1 pairing
+    # window, date cap). None for models exported before they were recorded.
+    extraction: dict | None = None
+
+    def extract_config(self):
+        """The `sequences.ExtractConfig` the map must use (the paper's defaults if not recorded)."""
+        from s2mos_transforms.sequences import ExtractConfig
+        return ExtractConfig.from_dict(self.extraction or {})
 
     @property
     def seq_stats(self) -> MinMax:
@@ -59,7 +68,8 @@ def read_meta(model_dir: str) -> EnsembleMeta:
                         max_dates=int(raw.get("max_dates", bands.MAX_DATES)), bags=int(raw["bags"]),
                         stats=NormStats.from_json(json.dumps(raw["stats"])),
                         sequence_feature=str(raw.get("sequence_feature", "")),
-                        bag_models=tuple(raw.get("bag_models", ())))
+                        bag_models=tuple(raw.get("bag_models", ())),
+                        extraction=raw.get("extraction"))
 
 
 def bag_paths(model_dir: str, meta: EnsembleMeta) -> list[str]:
