@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from s2mos_transforms.errors import UserError
 
+METRICS_NAMESPACE = "s2mos"  # the one Beam metrics namespace of every stage
+
 
 def pipeline_options(extra: list[str], stage: str):
     """PipelineOptions from the unparsed flags; UserError naming every unknown one."""
