@@ -1,4 +1,4 @@
-"""The one definition of band lists, SCL classes and method thresholds (DESIGN.md section 2).
+"""The one definition of band lists, SCL classes and method thresholds (the paper's method: Tziolas et al. 2020, Sections 2.1–2.2).
 
 Every other module imports these names; no band list or threshold is written twice.
 """
@@ -50,7 +50,7 @@ MAX_DATES: int = 150                # sequence length of the CNN input
 NDVI_GRID: tuple[float, ...] = (0.20, 0.25, 0.30)
 NBR2_GRID: tuple[float, ...] = tuple(round(0.015 + 0.03 * i, 3) for i in range(10))  # 0.015 … 0.285
 
-# Observation table contract (DESIGN.md section 3), long format, both sensors.
+# Observation table contract (docs/architecture.md, "Contracts"), long format, both sensors.
 OBS_KEY_COLUMNS: tuple[str, ...] = ("point_id", "sensor", "datetime")
 OBS_S2_COLUMNS: tuple[str, ...] = ("scene_cloud_pct",) + S2_BANDS + ("SCL",)
 OBS_S1_COLUMNS: tuple[str, ...] = S1_BANDS + ("angle",)
