@@ -86,7 +86,6 @@ def test_extract_on_a_pixel_stack_equals_per_point():
 
 
 def test_point_record_round_trips_through_the_schema():
-    pytest.importorskip("tensorflow")
     s2_times = T0 + np.array([10, 0, 5]) * DAY                 # unsorted on purpose
     s2 = np.stack([SOIL * 1.1, SOIL, VEG])
     ex = sequences.extract(s2_times, s2, None, None, np.array([T0 + 3600]), np.array([[-9.0, -16.0]], np.float32))
@@ -103,7 +102,6 @@ def test_point_record_round_trips_through_the_schema():
 
 def test_map_engines_thin_long_sequences_like_the_savedmodel():
     """A ragged sequence longer than 150 gives what the SavedModel gives on it raw (same rule)."""
-    pytest.importorskip("tensorflow")
     import tensorflow as tf
     import test_map_fixtures as mfx
     from s2mos_transforms.maps import engines
