@@ -1,11 +1,21 @@
-"""The one I/O module: local or gs:// paths for every stage (tf.io.gfile), so any data path may be a bucket."""
+"""The one I/O module: local or gs:// paths for every stage, so any data path may be a bucket.
+
+Local paths use the standard library (no TensorFlow import for a CSV); remote paths
+(``gs://``, and TensorFlow's ``ram://`` used in tests) go through ``tf.io.gfile``.
+`check_writable` is the one up-front check of an output flag: every stage calls it before
+any work, so an unwritable output is one line, not a traceback half-way through.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from typing import Any
+import uuid
+from typing import Any, BinaryIO, Iterator
+
+from s2mos_transforms.errors import UserError
 
 
 def join(*parts: str) -> str:
@@ -16,29 +26,48 @@ def is_remote(path: str) -> bool:
     return "://" in path
 
 
-def makedirs(path: str) -> None:
+def _gfile():
     import tensorflow as tf
-    tf.io.gfile.makedirs(path)
+    return tf.io.gfile
+
+
+def _parent(path: str) -> str:
+    """The directory holding ``path`` ('' for a bare local file name)."""
+    return path.rsplit("/", 1)[0] if "/" in path.rstrip("/") else ""
+
+
+def makedirs(path: str) -> None:
+    if not path:
+        return
+    if is_remote(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
 
 
 def exists(path: str) -> bool:
-    import tensorflow as tf
-    return tf.io.gfile.exists(path)
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with open_write(path) as fh:
+        fh.write(data)
+
+
+def read_bytes(path: str) -> bytes:
+    if is_remote(path):
+        with _gfile().GFile(path, "rb") as fh:
+            return fh.read()
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def write_text(path: str, text: str) -> None:
-    import tensorflow as tf
-    parent = path.rsplit("/", 1)[0]
-    if parent and parent != path:
-        tf.io.gfile.makedirs(parent)
-    with tf.io.gfile.GFile(path, "w") as fh:
-        fh.write(text)
+    write_bytes(path, text.encode("utf-8"))
 
 
 def read_text(path: str) -> str:
-    import tensorflow as tf
-    with tf.io.gfile.GFile(path) as fh:
-        return fh.read()
+    return read_bytes(path).decode("utf-8")
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -49,17 +78,62 @@ def read_json(path: str) -> Any:
     return json.loads(read_text(path))
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    import tensorflow as tf
-    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-    with tf.io.gfile.GFile(path, "wb") as fh:
-        fh.write(data)
+@contextlib.contextmanager
+def open_write(path: str) -> Iterator[BinaryIO]:
+    """A binary file to stream into (a Parquet writer, a GeoTIFF); parent directories are created.
+
+    Remote: written to a local temporary file and copied up on success (object stores take
+    whole objects; nothing half-written appears under ``path`` if the writer fails).
+    """
+    makedirs(_parent(path))
+    if not is_remote(path):
+        with open(path, "wb") as fh:
+            yield fh
+        return
+    with tempfile.TemporaryDirectory(prefix="s2mos-upload-") as tmp:
+        local = os.path.join(tmp, "part")
+        with open(local, "wb") as fh:
+            yield fh
+        _gfile().copy(local, path, overwrite=True)
 
 
-def read_bytes(path: str) -> bytes:
-    import tensorflow as tf
-    with tf.io.gfile.GFile(path, "rb") as fh:
-        return fh.read()
+def check_writable(path: str, flag: str) -> None:
+    """UserError ``FLAG PATH: why`` unless a directory can be created or written at ``path``.
+
+    Leaves nothing behind: probes the directory itself when it exists, else its nearest
+    existing ancestor (locally), or writes and deletes a probe object (remote).
+    """
+    if not path or not path.strip("/"):
+        raise UserError(f"{flag} is empty")
+    if is_remote(path):
+        probe = join(path, f".s2mos-write-test-{uuid.uuid4().hex[:8]}")
+        try:
+            gfile = _gfile()
+            gfile.makedirs(path)
+            with gfile.GFile(probe, "wb") as fh:
+                fh.write(b"")
+            gfile.remove(probe)
+        except Exception as err:  # noqa: BLE001 — any failure of the store (credentials, bucket, network)
+            raise UserError(f"{flag} {path}: cannot write there ({_first_line(err)})") from None
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {path}: exists and is not a directory")
+    ancestor = os.path.abspath(path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise UserError(f"{flag} {path}: {ancestor} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".s2mos-write-test-", dir=ancestor)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"{flag} {path}: cannot write in {ancestor} ({err.strerror or err})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _json_default(o: Any):
@@ -82,8 +156,7 @@ def save_keras(model, path: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, os.path.basename(path))
         model.save(local)
-        with open(local, "rb") as fh:
-            write_bytes(path, fh.read())
+        _gfile().copy(local, path, overwrite=True)
 
 
 def load_keras(path: str):
@@ -92,8 +165,7 @@ def load_keras(path: str):
         return keras.saving.load_model(path, compile=False)
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, os.path.basename(path))
-        with open(local, "wb") as fh:
-            fh.write(read_bytes(path))
+        _gfile().copy(path, local, overwrite=True)
         return keras.saving.load_model(local, compile=False)
 
 
@@ -114,13 +186,13 @@ def load_npz(path: str) -> dict:
 
 def copy_tree_to(local_dir: str, remote_dir: str) -> None:
     """Upload a local directory tree (e.g. a SavedModel written locally) to gs://."""
-    import tensorflow as tf
+    gfile = _gfile()
     for root, _, files in os.walk(local_dir):
         rel = os.path.relpath(root, local_dir)
         target = remote_dir if rel == "." else join(remote_dir, rel)
-        tf.io.gfile.makedirs(target)
+        gfile.makedirs(target)
         for f in files:
-            tf.io.gfile.copy(os.path.join(root, f), join(target, f), overwrite=True)
+            gfile.copy(os.path.join(root, f), join(target, f), overwrite=True)
 
 
 def remove_local_tree(path: str) -> None:
