@@ -97,28 +97,31 @@ def open_write(path: str) -> Iterator[BinaryIO]:
         _gfile().copy(local, path, overwrite=True)
 
 
-def check_writable(path: str, flag: str) -> None:
-    """UserError ``FLAG PATH: why`` unless a directory can be created or written at ``path``.
+def check_writable(path: str, flag: str, is_file: bool = False) -> None:
+    """UserError ``FLAG PATH: why`` unless the output directory (or, with ``is_file``, the
+    output file) can be created or written at ``path``; every stage calls it before any work.
 
-    Leaves nothing behind: probes the directory itself when it exists, else its nearest
-    existing ancestor (locally), or writes and deletes a probe object (remote).
+    Leaves nothing behind: locally it probes the nearest existing directory (the output
+    itself, or the ancestor it would be created in); remotely it writes and deletes a
+    probe object, which is what fails without credentials or with a missing bucket.
     """
+    what = "the output file" if is_file else "to output directory"
     if not path or not path.strip("/"):
         raise UserError(f"{flag} is empty")
     if is_remote(path):
-        probe = join(path, f".s2mos-write-test-{uuid.uuid4().hex[:8]}")
+        probe = f"{path}.s2mos-write-test-{uuid.uuid4().hex[:8]}" if is_file else \
+            join(path, f".s2mos-write-test-{uuid.uuid4().hex[:8]}")
         try:
             gfile = _gfile()
-            gfile.makedirs(path)
             with gfile.GFile(probe, "wb") as fh:
                 fh.write(b"")
             gfile.remove(probe)
         except Exception as err:  # noqa: BLE001 — any failure of the store (credentials, bucket, network)
-            raise UserError(f"{flag} {path}: cannot write there ({_first_line(err)})") from None
+            raise UserError(f"{flag} {path}: cannot write {what} ({_first_line(err)})") from None
         return
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"{flag} {path}: exists and is not a directory")
-    ancestor = os.path.abspath(path)
+    if os.path.isdir(path) if is_file else (os.path.exists(path) and not os.path.isdir(path)):
+        raise UserError(f"{flag} {path}: {'is a directory' if is_file else 'exists and is not a directory'}")
+    ancestor = os.path.abspath(path if not is_file else os.path.dirname(os.path.abspath(path)))
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
@@ -128,7 +131,7 @@ def check_writable(path: str, flag: str) -> None:
         os.close(fd)
         os.remove(probe)
     except OSError as err:
-        raise UserError(f"{flag} {path}: cannot write in {ancestor} ({err.strerror or err})") from None
+        raise UserError(f"{flag} {path}: cannot write {what} ({ancestor}: {err.strerror or err})") from None
 
 
 def _first_line(err: BaseException) -> str:
