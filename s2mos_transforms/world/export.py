@@ -1,12 +1,13 @@
 """`s2mos world export`: samples, observations, hidden state, lab spectra and the AOI truth map."""
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 
 import numpy as np
 import pandas as pd
 
+from s2mos_transforms import fileio
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import lonlat_to_xy, utm_epsg
 from s2mos_transforms.sources import SamplePoint
@@ -16,14 +17,9 @@ POINTS_PER_CHUNK = 1000
 
 
 def prepare_out_dir(out: str) -> None:
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".s2mos-write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as err:
-        raise UserError(f"cannot write to output directory {out}: {err.strerror or err}") from None
+    """One-line UserError unless ``out`` (local or gs://) can be written; then create it."""
+    fileio.check_writable(out, "--out")
+    fileio.makedirs(out)
 
 
 def aoi_grid(source: SyntheticSource) -> tuple[int, float, float, int, int]:
@@ -62,7 +58,7 @@ def export_world(preset: str, out: str, n_points: int | None = None, seed: int |
     """Write the world's files for a preset; returns a summary dict (also world.json)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    import rasterio
+    import rasterio.io
     from tqdm import tqdm
 
     if n_points is not None and n_points < 0:
@@ -70,12 +66,13 @@ def export_world(preset: str, out: str, n_points: int | None = None, seed: int |
     source = SyntheticSource(preset, seed)
     prepare_out_dir(out)
     samples = source.sample_points(n_points)
-    samples.to_csv(os.path.join(out, "samples.csv"), index=False)
+    fileio.write_text(fileio.join(out, "samples.csv"), samples.to_csv(index=False))
     aoi_samples = source.sample_points(min(24, source.preset.n_points), within_aoi=True)
-    aoi_samples.to_csv(os.path.join(out, "aoi_samples.csv"), index=False)
-    source.lab_spectra(samples).to_csv(os.path.join(out, "lab_spectra.csv"), index=False)
+    fileio.write_text(fileio.join(out, "aoi_samples.csv"), aoi_samples.to_csv(index=False))
+    fileio.write_text(fileio.join(out, "lab_spectra.csv"), source.lab_spectra(samples).to_csv(index=False))
 
     obs_writer = state_writer = None
+    files = contextlib.ExitStack()  # the two Parquet sinks (uploaded on close for gs://)
     n_obs = 0
     points = [SamplePoint(r.point_id, r.lat, r.lon, r.clay) for r in samples.itertuples()]
     chunks = range(0, len(points), POINTS_PER_CHUNK)
@@ -83,23 +80,28 @@ def export_world(preset: str, out: str, n_points: int | None = None, seed: int |
         obs, state = source.observations_and_state(points[lo:lo + POINTS_PER_CHUNK], with_state=True)
         t_obs, t_state = pa.Table.from_pandas(obs, preserve_index=False), pa.Table.from_pandas(state, preserve_index=False)
         if obs_writer is None:
-            obs_writer = pq.ParquetWriter(os.path.join(out, "observations.parquet"), t_obs.schema, compression="zstd")
-            state_writer = pq.ParquetWriter(os.path.join(out, "state.parquet"), t_state.schema, compression="zstd")
+            obs_writer = pq.ParquetWriter(files.enter_context(fileio.open_write(fileio.join(out, "observations.parquet"))),
+                                          t_obs.schema, compression="zstd")
+            state_writer = pq.ParquetWriter(files.enter_context(fileio.open_write(fileio.join(out, "state.parquet"))),
+                                            t_state.schema, compression="zstd")
         obs_writer.write_table(t_obs)
         state_writer.write_table(t_state)
         n_obs += len(obs)
     if obs_writer is None:  # zero points: still write well-formed, empty tables
         from s2mos_transforms.sources.synthetic import _empty_obs
-        pq.write_table(pa.Table.from_pandas(_empty_obs(), preserve_index=False), os.path.join(out, "observations.parquet"))
-        pq.write_table(pa.table({"point_id": pa.array([], pa.string())}), os.path.join(out, "state.parquet"))
+        _write_parquet(pa.Table.from_pandas(_empty_obs(), preserve_index=False), fileio.join(out, "observations.parquet"))
+        _write_parquet(pa.table({"point_id": pa.array([], pa.string())}), fileio.join(out, "state.parquet"))
     else:
         obs_writer.close()
         state_writer.close()
+        files.close()
 
     truth, profile = truth_clay_raster(source)
-    with rasterio.open(os.path.join(out, "truth_clay.tif"), "w", **profile) as dst:
-        dst.write(truth, 1)
-        dst.set_band_description(1, "clay_percent")
+    with rasterio.io.MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(truth, 1)
+            dst.set_band_description(1, "clay_percent")
+        fileio.write_bytes(fileio.join(out, "truth_clay.tif"), mem.read())
     summary = {
         "preset": preset, "seed": source.seed, "description": source.preset.description,
         "start": source.preset.start, "end": source.preset.end,
@@ -109,6 +111,11 @@ def export_world(preset: str, out: str, n_points: int | None = None, seed: int |
         "files": ["samples.csv", "aoi_samples.csv", "observations.parquet", "state.parquet", "lab_spectra.csv",
                   "truth_clay.tif", "world.json"],
     }
-    with open(os.path.join(out, "world.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
+    fileio.write_text(fileio.join(out, "world.json"), json.dumps(summary, indent=2))
     return summary
+
+
+def _write_parquet(table, path: str) -> None:
+    import pyarrow.parquet as pq
+    with fileio.open_write(path) as fh:
+        pq.write_table(table, fh)
