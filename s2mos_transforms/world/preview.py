@@ -1,11 +1,11 @@
 """`s2mos world preview`: the pictures a person wants to see of the embedded world."""
 from __future__ import annotations
 
-import os
+import io
 
 import numpy as np
 
-from s2mos_transforms import bands
+from s2mos_transforms import bands, fileio
 from s2mos_transforms.masks import observation_masks
 from s2mos_transforms.sources import SamplePoint
 from s2mos_transforms.world.export import prepare_out_dir, truth_clay_raster
@@ -30,8 +30,8 @@ def preview_world(preset: str, out: str, seed: int | None = None, n_points: int 
     fig.colorbar(im, ax=ax, label="clay (%)")
     ax.set_xlabel("km east"), ax.set_ylabel("km north")
     ax.set_title(f"Truth clay, '{preset}' AOI ({profile['crs']})")
-    path = os.path.join(out, "truth_clay.png")
-    fig.savefig(path, dpi=110, bbox_inches="tight"), plt.close(fig)
+    path = fileio.join(out, "truth_clay.png")
+    _save_png(fig, path, dpi=110, bbox_inches="tight")
     written.append(path)
 
     samples = source.sample_points(max(n_points, 1) * 4)
@@ -61,7 +61,17 @@ def preview_world(preset: str, out: str, seed: int | None = None, n_points: int 
         row[1].set_ylabel("σ° (dB)"), row[1].legend(fontsize=7)
         row[1].set_title("Sentinel-1 (grey lines: bare S2 dates)")
     fig.tight_layout()
-    path = os.path.join(out, "trajectories.png")
-    fig.savefig(path, dpi=100), plt.close(fig)
+    path = fileio.join(out, "trajectories.png")
+    _save_png(fig, path, dpi=100)
     written.append(path)
     return written
+
+
+def _save_png(fig, path: str, **savefig_kw) -> None:
+    """Render the figure to PNG and write it through fileio (local or gs://); close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig_kw)
+    plt.close(fig)
+    fileio.write_bytes(path, buf.getvalue())
