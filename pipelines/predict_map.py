@@ -1,40 +1,34 @@
 """`s2mos predict-map`: clay maps from a trained ensemble, as Cloud Optimized GeoTIFFs (Beam).
 
-Launcher: check the inputs (model directory, AOI, source coverage, dates) and fail in one
-line before any work; tile the AOI (UTM zone grid at 10 m). Pipeline, one element per tile:
-
-    tiles ─ PrepareTile (source stack → masks → per-pixel sequences; skip tiles already
-            written) ─ RunInference (ensemble, batched by pixels) ─ WriteTile (atomic COG)
-          └ records (written / empty / failed + reason) ─ tiles.jsonl
-
-Then, on the launcher: VRT per UTM zone, mosaic COG (small AOIs), quicklook PNG, STAC Item,
-summary, and on the embedded world the map report against the true clay.
+Launcher, in this order, each failing in one line before any work: the Beam flags
+(`beam_options.pipeline_options`), the numeric flags and `--out`, the model (its metadata
+carries the extraction settings the map must use, `maps.config.resolve_extraction`), the AOI,
+dates and source coverage. Then the plan (`maps.plan`: compact row ranges per UTM zone,
+counted without listing tiles); `--dry-run` prints it and stops. Otherwise the pipeline
+(`maps.pipeline.PredictMap`: PlanTiles → PrepareStacks → PredictTiles → WriteCOGs, +
+WriteManifest), then on the launcher VRTs, mosaic (small AOIs), quicklook, STAC Item,
+summary and, on the embedded world, the map report.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
-import logging
+import sys
 import time
-from typing import Any, Iterator
 
 from s2mos_transforms.errors import UserError
 
-log = logging.getLogger(__name__)
-
-TILES_DIR = "tiles"
-MANIFEST = "tiles.jsonl"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", required=True, help="trained model directory (with ensemble/)")
+    parser.add_argument("--model-dir", help="trained model directory (with ensemble/); with --dry-run optional")
     aoi = parser.add_argument_group("area of interest (one of --aoi / --bbox, or a --preset's AOI)")
     aoi.add_argument("--aoi", help="GeoJSON file (local or gs://): Polygon/MultiPolygon, Feature(Collection)")
     aoi.add_argument("--bbox", nargs=4, type=float, metavar=("W", "S", "E", "N"), help="WGS84 bounding box")
     parser.add_argument("--start", help="first date (ISO, inclusive; default: the preset's)")
     parser.add_argument("--end", help="last date (ISO, inclusive; default: the preset's)")
-    parser.add_argument("--out", required=True, help="output directory (local or gs://)")
+    parser.add_argument("--out", help="output directory (local or gs://); required unless --dry-run")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (tiles, pixels, estimated core-hours and output size) and stop")
     parser.add_argument("--tile-size", type=int, default=256, help="tile size in pixels (default 256)")
     parser.add_argument("--resolution", type=float, default=10.0, metavar="M",
                         help="pixel size in metres (default 10, Sentinel-2's); coarser maps take each "
@@ -49,34 +43,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference", choices=("fast", "padded"), default="fast",
                         help="fast: conv stack on the real dates only (same numbers); padded: the SavedModel")
     parser.add_argument("--no-report", action="store_true", help="skip the map report on the embedded world")
+    ex = parser.add_argument_group(
+        "extraction settings (default: the model's own, those of the dataset it was trained on; "
+        "a different value is refused unless --override-extraction)")
+    ex.add_argument("--ndvi-max", type=float, help="bare soil: NDVI below this")
+    ex.add_argument("--nbr2-max", type=float, help="bare soil: NBR2 below this")
+    ex.add_argument("--scene-cloud-max", type=float, help="S2 scenes with less cloud than this (%%)")
+    ex.add_argument("--s1-pair-max-days", type=float, help="S1 acquisition at most this many days from the S2 date")
+    ex.add_argument("--override-extraction", action="store_true",
+                    help="map with the values given although the model was trained with others (a warning)")
     from s2mos_transforms import sources
     sources.add_source_arguments(parser, sources.TILES)
-
-
-# ------------------------------------------------------------------ configuration
-
-@dataclasses.dataclass(frozen=True)
-class MapConfig:
-    """Everything a worker needs, picklable."""
-
-    model_dir: str
-    out: str
-    source: str
-    source_options: dict
-    start: str
-    end: str
-    tile_size: int
-    min_obs: int
-    channels: tuple[str, ...]
-    res: float = 10.0
-
-    def settings(self) -> dict:
-        """What a tile's content depends on: a re-run may reuse tiles only if these agree."""
-        keys = ("model_dir", "source", "source_options", "start", "end", "tile_size", "res", "min_obs")
-        return {k: getattr(self, k) for k in keys} | {"channels": list(self.channels)}
-
-    def tile_path(self, name: str) -> str:
-        return f"{self.out.rstrip('/')}/{TILES_DIR}/{name}.tif"
 
 
 def _iso_date(text: str, flag: str) -> str:
@@ -86,15 +63,7 @@ def _iso_date(text: str, flag: str) -> str:
         raise UserError(f"{flag} must be an ISO date (YYYY-MM-DD), got {text!r}") from None
 
 
-def resolve(args: argparse.Namespace):
-    """Validate every input (one-line UserError) → (MapConfig, aoi polygon, source, preset | None)."""
-    from s2mos_transforms import sources
-    from s2mos_transforms.maps import tiling
-    from trainer import model_dir
-
-    problem = model_dir.check_model_dir(args.model_dir)
-    if problem:
-        raise UserError(problem)
+def _check_numbers(args: argparse.Namespace) -> None:
     if args.tile_size < 16 or args.tile_size > 4096:
         raise UserError(f"--tile-size must be between 16 and 4096 pixels, got {args.tile_size}")
     if not 10.0 <= args.resolution <= 10_000.0:
@@ -103,6 +72,54 @@ def resolve(args: argparse.Namespace):
         raise UserError(f"--min-obs must be ≥ 1, got {args.min_obs}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+
+
+def _model(args: argparse.Namespace) -> tuple[tuple[str, ...], dict | None, str | None]:
+    """(channels, recorded extraction or None, why there is no model or None).
+
+    A real run needs the trained ensemble. A dry run only reads the metadata, without
+    TensorFlow, and plans with the paper's defaults when there is none to read.
+    """
+    from s2mos_transforms import bands, fileio
+    from trainer import model_dir
+
+    if not args.dry_run:
+        if not args.model_dir:
+            raise UserError("--model-dir is required (only --dry-run plans without a model)")
+        problem = model_dir.check_model_dir(args.model_dir)
+        if problem:
+            raise UserError(problem)
+        meta = model_dir.read_meta(args.model_dir)
+        return meta.channels, meta.extraction, None
+    if not args.model_dir:
+        return bands.CHANNELS_S2S1, None, "no --model-dir"
+    path = f"{model_dir.ensemble_dir(args.model_dir)}/{model_dir.MODEL_META}"
+    try:
+        raw = fileio.read_json(path)
+    except Exception as err:  # noqa: BLE001 — any unreadable metadata: plan without it
+        return bands.CHANNELS_S2S1, None, f"no model metadata at {path} ({type(err).__name__})"
+    return tuple(raw.get("channels", bands.CHANNELS_S2S1)), raw.get("extraction"), None
+
+
+def resolve(args: argparse.Namespace):
+    """Validate every input (one-line UserError) → (MapConfig, aoi polygon, source, preset | None,
+    warning lines)."""
+    from s2mos_transforms import fileio, sources
+    from s2mos_transforms.maps import config as map_config
+    from s2mos_transforms.maps import tiling
+
+    _check_numbers(args)
+    if not args.dry_run:
+        if not args.out:
+            raise UserError("--out is required (only --dry-run runs without it)")
+        fileio.check_writable(args.out, "--out")
+    channels, recorded, no_model = _model(args)
+    given = {k: getattr(args, k) for k in map_config.EXTRACTION_FLAGS}
+    if no_model:
+        extraction, origin, warnings = map_config.resolve_extraction(None, given, override=True)
+        origin, warnings = f"the paper's defaults and the flags given ({no_model}; dry run)", []
+    else:
+        extraction, origin, warnings = map_config.resolve_extraction(recorded, given, args.override_extraction)
     preset = None
     if args.preset or args.source == "synthetic":
         from s2mos_transforms.world.presets import get_preset
@@ -130,215 +147,62 @@ def resolve(args: argparse.Namespace):
     if not bool(source.covers(lat, lon).any()):
         where = f"the '{preset.name}' world" if preset else f"the '{args.source}' source"
         raise UserError(f"the AOI (bounds {tuple(round(v, 4) for v in aoi.bounds)}) does not overlap {where}")
-    meta = model_dir.read_meta(args.model_dir)
-    config = MapConfig(model_dir=args.model_dir, out=args.out.rstrip("/"), source=args.source,
-                       source_options=options, start=start, end=end, tile_size=args.tile_size,
-                       min_obs=args.min_obs, channels=meta.channels, res=float(args.resolution))
-    return config, aoi, source, preset
+    config = map_config.MapConfig(
+        model_dir=args.model_dir or "", out=(args.out or "").rstrip("/"), source=name, source_options=options,
+        start=start, end=end, tile_size=args.tile_size, min_obs=args.min_obs, channels=tuple(channels),
+        res=float(args.resolution), extraction=extraction, extraction_from=origin)
+    return config, aoi, source, preset, warnings
 
 
-# ------------------------------------------------------------------ per-tile steps (pure)
-
-def prepare_tile(task, source, config: MapConfig):
-    """Source stack → per-pixel sequences of the tile's mappable pixels.
-
-    Returns (TileInputs | None, record | None): inputs to predict, or the record of a tile
-    that needs no inference (empty).
-    """
-    import numpy as np
-    from s2mos_transforms.maps import model_handler, pixels
-
-    tile = task.tile
-    inside = task.inside_mask()
-    lon, lat = tile.pixel_centres_lonlat()
-    inside &= np.asarray(source.covers(lat, lon), bool)
-    if not inside.any():
-        return None, _record(task, "empty", reason="outside the source coverage", n_aoi=0)
-    stack = source.tile_stack(tile, config.start, config.end)
-    mappable = np.flatnonzero(inside.ravel())
-    seqs = pixels.pixel_sequences(stack, mappable, config.channels)
-    del stack
-    n_obs = np.full(tile.size * tile.size, -1, np.int16)
-    n_obs[mappable] = seqs.lengths
-    ok = seqs.lengths >= config.min_obs
-    if not ok.any():
-        return None, _record(task, "empty", reason=f"no pixel with ≥ {config.min_obs} bare observations",
-                             n_aoi=int(mappable.size))
-    seqs = seqs.subset(ok)
-    coords = pixels.coords_of(tile, seqs.pixels)
-    return model_handler.TileInputs(task, seqs, coords, n_obs.reshape(tile.size, tile.size)), None
-
-
-def tile_raster(pred, size: int):
-    """(3, size, size) float32 bands from a TilePrediction (NODATA outside / below min-obs)."""
-    import numpy as np
-    from s2mos_transforms.maps import cog
-
-    mean = np.full(size * size, cog.NODATA, np.float32)
-    std = np.full(size * size, cog.NODATA, np.float32)
-    mean[pred.pixels] = pred.clay_mean
-    std[pred.pixels] = pred.clay_std
-    n_obs = pred.n_obs.astype(np.float32)
-    n_obs[pred.n_obs < 0] = cog.NODATA
-    return cog.stack_bands(mean.reshape(size, size), std.reshape(size, size), n_obs)
-
-
-def _record(task, status: str, reason: str = "", **extra) -> dict:
-    t = task.tile
-    rec = {"tile": t.name, "epsg": t.epsg, "col": t.col, "row": t.row, "size": t.size, "res": t.res,
-           "status": status, "reason": reason}
-    rec.update(extra)
-    return rec
-
-
-# ------------------------------------------------------------------ Beam transforms (thin)
-
-def _beam():
-    import apache_beam as beam
-    return beam
-
-
-_TRANSFORMS = ("PrepareTile", "WriteTile")
-
-
-def _define_transforms() -> None:
-    """Define the DoFns on first use, so importing this module (for `--help`) skips Beam."""
-    beam = _beam()
-
-    class PrepareTile(beam.DoFn):
-        """Tile task → TileInputs (main output) or a manifest record (tagged 'record')."""
-
-        RECORD = "record"
-
-        def __init__(self, config: MapConfig, source_factory=None):
-            self.config = config
-            self.source_factory = source_factory
-            self.source = None
-
-        def setup(self):
-            from s2mos_transforms import sources
-            if self.source_factory is not None:
-                self.source = self.source_factory()
-            else:
-                self.source = sources.create(self.config.source, self.config.source_options)
-
-        def process(self, task) -> Iterator[Any]:
-            beam = _beam()
-            from s2mos_transforms.maps import cog
-            path = self.config.tile_path(task.name)
-            if cog.exists(path):
-                beam.metrics.Metrics.counter("s2mos_map", "tiles_reused").inc()
-                yield beam.pvalue.TaggedOutput(self.RECORD, _record(task, "written", reused=True, path=path))
-                return
-            t0 = time.time()
-            try:
-                inputs, record = prepare_tile(task, self.source, self.config)
-            except Exception as err:  # a source error for one tile must not fail the job
-                log.warning("tile %s failed: %s", task.name, err)
-                beam.metrics.Metrics.counter("s2mos_map", "tiles_failed").inc()
-                yield beam.pvalue.TaggedOutput(self.RECORD, _record(task, "failed", reason=_reason(err)))
-                return
-            if record is not None:
-                record["seconds"] = round(time.time() - t0, 3)
-                beam.metrics.Metrics.counter("s2mos_map", "tiles_empty").inc()
-                yield beam.pvalue.TaggedOutput(self.RECORD, record)
-            else:
-                yield inputs
-
-    class WriteTile(beam.DoFn):
-        """TilePrediction → COG written atomically → manifest record."""
-
-        def __init__(self, config: MapConfig):
-            self.config = config
-
-        def process(self, pred) -> Iterator[dict]:
-            beam = _beam()
-            import numpy as np
-            from s2mos_transforms.maps import cog
-            task = pred.task
-            path = self.config.tile_path(task.name)
-            try:
-                data = tile_raster(pred, task.tile.size)
-                cog.write_cog(path, data, task.tile.transform, f"EPSG:{task.tile.epsg}",
-                              tags={"model_dir": self.config.model_dir, "start": self.config.start,
-                                    "end": self.config.end, "min_obs": self.config.min_obs})
-            except Exception as err:
-                beam.metrics.Metrics.counter("s2mos_map", "tiles_failed").inc()
-                yield _record(task, "failed", reason=_reason(err))
-                return
-            beam.metrics.Metrics.counter("s2mos_map", "tiles_written").inc()
-            n_aoi = int(np.count_nonzero(pred.n_obs >= 0))
-            yield _record(task, "written", reused=False, path=path, n_aoi=n_aoi, n_valid=int(pred.pixels.size),
-                          clay_mean=round(float(np.mean(pred.clay_mean)), 3) if pred.pixels.size else None)
-
-    for cls in (PrepareTile, WriteTile):
-        cls.__qualname__ = cls.__name__          # picklable by reference as pipelines.predict_map.X
-        cls.__module__ = __name__
-        globals()[cls.__name__] = cls
-
-
-def __getattr__(name: str):
-    if name in _TRANSFORMS:
-        if name not in globals():
-            _define_transforms()
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _reason(err: Exception) -> str:
-    text = f"{type(err).__name__}: {err}"
-    return text.splitlines()[0][:300] if text else type(err).__name__
-
-
-def build_pipeline(p, tasks: list, config: MapConfig, handler, source_factory=None) -> None:
-    """Wire the per-tile pipeline onto `p` (tasks are `tiling.TileTask`s).
-
-    `source_factory` (picklable, no arguments) replaces the named source on the workers.
-    """
-    beam = _beam()
-    from apache_beam.ml.inference.base import RunInference
-    from s2mos_transforms.maps import outputs as map_outputs
-    PrepareTile, WriteTile = (__getattr__(n) for n in _TRANSFORMS)
-
-    prepared = (p
-                | "Tiles" >> beam.Create(tasks)
-                | "Spread" >> beam.Reshuffle()
-                | "PrepareTile" >> beam.ParDo(PrepareTile(config, source_factory))
-                .with_outputs(PrepareTile.RECORD, main="inputs"))
-    written = (prepared.inputs
-               | "Ensemble" >> RunInference(handler)
-               | "WriteTile" >> beam.ParDo(WriteTile(config)))
-    ((prepared[PrepareTile.RECORD], written)
-     | "Records" >> beam.Flatten()
-     | "All" >> beam.combiners.ToList()
-     | "Manifest" >> beam.Map(map_outputs.write_manifest, f"{config.out}/{MANIFEST}"))
+def _settings_line(config) -> str:
+    ex = config.extract_config().as_dict()
+    return "  extraction: " + ", ".join(f"{k} {v:g}" if not isinstance(v, bool) else f"{k} {v}"
+                                        for k, v in ex.items()) + f" (from {config.extraction_from})"
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    import apache_beam as beam
     from s2mos_transforms import beam_options
-    from s2mos_transforms.maps import model_handler, tiling
-    from s2mos_transforms.maps import outputs as map_outputs
+    from s2mos_transforms.maps import plan as map_plan
+    from s2mos_transforms.maps import tiling
 
-    config, aoi, source, preset = resolve(args)
-    options = beam_options.pipeline_options(extra, "predict-map")
-    tasks = tiling.tiles_for_aoi(aoi, config.tile_size, config.res)
-    if not tasks:
+    options = beam_options.pipeline_options(extra, "predict-map")       # a typo in a Beam flag: first
+    config, aoi, source, preset, warnings = resolve(args)
+    for line in warnings:
+        print(f"s2mos: {line}", file=sys.stderr)
+    t0 = time.time()
+    tile_plan = map_plan.plan_tiles(aoi, config.tile_size, config.res)
+    planned = map_plan.summarize(tile_plan)
+    if not planned.tiles:
         raise UserError("the AOI covers no tile")
+    head = (f"predict-map: {planned.tiles} tiles of {config.tile_size} px at {config.res:g} m, "
+            f"{tiling.aoi_area_km2(aoi):,.2f} km², {config.start} … {config.end}")
+    if args.dry_run:
+        print(f"{head} (dry run, planned in {time.time() - t0:.1f} s; nothing written)")
+        print(map_plan.format_summary(planned, config.tile_size, config.res))
+        print(_settings_line(config))
+        return 0
+    return _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head)
+
+
+def _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head: str) -> int:
+    import apache_beam as beam
+    from s2mos_transforms.maps import model_handler
+    from s2mos_transforms.maps import outputs as map_outputs
+    from s2mos_transforms.maps import pipeline as map_pipeline
+
     map_outputs.claim_output(config.out, config.settings())
-    print(f"predict-map: {len(tasks)} tiles of {config.tile_size} px at {config.res:g} m, "
-          f"{tiling.aoi_area_km2(aoi):.2f} km², "
-          f"{config.start} … {config.end} → {config.out}")
+    print(f"{head} → {config.out}")
+    print(_settings_line(config))
     handler = model_handler.ClayEnsembleHandler(config.model_dir, batch_size=args.batch_size, mode=args.inference,
                                                 max_batch_pixels=args.max_batch_pixels)
     t0 = time.time()
     with beam.Pipeline(options=options) as p:
-        build_pipeline(p, tasks, config, handler)
+        _ = p | "PredictMap" >> map_pipeline.PredictMap(tile_plan, config, handler)
     elapsed = time.time() - t0
-    records = map_outputs.read_manifest(f"{config.out}/{MANIFEST}")
+    records = map_outputs.read_manifest(f"{config.out}/{map_outputs.MANIFEST}")
     outputs = map_outputs.finalize(config.out, records, aoi, start=config.start, end=config.end,
                                    model_dir=config.model_dir, mosaic_max_tiles=args.mosaic_max_tiles,
-                                   seconds=elapsed)
+                                   seconds=elapsed, properties={"s2mos:settings": config.settings()})
     print(map_outputs.format_summary(outputs["summary"]))
     if preset is not None and config.source == "synthetic" and not args.no_report:
         from s2mos_transforms.maps import report as map_report
@@ -350,6 +214,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             paths = outputs[key] if isinstance(outputs[key], list) else [outputs[key]]
             print(f"  {key}: {', '.join(paths)}")
     if outputs["summary"]["failed"]:
-        print(f"  warning: {outputs['summary']['failed']} tile(s) failed; see {config.out}/{MANIFEST} "
+        print(f"  warning: {outputs['summary']['failed']} tile(s) failed; see {config.out}/{map_outputs.MANIFEST} "
               "(re-run the same command to retry them)")
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -115,6 +117,14 @@ def test_map_level_outputs(mapped):
     bands_ = item.assets["mosaic"].extra_fields["raster:bands"]
     assert [b["nodata"] for b in bands_] == [cog.NODATA] * 3 and bands_[0]["unit"] == "%"
     assert item.properties["start_datetime"].startswith("2018-01-01")
+    # The fixture's model records no extraction settings: the paper's, said so, everywhere.
+    from s2mos_transforms.sequences import ExtractConfig
+    settings = json.load(open(os.path.join(mapped, "map_settings.json")))
+    assert settings["extraction"] == ExtractConfig().as_dict()
+    assert "paper's defaults" in settings["extraction_from"]
+    assert item.properties["s2mos:settings"]["extraction"] == settings["extraction"]
+    with rasterio.open(os.path.join(mapped, "tiles", f"{names[0]}.tif")) as t:
+        assert json.loads(t.tags()["extraction"]) == settings["extraction"]
     summary = json.load(open(os.path.join(mapped, "summary.json")))
     assert summary["written"] == 4 and summary["failed"] == 0
     rep = json.load(open(os.path.join(mapped, "map_report.json")))
@@ -174,51 +184,107 @@ def test_coarser_resolution_samples_the_pixel_centre(mapped):
     assert item.assets["mosaic"].extra_fields["raster:bands"][0]["spatial_resolution"] == 40.0
 
 
-class FailingSource:
-    """The quick world, except that one tile's stack cannot be read (as a flaky remote source)."""
-
-    def __init__(self, bad_tile: str):
-        self.bad_tile = bad_tile
-        self.inner = fx.quick_source()
-
-    def covers(self, lat, lon):
-        return self.inner.covers(lat, lon)
-
-    def tile_stack(self, tile, start=None, end=None):
-        from s2mos_transforms.sources import SourceError
-        if tile.name == self.bad_tile:
-            raise SourceError(f"HTTP 503 while reading {tile.name}")
-        return self.inner.tile_stack(tile, start, end)
+# A source module registered like any plug-in (S2MOS_SOURCE_MODULES): the quick world, except
+# that the tile named by --flaky-bad-tile cannot be read (as a flaky remote source). The
+# workers build it in their setup from its options, as they build every source.
+FLAKY = textwrap.dedent('''
+    from s2mos_transforms.sources.base import TILES, SourceError, SourcePlugin
+    from s2mos_transforms.sources.synthetic import SyntheticSource
 
 
-def test_a_failing_tile_and_empty_tiles_do_not_fail_the_job():
+    class FlakySource:
+        name = "flaky"
+
+        def __init__(self, bad_tile: str):
+            self.bad_tile = bad_tile
+            self.inner = SyntheticSource("quick")
+
+        def covers(self, lat, lon):
+            return self.inner.covers(lat, lon)
+
+        def tile_stack(self, tile, start=None, end=None):
+            if tile.name == self.bad_tile:
+                raise SourceError(f"HTTP 503 while reading {tile.name}")
+            return self.inner.tile_stack(tile, start, end)
+
+
+    def add_arguments(group):
+        group.add_argument("--flaky-bad-tile", default="", help="the tile that cannot be read")
+
+
+    PLUGIN = SourcePlugin(name="flaky", summary="the quick world with one unreadable tile",
+                          serves=frozenset({TILES}), factory=FlakySource, add_arguments=add_arguments,
+                          options=lambda args: {"bad_tile": args.flaky_bad_tile})
+''')
+
+
+@pytest.fixture()
+def flaky(tmp_path, monkeypatch):
+    from s2mos_transforms import sources
+    module_dir = tmp_path / "plugins"
+    module_dir.mkdir()
+    (module_dir / "s2mos_flaky_source.py").write_text(FLAKY)
+    monkeypatch.syspath_prepend(str(module_dir))
+    monkeypatch.setenv("PYTHONPATH", f"{module_dir}:{':'.join(sys.path)}")
+    monkeypatch.setenv(sources.ENV_MODULES, "s2mos_flaky_source")
+    yield "flaky"
+    sys.modules.pop("s2mos_flaky_source", None)
+
+
+def test_a_failing_tile_and_empty_tiles_do_not_fail_the_job(flaky):
     import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
     from pipelines import cli, predict_map
+    from s2mos_transforms.beam_options import METRICS_NAMESPACE
+    from s2mos_transforms.maps import pipeline as map_pipeline
+    from s2mos_transforms.maps import plan as map_plan
 
     bbox, names = fx.small_aoi_bbox(SIZE)
     # Two tiles only: a narrow strip over the bottom row.
     w, s, e, n = bbox
     strip = (w, s, e, s + 0.2 * (n - s))
-    out = fx.tmpdir("fail")
-    parser = cli.build_parser()
-    args, _ = parser.parse_known_args(["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, strip),
-                                       "--preset", "quick", "--tile-size", str(SIZE), "--out", out,
-                                       "--min-obs", "999"])
-    config, aoi, _, _ = predict_map.resolve(args)
-    tasks = tiling.tiles_for_aoi(aoi, SIZE)
+    tasks = tiling.tiles_for_aoi(tiling.aoi_from_bbox(*strip), SIZE)
     assert len(tasks) == 2
-    bad = tasks[0].name
+    bad, other = tasks[0].name, tasks[1].name
+    out = fx.tmpdir("fail")
+    args, _ = cli.build_parser().parse_known_args(
+        ["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, strip), "--preset", "quick",
+         "--source", "flaky", "--flaky-bad-tile", bad, "--tile-size", str(SIZE), "--out", out, "--min-obs", "999"])
+    config, aoi, _, _, _ = predict_map.resolve(args)
+    assert config.source == "flaky" and config.source_options == {"bad_tile": bad}
+    tile_plan = map_plan.plan_tiles(aoi, SIZE, config.res)
     handler = model_handler.ClayEnsembleHandler(config.model_dir)
-    with beam.Pipeline("DirectRunner") as p:
-        predict_map.build_pipeline(p, tasks, config, handler, source_factory=lambda: FailingSource(bad))
+    p = beam.Pipeline("DirectRunner")
+    _ = p | map_pipeline.PredictMap(tile_plan, config, handler)
+    result = p.run()
+    result.wait_until_finish()
     man = _manifest(out)
     assert man[bad]["status"] == "failed" and "HTTP 503" in man[bad]["reason"]
-    other = tasks[1].name
     assert man[other]["status"] == "empty" and "999 bare observations" in man[other]["reason"]
     assert not os.path.exists(os.path.join(out, "tiles"))
+    # Every counter in the one namespace.
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]}
+    assert counters["map_tiles_planned"] == 2
+    assert counters["map_tiles_failed"] == 1 and counters["map_tiles_empty"] == 1
+    assert counters.get("map_tiles_written", 0) == 0
 
 
-@pytest.mark.parametrize("case", ["unreadable", "point", "outside", "no-ensemble"])
+def test_dry_run_plans_without_a_model_and_writes_nothing(tmp_path, capsys):
+    bbox, names = fx.small_aoi_bbox(SIZE)
+    out = str(tmp_path / "never")
+    argv = ["predict-map", "--bbox", *map(str, bbox), "--preset", "quick", "--tile-size", str(SIZE), "--dry-run"]
+    assert main(argv + ["--out", out]) == 0
+    text = capsys.readouterr().out
+    assert f"tiles: {len(names)} of {SIZE} px" in text and "core-hours" in text and "of COG tiles" in text
+    assert "no --model-dir" in text and not os.path.exists(out)
+    # With a model, its metadata (only) is read: the same plan, the model's settings (none recorded here).
+    assert main(argv + ["--model-dir", fx.ensemble_dir()]) == 0
+    text = capsys.readouterr().out
+    assert f"tiles: {len(names)} of {SIZE} px" in text and "metadata records no extraction settings" in text
+
+
+@pytest.mark.parametrize("case", ["unreadable", "point", "outside", "no-ensemble", "beam-flag", "unwritable-out"])
 def test_bad_inputs_fail_in_one_line_before_any_work(tmp_path, capsys, case):
     out = str(tmp_path / "out")
     model_dir = fx.ensemble_dir()
@@ -230,9 +296,16 @@ def test_bad_inputs_fail_in_one_line_before_any_work(tmp_path, capsys, case):
         argv, expect = base + ["--aoi", str(tmp_path / "p.geojson")], "Polygon"
     elif case == "outside":
         argv, expect = base + ["--bbox", "30.0", "-1.0", "30.1", "-0.9"], "does not overlap"
-    else:
+    elif case == "no-ensemble":
         argv = ["predict-map", "--model-dir", str(tmp_path), "--preset", "quick", "--out", out]
         expect = "ensemble/"
+    elif case == "beam-flag":        # a typo in a Beam flag is found first, before the (missing) model
+        argv = ["predict-map", "--model-dir", str(tmp_path), "--preset", "quick", "--out", out, "--num_worker", "2"]
+        expect = "unknown option(s) --num_worker"
+    else:
+        (tmp_path / "afile").write_text("x")
+        out = str(tmp_path / "afile" / "out")
+        argv, expect = base[:-1] + [out], "--out"
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("s2mos: error:") and expect in err and "\n" not in err

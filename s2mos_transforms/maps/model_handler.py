@@ -90,4 +90,5 @@ class ClayEnsembleHandler(_import_base().ModelHandler):
         return int(sum(t.seqs.values.nbytes for t in batch))
 
     def get_metrics_namespace(self) -> str:
-        return "s2mos_predict_map"
+        from s2mos_transforms.beam_options import METRICS_NAMESPACE
+        return METRICS_NAMESPACE

@@ -7,8 +7,9 @@
 * ``quicklook.png``: clay_mean with a colour bar and a scale bar.
 * ``map.stac.json``: a STAC Item describing the map (projection and raster extensions).
 * ``summary.json``: the counts the command prints.
-* ``map_settings.json``: what the tiles depend on (model, dates, resolution …); a re-run into
-  the same directory must agree with it, so reused tiles never mix two maps.
+* ``map_settings.json``: what the tiles depend on (model, dates, resolution, extraction
+  settings …); a re-run into the same directory must agree with it, so reused tiles never
+  mix two maps.
 """
 from __future__ import annotations
 
@@ -101,7 +102,10 @@ def claim_output(out: str, settings: dict) -> None:
             raise UserError(f"{out} holds a map made with other settings ({k}: {before.get(k)!r} there, "
                             f"{wanted.get(k)!r} now); use another --out or delete it")
         return
-    write_text(path, json.dumps(wanted, indent=2, sort_keys=True))
+    try:
+        write_text(path, json.dumps(wanted, indent=2, sort_keys=True))
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write {SETTINGS} ({err.strerror or err})") from None
 
 
 # ------------------------------------------------------------------ manifest and summary
@@ -268,8 +272,9 @@ def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None 
 # ------------------------------------------------------------------ STAC
 
 def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
-              mosaic: str | None, vrts: dict[int, str], ql: str | None) -> dict:
-    """A STAC Item of the map (projection + raster extensions) as a dict."""
+              mosaic: str | None, vrts: dict[int, str], ql: str | None, properties: dict | None = None) -> dict:
+    """A STAC Item of the map (projection + raster extensions) as a dict; `properties` are
+    added to the item's (the map's settings, extraction included)."""
     import datetime as dt
     import pystac
     from pystac.extensions.projection import ProjectionExtension
@@ -282,7 +287,7 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
         start_datetime=dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc),
         end_datetime=dt.datetime.fromisoformat(end).replace(tzinfo=dt.timezone.utc),
         properties={"title": "Topsoil clay content (S2MoS)", "s2mos:model_dir": model_dir,
-                    "s2mos:tiles": summarize(records) | {"failures": None}})
+                    "s2mos:tiles": summarize(records) | {"failures": None}, **(properties or {})})
     units = {"clay_mean": "%", "clay_std": "%", "n_obs": "count"}
     bands_meta = [RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=units[n],
                                     spatial_resolution=_grid_extent(records)[5] if records else PIXEL_SIZE_M)
@@ -319,7 +324,7 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
 # ------------------------------------------------------------------ everything at the end
 
 def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
-             mosaic_max_tiles: int = 64, seconds: float | None = None) -> dict:
+             mosaic_max_tiles: int = 64, seconds: float | None = None, properties: dict | None = None) -> dict:
     """Write VRT(s), mosaic (small AOIs), quicklook, STAC Item and summary; return their paths."""
     out = out.rstrip("/")
     groups = _by_epsg(records)
@@ -335,7 +340,7 @@ def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model
     if mosaic or len(vrts) == 1:
         src = mosaic or next(iter(vrts.values()))
         ql = quicklook(src, f"{out}/{QUICKLOOK}", title=f"clay_mean (%), {start} … {end}")
-    item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql)
+    item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql, properties)
     item_path = write_text(f"{out}/{STAC_ITEM}", json.dumps(item, indent=2))
     summary = summarize(records) | {"seconds": seconds}
     write_text(f"{out}/{SUMMARY}", json.dumps(summary, indent=2))

@@ -18,7 +18,7 @@ from s2mos_transforms import metrics
 from s2mos_transforms.maps import cog
 
 from s2mos_transforms.maps import tiling
-from s2mos_transforms.grid import PIXEL_SIZE_M, tile_containing, lonlat_to_xy, utm_epsg
+from s2mos_transforms.grid import PIXEL_SIZE_M, Tile, tile_containing, lonlat_to_xy, utm_epsg
 from s2mos_transforms.maps.outputs import local_copy, tile_relpath, write_text
 
 REPORT = "map_report.json"
@@ -41,13 +41,14 @@ def _safe_summary(observed: np.ndarray, predicted: np.ndarray) -> dict:
 def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
                  res: float = PIXEL_SIZE_M) -> dict:
     """Every valid pixel vs the truth; share of the AOI's (source-covered) pixels mapped."""
-    tasks = {t.name: t for t in tiling.tiles_for_aoi(aoi, tile_size, res)}
+    zones = {epsg: tiling.project(part, epsg) for epsg, part in tiling.zone_parts(aoi).items()}
     truth_all, pred_all = [], []
     n_aoi = 0
     for r in records:
-        task = tasks.get(r["tile"])
-        if task is None:
+        if int(r["epsg"]) not in zones:
             continue
+        task = tiling.task_for_tile(Tile(int(r["epsg"]), int(r["col"]), int(r["row"]), tile_size, res),
+                                    zones[int(r["epsg"])])
         lon, lat = task.tile.pixel_centres_lonlat()
         inside = task.inside_mask() & np.asarray(source.covers(lat, lon), bool)
         n_aoi += int(inside.sum())

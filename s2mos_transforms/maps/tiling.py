@@ -3,7 +3,8 @@
 An AOI is a WGS84 (lon/lat) polygon or multipolygon, read from a GeoJSON file (geometry,
 Feature or FeatureCollection), a ``W S E N`` bounding box or an embedded-world preset. It is
 split by UTM zone (and hemisphere); each part is projected to its zone, and the tiles of
-`grid.Tile`'s 10 m grid that intersect it are listed. A tile carries, when it is only partly
+`grid.Tile`'s 10 m grid that share area with it are found block by block (`block_tasks`,
+vectorised; `block_count` counts without building them). A tile carries, when it is only partly
 inside the AOI, the projected AOI clipped to its square, so the element a worker receives
 stays small whatever the AOI; the worker rasterises that into the inside mask.
 """
@@ -143,32 +144,64 @@ def project(geom, epsg: int):
 
 def tiles_for_aoi(aoi: Polygon | MultiPolygon, size: int = 256,
                   res: float = PIXEL_SIZE_M) -> list[TileTask]:
-    """Every tile of the grid that intersects the AOI, over all its UTM zones, sorted by name."""
+    """Every tile of the grid that intersects the AOI, over all its UTM zones, sorted by name.
+
+    The reference list for tests and small AOIs; the pipeline never builds it (`plan` hands
+    the workers compact row ranges, which `block_tasks` expands the same way).
+    """
     tasks: list[TileTask] = []
     for epsg, part in sorted(zone_parts(aoi).items()):
-        tasks.extend(_zone_tiles(epsg, project(part, epsg), size, res))
+        poly = project(part, epsg)
+        c0, c1, r0, r1 = grid_bounds(poly, size, res)
+        tasks.extend(block_tasks(epsg, poly, r0, r1, c0, c1, size, res))
     return tasks
 
 
-def _zone_tiles(epsg: int, poly, size: int, res: float) -> Iterator[TileTask]:
+def grid_bounds(poly_xy, size: int, res: float) -> tuple[int, int, int, int]:
+    """(col_start, col_stop, row_start, row_stop), stops exclusive: the tiles under the bounds."""
     span = size * res
-    x0, y0, x1, y1 = poly.bounds
-    cols = range(math.floor(x0 / span), math.floor(x1 / span) + 1)
-    rows = range(math.floor(y0 / span), math.floor(y1 / span) + 1)
-    cc, rr = np.meshgrid(np.asarray(cols), np.asarray(rows), indexing="ij")
+    x0, y0, x1, y1 = poly_xy.bounds
+    return (math.floor(x0 / span), math.floor(x1 / span) + 1, math.floor(y0 / span), math.floor(y1 / span) + 1)
+
+
+def _block_hits(poly_xy, row_start: int, row_stop: int, col_start: int, col_stop: int, span: float):
+    """Tile indices of a block and which of them share area with the polygon (vectorised)."""
+    cc, rr = np.meshgrid(np.arange(col_start, col_stop), np.arange(row_start, row_stop), indexing="ij")
     cc, rr = cc.ravel(), rr.ravel()
     boxes = shapely.box(cc * span, rr * span, (cc + 1) * span, (rr + 1) * span)
-    shapely.prepare(poly)
-    hit = shapely.intersects(poly, boxes)
-    inside = shapely.contains(poly, boxes)
-    for c, r, b, h, full in zip(cc, rr, boxes, hit, inside):
-        if not h:
-            continue
-        clip = None if full else poly.intersection(b)
+    shapely.prepare(poly_xy)
+    # Interiors meet (⇔ the overlap has area): intersecting but not only touching.
+    hit = shapely.intersects(poly_xy, boxes) & ~shapely.touches(poly_xy, boxes)
+    return cc, rr, boxes, hit
+
+
+def block_count(poly_xy, row_start: int, row_stop: int, col_start: int, col_stop: int,
+                size: int, res: float) -> int:
+    """How many tiles of the block share area with the polygon (no tile list is built)."""
+    return int(np.count_nonzero(_block_hits(poly_xy, row_start, row_stop, col_start, col_stop, size * res)[3]))
+
+
+def block_tasks(epsg: int, poly_xy, row_start: int, row_stop: int, col_start: int, col_stop: int,
+                size: int, res: float) -> Iterator[TileTask]:
+    """The TileTasks of a block of the zone grid (rows, cols: stops exclusive) sharing area with
+    the projected AOI, each carrying the AOI clipped to its square when only partly inside."""
+    cc, rr, boxes, hit = _block_hits(poly_xy, row_start, row_stop, col_start, col_stop, size * res)
+    if not hit.any():
+        return
+    cc, rr, boxes = cc[hit], rr[hit], boxes[hit]
+    inside = shapely.contains(poly_xy, boxes)
+    for c, r, b, full in zip(cc, rr, boxes, inside):
+        clip = None if full else poly_xy.intersection(b)
         if clip is not None and (clip.is_empty or clip.area <= 0):
             continue
         yield TileTask(Tile(epsg, int(c), int(r), size, res),
                        None if clip is None else shapely.to_wkb(clip))
+
+
+def task_for_tile(tile: Tile, poly_xy) -> TileTask:
+    """The TileTask of one known tile (the AOI clipped to it; None when the tile is all inside)."""
+    b = shapely.box(*tile.bounds)
+    return TileTask(tile, None if poly_xy.contains(b) else shapely.to_wkb(poly_xy.intersection(b)))
 
 
 def inside_mask(tile: Tile, poly_xy=None) -> np.ndarray:
