@@ -4,9 +4,13 @@ Export: wall time and peak memory of `s2mos world export --preset paper`, plus t
 measured in the same run as a baseline (ratio per point).
 Tiles: seconds per map tile of the quick preset (2 years, S2 every 5 days + S1 every 6 days) at
 64, 128 and 256 px, pixels per second, and peak RSS; each tile size runs in a fresh process so
-its peak memory is its own.
+its peak memory is its own. Two places: `inside`, a tile west of the AOI wholly inside one orbit
+band and one granule, and `aoi`, the tile at the AOI centre, which at 128 and 256 px straddles
+the 9° E orbit-band boundary (its stack holds both bands' acquisitions, each pixel nodata on
+the other band's dates).
 Usage: python benchmarks/bench_world.py [--preset paper] [--n-points N]
                                         [--only export|tiles] [--tile-sizes 64,128,256]
+                                        [--tile-places inside,aoi]
 """
 from __future__ import annotations
 
@@ -28,40 +32,55 @@ def measure(preset: str, n_points: int | None) -> tuple[float, int]:
         return time.perf_counter() - t0, summary["points"]
 
 
-def aoi_tile(preset: str, size: int):
-    """The tile of `size` px containing the centre of the preset's map AOI."""
+# How far west of the AOI centre the `inside` tile lies (deg): > half a 256 px tile off 9° E.
+INSIDE_SHIFT_DEG = 0.05
+
+
+def aoi_tile(preset: str, size: int, place: str = "aoi"):
+    """The tile of `size` px containing the centre of the preset's map AOI (`aoi`), or the
+    point INSIDE_SHIFT_DEG west of it (`inside`)."""
     import numpy as np
 
     from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg
     from s2mos_transforms.world.presets import get_preset
     w, s, e, n = get_preset(preset).aoi_bbox
     lat, lon = (s + n) / 2, (w + e) / 2
+    if place == "inside":
+        lon -= INSIDE_SHIFT_DEG
     epsg = utm_epsg(lat, lon)
     x, y = lonlat_to_xy(epsg, lon, lat)
     return Tile(epsg, int(np.floor(x / (size * 10))), int(np.floor(y / (size * 10))), size)
 
 
-def time_tile(preset: str, size: int) -> dict:
-    """One tile_stack in this process: seconds, pixels/s, peak RSS (MiB)."""
+def time_tile(preset: str, size: int, place: str) -> dict:
+    """One tile_stack in this process: seconds, pixels/s, peak RSS (MiB), orbit bands and
+    granules the tile touches."""
+    import numpy as np
+
     from s2mos_transforms.sources.synthetic import SyntheticSource
+    from s2mos_transforms.world.simulator import GRANULE_DEG, orbit_band
     source = SyntheticSource(preset)
-    tile = aoi_tile(preset, size)
+    tile = aoi_tile(preset, size, place)
+    lon, lat = tile.pixel_centres_lonlat()
+    granules = {(a, o) for a, o in zip(np.floor(lat.ravel() / GRANULE_DEG), np.floor(lon.ravel() / GRANULE_DEG))}
     t0 = time.perf_counter()
     stack = source.tile_stack(tile)
     secs = time.perf_counter() - t0
     return {"size": size, "seconds": secs, "pixels_per_s": size * size / secs,
             "s2_dates": len(stack.s2_times), "s1_dates": len(stack.s1_times),
+            "bands": int(np.unique(orbit_band(lon)).size), "granules": len(granules),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def tile_benchmark(preset: str, sizes: list[int]) -> None:
-    for size in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--tile-child", preset, str(size)],
-                              capture_output=True, text=True, check=True)
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{preset} tile_stack {size:>4} px ({r['s2_dates']} S2 + {r['s1_dates']} S1 dates): "
-              f"{r['seconds']:.1f} s/tile, {r['pixels_per_s']:.0f} pixels/s, peak RSS {r['peak_rss_mib']:.0f} MiB",
-              flush=True)
+def tile_benchmark(preset: str, sizes: list[int], places: list[str]) -> None:
+    for place in places:
+        for size in sizes:
+            proc = subprocess.run([sys.executable, __file__, "--tile-child", preset, str(size), place],
+                                  capture_output=True, text=True, check=True)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{preset} tile_stack {place:>6} {size:>4} px ({r['bands']} orbit band(s), {r['granules']} "
+                  f"granule(s); {r['s2_dates']} S2 + {r['s1_dates']} S1 dates): {r['seconds']:.1f} s/tile, "
+                  f"{r['pixels_per_s']:.0f} pixels/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
 
 
 def main() -> None:
@@ -71,13 +90,19 @@ def main() -> None:
     parser.add_argument("--only", choices=("export", "tiles"), default=None)
     parser.add_argument("--tile-preset", default="quick")
     parser.add_argument("--tile-sizes", default="64,128,256", help="comma-separated tile sizes in px")
-    parser.add_argument("--tile-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--tile-places", default="inside,aoi",
+                        help="comma-separated tile places: inside (one orbit band), aoi (the AOI centre)")
+    parser.add_argument("--tile-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tile_child:
-        print(json.dumps(time_tile(args.tile_child[0], int(args.tile_child[1]))))
+        print(json.dumps(time_tile(args.tile_child[0], int(args.tile_child[1]), args.tile_child[2])))
         return
     if args.only in (None, "tiles"):
-        tile_benchmark(args.tile_preset, [int(s) for s in args.tile_sizes.split(",") if s])
+        places = [p for p in args.tile_places.split(",") if p]
+        bad = set(places) - {"inside", "aoi"}
+        if bad:
+            parser.error(f"--tile-places: unknown place(s) {', '.join(sorted(bad))} (inside, aoi)")
+        tile_benchmark(args.tile_preset, [int(s) for s in args.tile_sizes.split(",") if s], places)
     if args.only in (None, "export"):
         base_s, base_n = measure("quick", None)
         secs, n = measure(args.preset, args.n_points)

@@ -23,8 +23,8 @@ def test_pixel_sequences_equal_the_dataset_chain_per_pixel():
     picks = list(rng.choice(h * w, 12, replace=False)) + [int(np.argmax(seqs.lengths))]
     for p in picks:
         r, c = divmod(int(p), w)
-        ex = sequences.extract(stack.s2_times, stack.s2[:, :, r, c], stack.scl[:, r, c], stack.scene_cloud_pct,
-                               stack.s1_times, stack.s1[:, :, r, c])
+        ex = sequences.extract(stack.s2_times, stack.s2[:, :, r, c], stack.scl[:, r, c],
+                               stack.scene_cloud_pct[:, r, c], stack.s1_times, stack.s1[:, :, r, c])
         rec = sequences.point_record("p", 0.0, 0.0, 0.0, ex)
         assert seqs.lengths[p] == rec["s2s1_length"]
         np.testing.assert_allclose(seqs.sequence(int(p)), rec["s2s1"], rtol=0, atol=1e-6)

@@ -107,7 +107,7 @@ def test_table_source_is_lenient_and_indexed(tmp_path):
     assert set(obs["point_id"]) == {"P1"} and len(obs) == 6
     assert (obs["sensor"] == "S2").sum() == 3 and (obs["sensor"] == "S1").sum() == 3
     s1 = obs[obs["sensor"] == "S1"]
-    assert s1["datetime"].iloc[0] == pd.Timestamp("2018-05-01T15:30:00")
+    assert s1["datetime"].iloc[0] == pd.Timestamp("2018-05-01T15:30:00", tz="UTC")
     assert s1["VV"].tolist() == [-10.5] * 3
     assert src.covers(np.array([0.0, 89.0]), np.array([0.0, 170.0])).all()
 

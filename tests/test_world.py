@@ -21,6 +21,9 @@ def tables(quick_world):
     samples = pd.read_csv(quick_world / "samples.csv")
     lab = pd.read_csv(quick_world / "lab_spectra.csv")
     assert len(obs) == len(state)
+    # Every exported timestamp is timezone-aware UTC, the same instants in both tables.
+    assert str(obs["datetime"].dtype) == str(state["datetime"].dtype) == "datetime64[ns, UTC]"
+    assert (obs["datetime"] == state["datetime"]).all()
     s2 = obs["sensor"] == bands.SENSOR_S2
     return {"obs": obs, "state": state, "samples": samples, "lab": lab, "s2": s2}
 
@@ -200,6 +203,26 @@ def test_deterministic_bytes_and_seed_changes_world(tmp_path):
     assert digests[0]["observations.parquet"] != digests[2]["observations.parquet"]
 
 
+def test_export_without_points_writes_well_formed_utc_tables(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from s2mos_transforms.world.export import export_world
+    export_world("quick", str(tmp_path), n_points=0, progress=False)
+    for name in ("observations.parquet", "state.parquet"):
+        schema = pq.read_schema(tmp_path / name)
+        assert schema.field("datetime").type == pa.timestamp("ns", tz="UTC"), name
+        assert "point_id" in schema.names and "sensor" in schema.names
+        assert pq.read_metadata(tmp_path / name).num_rows == 0
+
+
+def _pixel_obs(stack, row: int, col: int):
+    """One pixel's acquisitions in the stack: the slots that cover it (`ImageStack` contract)."""
+    from s2mos_transforms.sources.base import s2_missing
+    t2 = np.flatnonzero(~s2_missing(stack.s2[:, :, row, col], stack.scl[:, row, col]))
+    t1 = np.flatnonzero(np.isfinite(stack.s1[:, :, row, col]).all(axis=1))
+    return t2, t1
+
+
 def test_point_observations_equal_the_map_pixel():
     """Both fan-outs see one world: a sample point's S2/S1 values are the values of its pixel."""
     src = SyntheticSource("quick")
@@ -214,11 +237,15 @@ def test_point_observations_equal_the_map_pixel():
     obs = src.observations([SamplePoint("X", lat, lon)])
     obs = obs[(obs["datetime"] >= "2018-03-01") & (obs["datetime"] < "2018-07-01")]
     s2 = obs[obs["sensor"] == "S2"]
-    np.testing.assert_array_equal(s2[list(bands.S2_BANDS)].to_numpy(int), stack.s2[:, :, row, col])
-    np.testing.assert_array_equal(s2["SCL"].to_numpy(int), stack.scl[:, row, col])
+    t2, t1 = _pixel_obs(stack, row, col)
+    assert t2.size == len(stack.s2_times) and t1.size == len(stack.s1_times)     # one orbit band
+    np.testing.assert_array_equal(s2[list(bands.S2_BANDS)].to_numpy(int), stack.s2[t2, :, row, col])
+    np.testing.assert_array_equal(s2["SCL"].to_numpy(int), stack.scl[t2, row, col])
+    np.testing.assert_array_equal(s2["scene_cloud_pct"].to_numpy(np.float32), stack.scene_cloud_pct[t2, row, col])
     s1 = obs[obs["sensor"] == "S1"]
-    np.testing.assert_allclose(s1[["VV", "VH"]].to_numpy(), stack.s1[:, :, row, col], atol=1e-4)
+    np.testing.assert_allclose(s1[["VV", "VH"]].to_numpy(), stack.s1[t1, :, row, col], atol=1e-4)
     assert stack.s2.dtype == np.int16 and stack.s2.shape[1:] == (10, size, size)
+    assert stack.scene_cloud_pct.dtype == np.float32 and stack.scene_cloud_pct.shape == stack.scl.shape
     truth = src.truth_clay(tile)
     assert truth.shape == (size, size) and np.isfinite(truth).all()
 
@@ -243,10 +270,11 @@ def test_values_do_not_depend_on_how_dates_are_batched(monkeypatch):
     for p, (r, c) in zip(pts, picks):
         mine = obs[obs["point_id"] == p.point_id]
         s2 = mine[mine["sensor"] == "S2"]
-        np.testing.assert_array_equal(s2[list(bands.S2_BANDS)].to_numpy(int), stack.s2[:, :, r, c])
-        np.testing.assert_array_equal(s2["SCL"].to_numpy(int), stack.scl[:, r, c])
+        t2, t1 = _pixel_obs(stack, r, c)
+        np.testing.assert_array_equal(s2[list(bands.S2_BANDS)].to_numpy(int), stack.s2[t2, :, r, c])
+        np.testing.assert_array_equal(s2["SCL"].to_numpy(int), stack.scl[t2, r, c])
         s1 = mine[mine["sensor"] == "S1"]
-        np.testing.assert_array_equal(s1[["VV", "VH"]].to_numpy(np.float32), stack.s1[:, :, r, c])
+        np.testing.assert_array_equal(s1[["VV", "VH"]].to_numpy(np.float32), stack.s1[t1, :, r, c])
 
 
 @pytest.mark.parametrize("argv,needle", [

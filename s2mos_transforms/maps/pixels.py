@@ -58,6 +58,9 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
     The same chain as the dataset build (`sequences.extract`: scene filter, SCL, bare soil,
     3σ outliers, S1 pairing; `sequences.select_dates`: at most max_dates, spread evenly).
     With the 12 CNN channels a date needs an S1 pair; with the 10 S2 channels it does not.
+    Per the `ImageStack` contract each pixel brings its own scene cloud (T2, P) and nodata:
+    S2 slots that do not cover it are masked (SCL 0, reflectance NaN), S1 slots that do not
+    cover it (NaN) are never paired, so a pixel's sequence equals the point's at its centre.
     """
     from s2mos_transforms import sequences
 
@@ -69,29 +72,33 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
     pixels = np.arange(h * w, dtype=np.int64) if pixels is None else np.asarray(pixels, np.int64)
     s2 = stack.s2.reshape(stack.s2.shape[:2] + (h * w,))
     scl = None if stack.scl is None else stack.scl.reshape(stack.scl.shape[:1] + (h * w,))
+    cloud = stack.scene_cloud_pct.reshape(stack.scene_cloud_pct.shape[:1] + (h * w,))
     s1 = stack.s1.reshape(stack.s1.shape[:2] + (h * w,))
     lengths, values = [], []
     for start in range(0, pixels.size, block):
-        px = pixels[start:start + block]
-        ex = sequences.extract(stack.s2_times, s2[..., px], None if scl is None else scl[..., px],
-                               stack.scene_cloud_pct, stack.s1_times, s1[..., px], cfg)
-        if channels == bands.CHANNELS_S2S1:
-            data, keep = ex.s2s1, ex.paired                       # (T, 12, P), (T, P)
-        else:
-            data, keep = ex.s2, ex.kept
-        idx, n = sequences.select_dates(keep, cfg.max_dates)     # (M, P), (P,)
-        lengths.append(n.astype(np.int32))
-        values.append(_ragged_gather(data, idx))
+        # `block_sequences` = `extract` → `select_dates` → gather, on the observations that pass
+        # the scene/SCL filters only. Nodata S2 slots (SCL 0, or all bands 0: NDVI 0/0) never
+        # pass, so the result is the same as with the NaN reflectance of `_s2_block`.
+        seq = sequences.block_sequences(stack.s2_times, s2, scl, cloud, stack.s1_times, s1,
+                                        pixels[start:start + block], channels == bands.CHANNELS_S2S1, cfg)
+        lengths.append(seq.lengths)
+        values.append(seq.values)
     if not lengths:
         return PixelSequences(pixels, np.zeros(0, np.int32), np.zeros((0, len(channels)), np.float32))
     return PixelSequences(pixels, np.concatenate(lengths), np.concatenate(values))
 
 
-def _ragged_gather(data: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """data (T, C, P), idx (M, P) time indices (−1 = none) → (sum valid, C), pixel-major."""
-    p_idx, j = np.nonzero(idx.T >= 0)                             # ordered by pixel, then rank
-    t = idx.T[p_idx, j]
-    return np.ascontiguousarray(data[t, :, p_idx], dtype=np.float32)
+def _s2_block(s2_dn: np.ndarray, scl: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A block's S2 values as float32 with NaN where the acquisition does not cover the pixel
+    (`sources.base.s2_missing`): a nodata date is then not even "acquired", as for a point,
+    which has no row for it. The SCL (no-data class 0 there) is passed on unchanged."""
+    from s2mos_transforms.sources.base import s2_missing
+
+    values = s2_dn.astype(np.float32)
+    missing = s2_missing(s2_dn, scl)
+    if missing.any():
+        values[np.broadcast_to(missing[:, None], values.shape)] = np.nan
+    return values, scl
 
 
 def coords_of(tile: Tile, pixels: np.ndarray) -> np.ndarray:

@@ -2,7 +2,11 @@
 
 * ``observations(points)`` — every acquisition at each sample point, long format, per the
   observation contract of DESIGN.md section 3 (`bands.OBS_COLUMNS`).
-* ``tile_stack(tile, start, end)`` — the dated image stack of a map tile.
+* ``tile_stack(tile, start, end)`` — the dated image stack of a map tile (`ImageStack`: the
+  union of every acquisition touching the tile, per-pixel nodata and scene cloud).
+
+Timestamps are UTC everywhere: tables carry ``datetime64[ns, UTC]`` (`utc_times`), stacks
+``datetime64[s]`` values in UTC.
 
 Each source is one module of this package declaring a `SourcePlugin` (its name, its flags,
 what it serves); `s2mos_transforms.sources` is the registry that finds them.
@@ -16,6 +20,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
+from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
 
 
@@ -31,28 +36,98 @@ class SamplePoint:
     clay: float = float("nan")
 
 
+# Reflectance written where an S2 acquisition does not cover a pixel (with SCL = bands.SCL_NO_DATA):
+# the L2A convention; real reflectance is ≥ 1 (the simulator clips to 1 … 32 767).
+S2_NODATA = 0
+# The one timestamp type of observation tables and exports: timezone-aware UTC.
+UTC_DTYPE = "datetime64[ns, UTC]"
+
+
+def utc_times(values) -> pd.Series:
+    """Any datetime-like column → ``datetime64[ns, UTC]``: naive values are read as UTC, values
+    with an offset (``+02:00``, another zone) are converted to UTC. Raises on unparsable text
+    (callers that must name a row parse first, as `sources.table` does)."""
+    t = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if pd.api.types.is_datetime64_any_dtype(t):
+        t = t.dt.tz_localize("UTC") if getattr(t.dt, "tz", None) is None else t.dt.tz_convert("UTC")
+    else:
+        t = pd.to_datetime(t, utc=True, format="mixed")
+    return t.astype(UTC_DTYPE)
+
+
 @dataclasses.dataclass
 class ImageStack:
-    """Dated images of one tile; S2 and S1 keep their own acquisition times.
+    """Every acquisition that touches one tile, on the tile's pixel grid: the tile contract.
 
-    s2: int16 (T2, 10, H, W) L2A reflectance × 10 000 in `bands.S2_BANDS` order;
-    scl: uint8 (T2, H, W); scene_cloud_pct: float32 (T2,);
-    s1: float32 (T1, 2, H, W) VV, VH in dB; angle: float32 (T1,) incidence angle (deg).
-    Times are numpy datetime64[s] in UTC.
+    A tile can lie across several acquisition footprints (orbit swaths with their own dates,
+    S2 granules with their own scene cloud cover). The stack is the union of all of them, and
+    per pixel it says which acquisitions cover it, so that a pixel's observations are exactly
+    what `Source.observations` gives for a point at the pixel centre: the same S2 and S1 dates,
+    values and scene cloud. Every tile source (the embedded world; Earth Engine and GeoTIFF
+    stacks) fills this contract; `maps.pixels.pixel_sequences` is its one consumer.
+
+    Times — ``s2_times`` (T2,), ``s1_times`` (T1,): numpy ``datetime64[s]``, UTC (numpy holds
+    no time zone; UTC by contract), ascending. One slot per acquisition: two acquisitions at
+    the same instant (two orbits) are two slots, each covering its own pixels.
+
+    S2, per slot and pixel:
+      * ``s2`` int16 (T2, 10, H, W): L2A reflectance × 10 000 in `bands.S2_BANDS` order;
+        `S2_NODATA` (0) in every band where the acquisition does not cover the pixel;
+      * ``scl`` uint8 (T2, H, W): Scene Classification; `bands.SCL_NO_DATA` (0) where not
+        covered (that class is masked like cloud). ``None`` only for a source with no SCL at
+        all; nodata is then read from the reflectance (`s2_missing`);
+      * ``scene_cloud_pct`` float32 (T2, H, W): cloud % of the scene (granule) the pixel lies
+        in, NaN where unknown or not covered. May be a read-only broadcast view when one
+        scene covers the whole tile (no copy per pixel).
+
+    S1, per slot and pixel:
+      * ``s1`` float32 (T1, 2, H, W): VV, VH backscatter in dB; NaN where not covered or
+        missing (a NaN date is never paired with an S2 date);
+      * ``angle`` float32 (T1,): incidence angle (deg) of each acquisition, NaN if unknown.
     """
 
     tile: Tile
     s2_times: np.ndarray
     s2: np.ndarray
-    scl: np.ndarray
+    scl: np.ndarray | None
     scene_cloud_pct: np.ndarray
     s1_times: np.ndarray
     s1: np.ndarray
     angle: np.ndarray
 
+    def __post_init__(self):
+        t2, t1 = len(self.s2_times), len(self.s1_times)
+        hw = tuple(self.s2.shape[-2:])
+        expect = {"s2": (self.s2, (t2, len(bands.S2_BANDS)) + hw),
+                  "scl": (self.scl, (t2,) + hw),
+                  "scene_cloud_pct": (self.scene_cloud_pct, (t2,) + hw),
+                  "s1": (self.s1, (t1, len(bands.S1_BANDS)) + hw),
+                  "angle": (self.angle, (t1,))}
+        for name, (arr, shape) in expect.items():
+            if arr is None and name == "scl":
+                continue
+            if tuple(np.shape(arr)) != shape:
+                raise ValueError(f"ImageStack.{name} must be shaped {shape}, got {tuple(np.shape(arr))}")
+
     @property
     def nbytes(self) -> int:
-        return int(self.s2.nbytes + self.scl.nbytes + self.s1.nbytes)
+        """Memory held by the stack (a broadcast scene-cloud view counts once per date)."""
+        arrays = (self.s2, self.scl, self.s1, self.scene_cloud_pct, self.angle)
+        return int(sum(_held_bytes(a) for a in arrays if a is not None))
+
+
+def _held_bytes(a: np.ndarray) -> int:
+    """Bytes behind an array, not counting axes broadcast with stride 0."""
+    return int(np.prod([n for n, st in zip(a.shape, a.strides) if st != 0], dtype=np.int64) * a.itemsize)
+
+
+def s2_missing(s2: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
+    """Where an S2 acquisition does not cover a pixel: SCL no-data, or every band at
+    `S2_NODATA`. ``s2`` (T, 10, *S), ``scl`` (T, *S) or None → bool (T, *S)."""
+    missing = np.all(np.asarray(s2) == S2_NODATA, axis=1)
+    if scl is not None:
+        missing |= np.asarray(scl) == bands.SCL_NO_DATA
+    return missing
 
 
 class Source(Protocol):

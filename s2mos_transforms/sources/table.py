@@ -4,8 +4,10 @@ Data extracted elsewhere (another platform, a field campaign, a colleague's expo
 the same pipeline through this table (DESIGN.md section 3, `bands.OBS_COLUMNS`). Lenient on
 what is optional, strict on what is required:
 
-* required: ``point_id``, ``datetime`` (``date`` accepted; naive times are UTC; a date alone
-  means 00:00 UTC), the S2 bands ``B2 … B12`` and ``VV, VH`` (cells may be empty);
+* required: ``point_id``, ``datetime`` (``date`` accepted), the S2 bands ``B2 … B12`` and
+  ``VV, VH`` (cells may be empty). Times come out timezone-aware UTC (``datetime64[ns, UTC]``):
+  a naive time (no offset) is read as UTC, a date alone means 00:00 UTC, and a time with an
+  offset (``+02:00``) or a zone-aware Parquet column is converted to UTC;
 * ``sensor`` optional: inferred as S2 where B4 is present, else S1;
 * ``SCL`` and ``scene_cloud_pct`` optional: without them that filter is skipped, and
   `notes` says so (the build summary repeats it).
@@ -23,7 +25,7 @@ import pandas as pd
 from s2mos_transforms import bands
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.dataset.samples import cell_text, read_table_file
-from s2mos_transforms.sources.base import POINTS, SamplePoint, SourceError, SourcePlugin
+from s2mos_transforms.sources.base import POINTS, SamplePoint, SourceError, SourcePlugin, utc_times
 
 REQUIRED: tuple[str, ...] = ("point_id", "datetime") + bands.S2_BANDS + bands.S1_BANDS
 DATETIME_ALIASES = ("datetime", "date", "time", "timestamp")
@@ -132,17 +134,16 @@ class TableSource:
 
     @staticmethod
     def _parse_times(values: pd.Series, path: str) -> pd.Series:
+        """The datetime column → ``datetime64[ns, UTC]``: naive times are UTC, offsets are
+        converted (``2018-05-01T12:30:00+02:00`` is 10:30 UTC); a bad cell names its row."""
         if pd.api.types.is_datetime64_any_dtype(values):
-            t = values
-            if getattr(t.dt, "tz", None) is None:
-                t = t.dt.tz_localize("UTC")
-            return t.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[s]")
+            return utc_times(values)
         parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
         bad = parsed.isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
             raise UserError(f"observations {path} row {row}: datetime {values.iloc[row - 1]!r} is not a date/time")
-        return parsed.dt.tz_localize(None).astype("datetime64[s]")
+        return utc_times(parsed)
 
     # -- Source interface ----------------------------------------------------------------
     @property

@@ -1,4 +1,8 @@
-"""`s2mos world export`: samples, observations, hidden state, lab spectra and the AOI truth map."""
+"""`s2mos world export`: samples, observations, hidden state, lab spectra and the AOI truth map.
+
+Every timestamp written (observations.parquet, state.parquet) is timezone-aware UTC
+(`datetime64[ns, UTC]`, Parquet ``timestamp[ns, tz=UTC]``), also when there are no rows.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -88,9 +92,9 @@ def export_world(preset: str, out: str, n_points: int | None = None, seed: int |
         state_writer.write_table(t_state)
         n_obs += len(obs)
     if obs_writer is None:  # zero points: still write well-formed, empty tables
-        from s2mos_transforms.sources.synthetic import _empty_obs
-        _write_parquet(pa.Table.from_pandas(_empty_obs(), preserve_index=False), fileio.join(out, "observations.parquet"))
-        _write_parquet(pa.table({"point_id": pa.array([], pa.string())}), fileio.join(out, "state.parquet"))
+        obs, state = source.observations_and_state([], with_state=True)
+        _write_parquet(pa.Table.from_pandas(obs, preserve_index=False), fileio.join(out, "observations.parquet"))
+        _write_parquet(pa.Table.from_pandas(state, preserve_index=False), fileio.join(out, "state.parquet"))
     else:
         obs_writer.close()
         state_writer.close()

@@ -49,6 +49,15 @@ class Locations:
     def __len__(self) -> int:
         return len(self.lat)
 
+    def take(self, index: np.ndarray) -> "Locations":
+        """The locations at `index` (indices or a mask), without recomputing soil: tiles and
+        point sets are split by orbit band this way. The per-site cache starts empty."""
+        pick = lambda a: np.asarray(a)[index]  # noqa: E731
+        soil = SoilProperties(**{f.name: pick(getattr(self.soil, f.name))
+                                 for f in dataclasses.fields(SoilProperties)})
+        return Locations(pick(self.lat), pick(self.lon), pick(self.epsg), pick(self.ix), pick(self.iy),
+                         pick(self.x_km), pick(self.y_km), soil, pick(self.parcel), pick(self.dry))
+
 
 @dataclasses.dataclass
 class Schedule:
