@@ -9,8 +9,8 @@ much faster than one per point), counts, and routes results:
   observation;
 * ``counts``: per-point stage counts (acquisitions, clear, bare …) for the summary.
 
-Beam metrics (namespace ``s2mos``): ``points_read``, ``points_kept``, ``rejected_<reason>``,
-``written_calibration``, ``written_test``.
+Beam metrics (namespace ``s2mos``, `beam_options.METRICS_NAMESPACE`): ``points_read``,
+``points_kept``, ``rejected_<reason>``, ``written_calibration``, ``written_test``.
 """
 from __future__ import annotations
 
@@ -23,15 +23,13 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from s2mos_transforms import bands, sequences
-
+from s2mos_transforms import bands, fileio, sequences
+from s2mos_transforms.beam_options import METRICS_NAMESPACE
 from s2mos_transforms.dataset import schema
-
 from s2mos_transforms.dataset import split
 from s2mos_transforms.dataset.samples import Rejection
 from s2mos_transforms.sources import SamplePoint, SourceError
 
-NAMESPACE = "s2mos"
 REJECTED = "rejected"
 COUNTS = "counts"
 
@@ -139,9 +137,9 @@ class ExtractPoints(beam.DoFn):
         self._source_name = source_name
         self._source_options = dict(source_options)
         self._config = config
-        self._read = Metrics.counter(NAMESPACE, "points_read")
-        self._kept = Metrics.counter(NAMESPACE, "points_kept")
-        self._rejected = {r: Metrics.counter(NAMESPACE, f"rejected_{r}") for r in POINT_REASONS}
+        self._read = Metrics.counter(METRICS_NAMESPACE, "points_read")
+        self._kept = Metrics.counter(METRICS_NAMESPACE, "points_kept")
+        self._rejected = {r: Metrics.counter(METRICS_NAMESPACE, f"rejected_{r}") for r in POINT_REASONS}
         self._source = None
 
     def setup(self):
@@ -219,7 +217,7 @@ class WriteShard(beam.DoFn):
     def __init__(self, directory: str, num_shards: int):
         self._directory = directory.rstrip("/")
         self._num_shards = num_shards
-        self._written = {s: Metrics.counter(NAMESPACE, f"written_{s}") for s in (split.CALIBRATION, split.TEST)}
+        self._written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in (split.CALIBRATION, split.TEST)}
 
     def process(self, element):
         (split_name, shard), items = element
@@ -314,23 +312,11 @@ class SumCounts(beam.CombineFn):
 
 
 def write_json(path: str, value: Any) -> str:
-    """Write JSON to a local or remote (gs://) path."""
-    write_bytes(path, json.dumps(value, indent=1, sort_keys=False).encode())
+    """Write JSON (the dataset's compact layout: indent 1, no final newline) through fileio."""
+    fileio.write_bytes(path, json.dumps(value, indent=1, sort_keys=False).encode())
     return path
 
 
 def write_json_to(value: Any, path: str) -> str:
     """`write_json` with the value first, for ``beam.Map(write_json_to, path)``."""
     return write_json(path, value)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    from apache_beam.io.filesystems import FileSystems
-    with FileSystems.create(path, mime_type="application/octet-stream") as fh:
-        fh.write(data)
-
-
-def read_bytes(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
-    with FileSystems.open(path, compression_type="uncompressed") as fh:
-        return fh.read()

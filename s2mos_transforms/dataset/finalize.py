@@ -1,0 +1,174 @@
+"""The driver's last step of `s2mos build-dataset`: the parts of the Beam run → the dataset's files.
+
+Reads the small JSON parts of `dataset.pipeline` from ``staging/_parts/``, fills in empty
+shards, and writes the schema, stats, ``rejected.jsonl``, ``split.csv``, figures and
+``summary.json``. Before the summary it checks the accounting identity on what is on disk
+(``input = calibration + test + rejected``, and the Beam counters agree), so a dataset that
+lost or doubled a point is never swapped into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+from s2mos_transforms import fileio
+from s2mos_transforms.dataset.pipeline import PARTS_DIR
+
+SUMMARY_FILE = "summary.json"
+REJECTED_FILE = "rejected.jsonl"
+SPLIT_FILE = "split.csv"
+
+
+class AccountingError(RuntimeError):
+    """The files on disk do not account for every input row; the staging copy is kept."""
+
+
+def beam_counters(result) -> dict[str, int] | None:
+    """The pipeline's Beam counters (namespace s2mos), or None where the runner has none."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from s2mos_transforms.beam_options import METRICS_NAMESPACE
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+    except Exception:  # noqa: BLE001 — metrics are optional on some runners
+        return None
+    out: dict[str, int] = {}
+    for c in found:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(out.items()))
+
+
+def count_records(paths: list[str]) -> int:
+    """Examples in gzipped TFRecord files, counted by reading them back."""
+    import tensorflow as tf
+
+    if not paths:
+        return 0
+    ds = tf.data.TFRecordDataset(paths, compression_type="GZIP")
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def quantiles(values: list[int]) -> dict[str, float]:
+    import numpy as np
+
+    if not values:
+        return {"min": 0, "median": 0, "max": 0}
+    v = np.asarray(values, np.float64)
+    return {"min": int(v.min()), "median": float(np.median(v)), "max": int(v.max())}
+
+
+def csv_field(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input: int, row_rejections: list,
+             config, notes: list[str], num_shards: int, counters: dict[str, int] | None = None) -> dict[str, Any]:
+    """Write the driver-side outputs into ``staging``, check the accounting identity, and
+    return the summary (also ``staging/summary.json``). ``inputs`` is recorded as given."""
+    import numpy as np
+    from apache_beam.io.filesystems import FileSystems
+
+    from s2mos_transforms.dataset import transforms as dt
+    from s2mos_transforms.dataset import figures
+    from s2mos_transforms.dataset import schema
+    from s2mos_transforms.normalize import MinMax, NormStats
+
+    parts = f"{staging}/{PARTS_DIR}"
+
+    def part(name):
+        return json.loads(fileio.read_bytes(f"{parts}/{name}.json"))
+
+    points, stats_raw, moments, counts, rejected, _shards = (part(n) for n in (
+        "points", "stats", "moments", "counts", "rejected", "shards"))
+
+    # Shards: write empty files for shards that received no point, so the set is fixed.
+    for split_name in ("calibration", "test"):
+        for k in range(num_shards):
+            path = f"{staging}/{dt.shard_name(split_name, k, num_shards)}"
+            if not FileSystems.exists(path):
+                dt.write_tfrecords(path, [])
+
+    schema.write_schema(staging)
+    if stats_raw:
+        NormStats({g: MinMax(np.asarray(v["min"], np.float64), np.asarray(v["max"], np.float64))
+                   for g, v in stats_raw.items()}).save(staging)
+
+    origin_rank = {"samples": 0, "holdout": 1}
+    all_rejected = [json.loads(r.to_json()) for r in row_rejections] + rejected
+    all_rejected.sort(key=lambda r: (origin_rank.get(r["origin"], 2), r["row"] or 0))
+    fileio.write_bytes(f"{staging}/{REJECTED_FILE}",
+                       "".join(json.dumps(r) + "\n" for r in all_rejected).encode())
+    split_lines = ["point_id,split,origin,row,s2_length,s2s1_length"] + [
+        f"{csv_field(p['point_id'])},{p['split']},{p['origin']},{p['row']},{p['s2_length']},{p['s2s1_length']}"
+        for p in points]
+    fileio.write_bytes(f"{staging}/{SPLIT_FILE}", ("\n".join(split_lines) + "\n").encode())
+
+    n_bare = [p["n_kept"] for p in points]
+    n_paired = [p["n_paired"] for p in points]
+    fileio.write_bytes(f"{staging}/{figures.HISTOGRAM_FILE}",
+                       figures.bare_histogram_png(n_bare, n_paired, config.max_dates))
+    corr = figures.correlation_from_moments(moments["n"], moments["sum"], moments["sumsq"])
+    fileio.write_bytes(f"{staging}/{figures.CORRELOGRAM_FILE}",
+                       figures.correlogram_png(corr, dt.CORR_VARIABLES, moments["n"]))
+
+    # Accounting on what is on disk: every input row is in exactly one place.
+    cal_files = [m.path for m in FileSystems.match([f"{staging}/calibration-*.tfrecord.gz"])[0].metadata_list]
+    test_files = [m.path for m in FileSystems.match([f"{staging}/test-*.tfrecord.gz"])[0].metadata_list]
+    n_cal, n_test = count_records(sorted(cal_files)), count_records(sorted(test_files))
+    n_rej = len(all_rejected)
+    planned = {s: sum(1 for p in points if p["split"] == s) for s in ("calibration", "test")}
+    n_points = n_input - len(row_rejections)
+    if counters is not None and (
+            counters.get("points_read", 0) != n_points
+            or counters.get("written_calibration", 0) != n_cal or counters.get("written_test", 0) != n_test):
+        raise AccountingError(f"accounting identity violated: Beam counters {counters} disagree with {n_points} "
+                              f"points sent, calibration {n_cal} and test {n_test} on disk; the partial output is "
+                              f"left in {staging}")
+    if n_input != n_cal + n_test + n_rej or (n_cal, n_test) != (planned["calibration"], planned["test"]):
+        raise AccountingError(
+            f"accounting identity violated: input {n_input} != calibration {n_cal} + test {n_test} + rejected "
+            f"{n_rej} (planned calibration {planned['calibration']}, test {planned['test']}); "
+            f"the partial output is left in {staging}")
+
+    by_reason: dict[str, int] = {}
+    for r in all_rejected:
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+    corr_clay = {name: (None if not np.isfinite(corr[0, i]) else round(float(corr[0, i]), 4))
+                 for i, name in enumerate(dt.CORR_VARIABLES) if i > 0}
+    summary = {
+        "input_points": n_input,
+        "calibration": n_cal,
+        "test": n_test,
+        "rejected": n_rej,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "test_from_holdout": sum(1 for p in points if p["origin"] == "holdout"),
+        "inputs": inputs,
+        "thresholds": config.as_dict(),
+        "test_fraction": test_fraction,
+        "observations": {**counts,
+                         "bare_fraction": round(counts["bare"] / counts["clear"], 4) if counts["clear"] else None},
+        "bare_per_point": quantiles(n_bare),
+        "paired_per_point": quantiles(n_paired),
+        "s2_length": quantiles([p["s2_length"] for p in points]),
+        "s2s1_length": quantiles([p["s2s1_length"] for p in points]),
+        "points_capped": sum(1 for n in n_bare if n > config.max_dates),
+        "correlation_with_clay": corr_clay,
+        "shards_per_split": num_shards,
+        "notes": notes,
+        "beam_counters": counters,
+        "files": {"calibration": [os.path.basename(p) for p in sorted(cal_files)],
+                  "test": [os.path.basename(p) for p in sorted(test_files)],
+                  "schema": schema.SCHEMA_FILE, "stats": "stats.json" if stats_raw else None,
+                  "rejected": REJECTED_FILE, "split": SPLIT_FILE,
+                  "figures": [figures.HISTOGRAM_FILE, figures.CORRELOGRAM_FILE]},
+    }
+    dt.write_json(f"{staging}/{SUMMARY_FILE}", summary)
+    leftovers = [m.path for m in FileSystems.match([f"{parts}/*"])[0].metadata_list]
+    if leftovers:
+        FileSystems.delete(leftovers)
+    if not fileio.is_remote(staging):
+        shutil.rmtree(f"{staging}/{PARTS_DIR}", ignore_errors=True)
+    return summary
