@@ -12,11 +12,12 @@ printed with the table; ties go to the stricter pair (smaller NDVI, then NBR2).
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import numpy as np
 
-from s2mos_transforms import bands
+from s2mos_transforms import bands, fileio
 from s2mos_transforms.errors import UserError
 
 REPORT_BANDS = ("B2", "B4", "B8", "B11", "B12")
@@ -114,6 +115,8 @@ def run(args, extra) -> int:
 
     if not 0.0 <= args.min_coverage <= 1.0:
         raise UserError(f"--min-coverage must be in [0, 1], got {args.min_coverage:g}")
+    if args.json:
+        fileio.check_writable(args.json, "--json", is_file=True)
     table = read_samples(args.samples)
     lab = read_lab_spectra(args.lab_spectra)
     try:
@@ -140,8 +143,7 @@ def run(args, extra) -> int:
         print(f"chosen: --ndvi-max {chosen['ndvi_max']:g} --nbr2-max {chosen['nbr2_max']:g} "
               f"(mean r {chosen['score']:.3f}, r B12 {chosen['r']['B12']:.3f}, {chosen['points']} points)")
     if args.json:
-        from s2mos_transforms.dataset.transforms import write_json
-        write_json(args.json, _finite({"rows": rows, "chosen": chosen}))
+        fileio.write_text(args.json, json.dumps(_finite({"rows": rows, "chosen": chosen}), indent=1))
     return 0 if chosen is not None else 1
 
 
