@@ -11,6 +11,11 @@ Shape conventions (shared by every function here):
 * S2 values are either L2A integers (reflectance × 10 000) or reflectance: the spectral
   tests are ratios and sign tests, so both give the same mask;
 * a mask is a boolean array ``(T, *S)``; True means "keep".
+
+The spectral tests and the 3σ rule themselves run on a flat list of observations
+(`element_masks`: rows ``(K, 10)`` with the point/pixel of each row), so map inference only
+touches the few observations that pass the scene and SCL filters; `observation_masks` scatters
+the same result back into dense masks.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ class MaskThresholds:
 
 def to_reflectance(dn: np.ndarray) -> np.ndarray:
     """L2A integers (reflectance × 10 000, possibly NaN / nullable) → float32 reflectance."""
-    return (np.asarray(dn, np.float32) / np.float32(bands.S2_SCALE)).astype(np.float32)
+    return (np.asarray(dn, np.float32) / np.float32(bands.S2_SCALE)).astype(np.float32, copy=False)
 
 
 def _band(s2: np.ndarray, name: str) -> np.ndarray:
@@ -91,14 +96,21 @@ def scl_mask(scl: np.ndarray | None) -> np.ndarray | None:
     """
     if scl is None:
         return None
-    scl = np.asarray(scl, np.float64)
-    masked = np.isin(scl, np.asarray(bands.SCL_MASKED, np.float64))
-    return ~masked
+    scl = np.asarray(scl)
+    if scl.dtype.kind not in "iuf":
+        scl = scl.astype(np.float64)
+    keep = np.ones(scl.shape, bool)
+    for cls in bands.SCL_MASKED:                # exact in any numeric dtype; NaN ≠ every class
+        keep &= scl != cls
+    return keep
 
 
 def finite_mask(s2: np.ndarray) -> np.ndarray:
     """Dates where every S2 band is present: ``(T, 10, *S)`` → ``(T, *S)``."""
-    return np.isfinite(np.asarray(s2, np.float64)).all(axis=1)
+    s2 = np.asarray(s2)
+    if s2.dtype not in (np.float32, np.float64):
+        s2 = s2.astype(np.float64)
+    return np.isfinite(s2).all(axis=1)
 
 
 def bare_soil_mask(s2: np.ndarray, ndvi_max: float = bands.NDVI_MAX,
@@ -118,28 +130,68 @@ def bare_soil_mask(s2: np.ndarray, ndvi_max: float = bands.NDVI_MAX,
         return bare
 
 
+def outlier_inliers(values: np.ndarray, group: np.ndarray, n_groups: int,
+                    sigma: float = bands.OUTLIER_SIGMA) -> np.ndarray:
+    """The 3σ rule on a flat list of observations: ``values`` ``(K, C)``, ``group`` ``(K,)``
+    the point/pixel (0 … n_groups − 1) each row belongs to → inlier flags ``(K,)``.
+
+    Mean and population standard deviation per band and group, in one pass (as in the
+    paper, no iteration); a row is an outlier when any band is more than sigma·sd from its
+    group's mean, and an exactly constant band (sd == 0) has none. Within a group the rows
+    must be in date order: the sums are accumulated row after row in float64 (`np.bincount`),
+    which is the order, hence the rounding, of a dense sum over the time axis.
+    """
+    x = np.asarray(values, np.float64)
+    group = np.asarray(group, np.int64)
+    k, c = x.shape
+    if k == 0:
+        return np.zeros(0, bool)
+    safe_n = np.maximum(np.bincount(group, minlength=n_groups), 1)[:, None]     # (G, 1)
+    flat = (group[:, None] * c + np.arange(c)).ravel()
+    mean = np.bincount(flat, x.ravel(), minlength=n_groups * c).reshape(n_groups, c) / safe_n
+    dev = x - np.take(mean, group, axis=0)
+    var = np.bincount(flat, (dev ** 2).ravel(), minlength=n_groups * c).reshape(n_groups, c) / safe_n
+    sd = np.sqrt(var)
+    with np.errstate(invalid="ignore"):
+        inlier = np.abs(dev) <= np.take(sigma * sd, group, axis=0)
+    return (inlier | np.take(sd == 0, group, axis=0)).all(axis=1)
+
+
 def outlier_mask(values: np.ndarray, keep: np.ndarray, sigma: float = bands.OUTLIER_SIGMA) -> np.ndarray:
     """3σ rule: among the dates in ``keep``, drop those with any band > sigma·sd from its mean.
 
     ``values`` is ``(T, C, *S)``, ``keep`` ``(T, *S)``. Mean and (population) standard
-    deviation are taken per band and per point/pixel over the kept dates only, in one pass
-    (as in the paper, no iteration). With n kept dates no value can exceed sqrt(n − 1)
-    standard deviations, so series of ≤ 10 dates are never trimmed at 3σ. Returns the new
-    keep mask ``(T, *S)`` (a subset of ``keep``).
+    deviation are taken per band and per point/pixel over the kept dates only
+    (`outlier_inliers`, which only ever sees the kept dates). With n kept dates no value can
+    exceed sqrt(n − 1) standard deviations, so series of ≤ 10 dates are never trimmed at 3σ.
+    Returns the new keep mask ``(T, *S)`` (a subset of ``keep``).
     """
-    x = np.asarray(values, np.float64)
+    x = np.asarray(values)
     keep = np.asarray(keep, bool)
-    w = keep[:, None]                                             # (T, 1, *S)
-    n = w.sum(axis=0)                                             # (1, *S)
-    safe_n = np.maximum(n, 1)
-    xz = np.where(w, x, 0.0)
-    mean = xz.sum(axis=0) / safe_n                                # (C, *S)
-    var = (np.where(w, (x - mean) ** 2, 0.0)).sum(axis=0) / safe_n
-    sd = np.sqrt(var)
-    with np.errstate(invalid="ignore"):
-        # An exactly constant band (sd == 0) has no outliers.
-        inlier = (np.abs(x - mean) <= sigma * sd) | (sd == 0)
-    return keep & inlier.all(axis=1)
+    t, p = np.nonzero(keep.reshape(keep.shape[0], -1))             # date order within a pixel
+    flat = x.reshape(x.shape[:2] + (-1,))
+    inlier = outlier_inliers(flat[t, :, p], p, int(np.prod(keep.shape[1:], dtype=np.int64)), sigma)
+    out = np.zeros(keep.shape[:1] + (int(np.prod(keep.shape[1:], dtype=np.int64)),), bool)
+    out[t[inlier], p[inlier]] = True
+    return out.reshape(keep.shape)
+
+
+def element_masks(refl: np.ndarray, group: np.ndarray, n_groups: int,
+                  thresholds: "MaskThresholds") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spectral part of the filter on observations that passed the scene and SCL filters.
+
+    ``refl`` ``(K, 10)`` float32 reflectance, one row per (date, point/pixel), rows of a group
+    in date order; ``group`` ``(K,)``. Returns (complete: every band present, bare: … and
+    the bare-soil test passes, kept: … and not a 3σ outlier among the group's bare rows),
+    each ``(K,)``. Working on these rows only, not on every date of every pixel, is what
+    keeps map inference cheap: most dates are cloudy or vegetated.
+    """
+    complete = np.isfinite(refl).all(axis=1)
+    bare = complete & bare_soil_mask(refl, thresholds.ndvi_max, thresholds.nbr2_max, thresholds.band_order)
+    rows = np.flatnonzero(bare)
+    kept = np.zeros(bare.shape, bool)
+    kept[rows[outlier_inliers(refl[rows], group[rows], n_groups, thresholds.outlier_sigma)]] = True
+    return complete, bare, kept
 
 
 @dataclasses.dataclass
@@ -168,8 +220,9 @@ def observation_masks(s2: np.ndarray, scl: np.ndarray | None = None,
                       thresholds: MaskThresholds = MaskThresholds()) -> ObservationMasks:
     """Scene filter → SCL mask → bare-soil test → 3σ outliers, on ``(T, 10, *S)`` S2 values.
 
-    ``scl`` is ``(T, *S)`` or None; ``scene_cloud_pct`` is ``(T,)`` or None. The outlier
-    statistics are computed on reflectance among the bare dates of each point/pixel.
+    ``scl`` is ``(T, *S)`` or None; ``scene_cloud_pct`` is ``(T,)`` (per granule) or
+    ``(T, *S)`` (per pixel), or None. The bare-soil test and the outlier statistics run on
+    reflectance, on the clear observations only (`element_masks`).
     """
     s2 = np.asarray(s2)
     if s2.ndim < 2 or s2.shape[1] != len(bands.S2_BANDS):
@@ -181,8 +234,12 @@ def observation_masks(s2: np.ndarray, scl: np.ndarray | None = None,
     scene_ok = acquired if scene is None else acquired & _expand_time(scene, spatial_ndim)
     clear_px = scl_mask(scl)
     clear = scene_ok if clear_px is None else scene_ok & clear_px
-    bare = clear & bare_soil_mask(refl, thresholds.ndvi_max, thresholds.nbr2_max, thresholds.band_order)
-    kept = outlier_mask(refl, bare, thresholds.outlier_sigma)
+    t, p = np.nonzero(clear.reshape(clear.shape[0], -1))          # date order within a pixel
+    n_px = int(np.prod(clear.shape[1:], dtype=np.int64))
+    _, bare_el, kept_el = element_masks(refl.reshape(refl.shape[:2] + (n_px,))[t, :, p], p, n_px, thresholds)
+    bare, kept = np.zeros((2, clear.shape[0], n_px), bool)
+    bare[t[bare_el], p[bare_el]] = True
+    kept[t[kept_el], p[kept_el]] = True
     return ObservationMasks(acquired=acquired, scene=np.broadcast_to(scene_ok, acquired.shape).copy(),
-                            clear=clear, bare=bare, kept=kept,
+                            clear=clear, bare=bare.reshape(clear.shape), kept=kept.reshape(clear.shape),
                             scene_filter_applied=scene is not None, scl_filter_applied=clear_px is not None)

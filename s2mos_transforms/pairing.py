@@ -101,3 +101,30 @@ def paired_values(s1_values: np.ndarray, pair_index: np.ndarray) -> np.ndarray:
         out = np.take_along_axis(s1, gather, axis=0)
         missing = (idx < 0)[:, None]
     return np.where(missing, np.float32(np.nan), out).astype(np.float32)
+
+
+def pair_elements(candidates: np.ndarray, s1_values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """`pair_s1` with per-pixel validity, for a flat list of (S2 date, pixel) observations.
+
+    ``candidates`` ``(E, K)``: the `pair_candidates` row of each observation's S2 date;
+    ``s1_values`` ``(T1, C, N)``; ``columns`` ``(E,)`` each observation's pixel in ``N``.
+    Returns the index of the nearest candidate whose C values are all present (finite as
+    float32) at that pixel, −1 where none: the same choice as `pair_s1`, looked up only
+    where it is needed (the kept observations) instead of for every date and pixel.
+    """
+    cand = np.asarray(candidates, np.int64)
+    cols = np.asarray(columns, np.int64)
+    out = np.full(cand.shape[0], -1, np.int64)
+    s1 = np.asarray(s1_values)
+    if s1.shape[0] == 0:
+        return out
+    todo = np.arange(cand.shape[0])
+    for j in range(cand.shape[1]):                                  # K is small (≈ 1–4)
+        c = cand[todo, j]
+        has = np.flatnonzero(c >= 0)
+        ok = np.isfinite(np.asarray(s1[c[has], :, cols[todo[has]]], np.float32)).all(axis=1)
+        out[todo[has[ok]]] = c[has[ok]]
+        todo = todo[out[todo] < 0]
+        if todo.size == 0:
+            break
+    return out

@@ -3,8 +3,10 @@
 The chain (paper Sections 2.1–2.2): S2 masks (`masks.observation_masks`) → S1 pairing
 (`pairing.pair_s1`) → date selection (sorted by date, at most ``bands.MAX_DATES``) →
 sequences. `extract` and `gather_sequences` take a spatial part ``*S`` after the time
-(and channel) axes, so map inference runs them on ``(T, C, H, W)`` / ``(T, C, P)`` pixel
-stacks exactly as the dataset build runs them on one point's ``(T, C)`` arrays.
+(and channel) axes and return dense arrays (the dataset build, one point's ``(T, C)``).
+Map inference calls `block_sequences`: the same masks (`masks.element_masks`), pairing rule
+and `select_ranks`, run only on the observations that survive each stage and packed straight
+into ragged sequences; `tests/test_sequences_fast.py` holds it to the dense chain bit for bit.
 
 Which dates are kept when there are more than ``max_dates``: dates spread evenly over the
 series by rank (``round(j · (n − 1) / (max_dates − 1))`` for j = 0 … max_dates − 1), so
@@ -15,7 +17,7 @@ S1-paired one and the S2-only one) is selected on its own dates.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -166,6 +168,85 @@ def gather_sequences(values: np.ndarray, keep: np.ndarray, max_dates: int = band
         seq = np.take_along_axis(values, gather, axis=0)
         seq = np.where((idx >= 0)[:, None], seq, np.float32(pad_value)).astype(np.float32)
     return seq, idx, lengths
+
+
+def _spatial(values, t: int, n: int, what: str) -> np.ndarray:
+    """A per-date ``(T,)`` or per-pixel ``(T, *S)`` array as ``(T,)`` when it does not vary in
+    space (also a broadcast view, stride 0) or else a ``(T, N)`` view, in its own dtype."""
+    a = np.asarray(values)
+    if a.ndim == 1:
+        return a
+    if a.shape[0] != t or a[0].size != n:
+        raise ValueError(f"{what} must be shaped (T,) or (T, *S) like the S2 stack, got {a.shape}")
+    if n and all(st == 0 for st in a.strides[1:]):
+        return a.reshape(t, n)[:, 0]
+    return a.reshape(t, n)
+
+
+class BlockSequences(NamedTuple):
+    """Ragged sequences of a pixel block (see `block_sequences`)."""
+
+    lengths: np.ndarray           # int32 (P,)
+    values: np.ndarray            # float32 (sum(lengths), C), pixel-major, dates ascending
+    times: np.ndarray             # int64 (sum(lengths),) the date of each row, seconds since epoch
+
+
+def block_sequences(s2_times, s2_dn: np.ndarray, scl: np.ndarray | None, scene_cloud_pct: np.ndarray | None,
+                    s1_times, s1_db: np.ndarray, pixels: np.ndarray | None = None, with_s1: bool = True,
+                    config: ExtractConfig = ExtractConfig()) -> BlockSequences:
+    """Ragged model sequences of some pixels of a stack: what `extract` → `select_dates` →
+    a gather of ``s2s1`` (``with_s1``) or ``s2`` give, value for value, without the dense arrays.
+
+    Inputs as `extract` with a spatial part ``*S`` (``scene_cloud_pct`` ``(T2,)`` or
+    ``(T2, *S)``); ``pixels`` are flat indices into ``*S`` (default all). Only the
+    observations that pass the scene and SCL filters are gathered and converted, the spectral
+    tests and the 3σ statistics run on those rows (`masks.element_masks`), and S1 pairs are
+    looked up for the kept rows only (`pairing.pair_elements`). The values have 12 channels
+    (S2 reflectance, VV, VH) with ``with_s1``, else 10.
+    """
+    th = config.thresholds
+    t2 = pairing.to_seconds(s2_times)
+    order2 = np.argsort(t2, kind="stable")                      # sorted position → input row
+    s2_dn = np.asarray(s2_dn)
+    nt, n_all = s2_dn.shape[0], int(np.prod(s2_dn.shape[2:], dtype=np.int64))
+    dn = s2_dn.reshape(nt, s2_dn.shape[1], n_all)
+    px = np.arange(n_all, dtype=np.int64) if pixels is None else np.asarray(pixels, np.int64)
+    rows = order2
+    cloud = None if scene_cloud_pct is None else _spatial(scene_cloud_pct, nt, n_all, "scene_cloud_pct")
+    if cloud is not None and cloud.ndim == 1:                   # per granule: drop whole dates first
+        rows = order2[masks.scene_mask(cloud[order2], th.scene_cloud_max)]
+    ok = np.ones((rows.size, px.size), bool)
+    if cloud is not None and cloud.ndim == 2:
+        ok &= masks.scene_mask(np.take(cloud, px, axis=1)[rows], th.scene_cloud_max)
+    if scl is not None:
+        scl = _spatial(scl, nt, n_all, "scl")
+        ok &= masks.scl_mask(scl[rows][:, None] if scl.ndim == 1 else np.take(scl, px, axis=1)[rows])
+    # Candidates in date-major order (memory order of the stack); within a pixel that is date
+    # order, all the 3σ sums need. Pixel-major order only for the few rows finally kept.
+    ti, pi = np.nonzero(ok)
+    r = rows[ti]
+    refl = masks.to_reflectance(dn[r, :, px[pi]])                # (K, 10) float32
+    _, _, kept = masks.element_masks(refl, pi, px.size, th)
+    pi, r, values = pi[kept], r[kept], refl[kept]
+    if with_s1:
+        s1 = np.asarray(s1_db)
+        s1 = s1.reshape(s1.shape[:2] + (-1,))
+        cand = pairing.pair_candidates(t2, s1_times, config.s1_pair_max_days)
+        pair = pairing.pair_elements(cand[r], s1, px[pi])
+        has = pair >= 0
+        pi, r, pair, values = pi[has], r[has], pair[has], values[has]
+        values = np.concatenate([values, np.asarray(s1[pair, :, px[pi]], np.float32)], axis=1)
+    by_pixel = np.argsort(pi, kind="stable")                    # pixel-major, dates ascending
+    pi, r, values = pi[by_pixel], r[by_pixel], values[by_pixel]
+    n = np.bincount(pi, minlength=px.size)
+    if px.size and n.max() > config.max_dates:                  # thin long series: `select_ranks`
+        over = np.flatnonzero(n > config.max_dates)
+        starts = np.cumsum(n) - n
+        take = n[pi] <= config.max_dates
+        take[(starts[over][None, :] + select_ranks(n[over], config.max_dates)).ravel()] = True
+        pi, r, values = pi[take], r[take], values[take]
+    return BlockSequences(np.minimum(n, config.max_dates).astype(np.int32),
+                          np.ascontiguousarray(values, np.float32), t2[r])
 
 
 def point_record(point_id: str, lat: float, lon: float, clay: float, ex: Extraction,

@@ -59,3 +59,21 @@ def test_point_extraction_skips_missing_s1_values():
     assert ex.paired.tolist() == [True, False]
     np.testing.assert_array_equal(ex.s1[0], [-9.5, -17.5])
     assert np.isnan(ex.s1[1]).all()
+
+
+def test_pair_elements_is_pair_s1_at_each_observation():
+    """The element-wise lookup of map inference picks what `pair_s1` picks for every date and
+    pixel: nearest valid candidate, ties to the earlier, a missing VV or VH skipped."""
+    rng = np.random.default_rng(0)
+    s2 = T0 + np.sort(rng.integers(0, 60 * DAY, 40))
+    s1_times = np.concatenate([T0 + rng.integers(0, 60 * DAY, 30), s2[:5] + 3600, s2[:5] - 3600])  # ties
+    s1 = rng.normal(-12, 3, (s1_times.size, 2, 50)).astype(np.float32)
+    s1[rng.random(s1.shape) < 0.3] = np.nan                              # VV or VH missing
+    cand = pairing.pair_candidates(s2, s1_times, max_days=3)
+    assert cand.shape[1] >= 3
+    dense = pairing.pair_s1(s2, s1_times, np.isfinite(s1).all(axis=1), max_days=3)   # (T2, P)
+    t, p = np.nonzero(np.ones(dense.shape, bool))
+    got = pairing.pair_elements(cand[t], s1, p)
+    np.testing.assert_array_equal(got, dense[t, p])
+    assert (got >= 0).mean() > 0.5 and (got < 0).any()
+    assert (pairing.pair_elements(cand[t], s1[:0], p) == -1).all()      # no S1 at all
