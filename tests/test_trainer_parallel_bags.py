@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import trainer_fixtures as fx
-from trainer import bagging, cli, data, models, specs, task, train
+from trainer import bagging, cli, data, fit, models, specs, task
+from trainer.config import TrainConfig
 
 
 def _no_dropout(model):
@@ -32,6 +33,7 @@ def _random_bags(rng, n_bags, n, spec_family):
     return out
 
 
+@pytest.mark.slow
 def test_one_parallel_epoch_equals_each_bag_alone():
     """Dropout off, identical initial weights, the same data order: the stacked epoch (2 bags, batch 8,
     a partial last batch, 3 steps per call) ends on the weights and Adam state of two separate fits."""
@@ -69,7 +71,7 @@ def test_one_parallel_epoch_equals_each_bag_alone():
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["ann", "cnn"])
+@pytest.mark.parametrize("name", ["ann", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_fit_keras_parallel_reproduces_sequential_bags(name):
     """The trainer's own paths, dropout on, seeds from --seed: same weights, histories (incl. the
     out-of-bag metrics each epoch) and optimiser state as `fit_keras` bag after bag."""
@@ -79,7 +81,7 @@ def test_fit_keras_parallel_reproduces_sequential_bags(name):
     rng = np.random.default_rng(5)
     n = 30
     (x, y), = _random_bags(rng, 1, n, spec.family)
-    cfg = train.TrainConfig(data="-", model_dir="-", epochs=2, steps_per_execution=4)
+    cfg = TrainConfig(data="-", model_dir="-", epochs=2, steps_per_execution=4)
     bag_data = []
     for bag in bagging.draw_bags(n, 2, seed=5):
         oob = bagging.out_of_bag(n, bag)
@@ -87,7 +89,7 @@ def test_fit_keras_parallel_reproduces_sequential_bags(name):
     seeds = [bagging.bag_seed(5, k) for k in range(2)]
     sequential = []
     for (xt, yt, xv, yv), seed in zip(bag_data, seeds):
-        m, h = train.fit_keras(spec, xt, yt, xv, yv, cfg, seed, 8, [])
+        m, h = fit.fit_keras(spec, xt, yt, xv, yv, cfg, seed, 8, [])
         sequential.append(([np.array(w) for w in m.get_weights()], h,
                            [v.numpy() for v in m.optimizer.variables]))
         keras.backend.clear_session(free_memory=False)
@@ -101,7 +103,7 @@ def test_fit_keras_parallel_reproduces_sequential_bags(name):
         def on_epoch_end(self, epoch, logs=None):
             seen[self.k].append(dict(logs))
 
-    parallel = train.fit_keras_parallel(spec, bag_data, cfg, seeds, 8, [[Seen(0)], [Seen(1)]])
+    parallel = fit.fit_keras_parallel(spec, bag_data, cfg, seeds, 8, [[Seen(0)], [Seen(1)]])
     for k, (model, history) in enumerate(parallel):
         weights, want_hist, opt_state = sequential[k]
         for got, want in zip(model.get_weights(), weights, strict=True):
@@ -193,6 +195,7 @@ def _config(keras_zip):
     return strip(json.loads(keras_zip.read("config.json")))
 
 
+@pytest.mark.slow
 def test_parallel_run_writes_the_sequential_artefacts(runs):
     import keras
 
@@ -232,6 +235,7 @@ def test_parallel_run_writes_the_sequential_artefacts(runs):
     assert json.load(open(os.path.join(par, "train_config.json")))["parallel_bags"] is True
 
 
+@pytest.mark.slow
 def test_evaluate_reads_the_parallel_run(runs):
     _, _, par = runs
     report = json.load(open(os.path.join(par, "evaluation", "report.json")))

@@ -81,10 +81,14 @@ def write_records(path: str, records: list[dict]) -> None:
 
 def write_dataset(out: str, n_calibration: int = 48, n_test: int = 16, seed: int = 0,
                   max_dates: int = 60, with_radar: bool = True, shards: int = 2,
-                  test_records: list[dict] | None = None) -> dict:
+                  test_records: list[dict] | None = None, thresholds: dict | None = None,
+                  summary: bool = True) -> dict:
     """Write DIR/{calibration,test}-*.tfrecord.gz, schema.pbtxt, stats.json, summary.json.
 
     `test_records` replaces the generated test split (the honesty test perturbs it).
+    `thresholds`: the extraction settings to record in summary.json, as `s2mos build-dataset`
+    does (by default none are recorded, like a dataset from before they were); `summary=False`
+    writes no summary.json at all.
     Returns {"calibration": records, "test": records}.
     """
     os.makedirs(out, exist_ok=True)
@@ -97,6 +101,10 @@ def write_dataset(out: str, n_calibration: int = 48, n_test: int = 16, seed: int
             write_records(os.path.join(out, f"{split}-{k:05d}-of-{shards:05d}.tfrecord.gz"), recs[k::shards])
     schema.write_schema(out)
     fit_stats(cal).save(out)
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump({"calibration": len(cal), "test": len(test), "fixture": True}, fh)
+    if summary:
+        doc = {"calibration": len(cal), "test": len(test), "fixture": True}
+        if thresholds is not None:
+            doc["thresholds"] = thresholds
+        with open(os.path.join(out, "summary.json"), "w") as fh:
+            json.dump(doc, fh)
     return {"calibration": cal, "test": test}

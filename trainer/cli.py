@@ -45,7 +45,7 @@ def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True)
 
 def train_config(args, model_dir: str | None = None, checkpoint_dir: str | None = None,
                  tensorboard_dir: str | None = None):
-    from trainer.train import TrainConfig
+    from trainer.config import TrainConfig
 
     model_dir = model_dir or args.model_dir
     if not args.data or not model_dir:

@@ -18,16 +18,17 @@ with zeros to 150 dates, run every bag CNN (inference mode), map tanh outputs ba
 mean/std over bags.
 
 Beside it, ``ensemble/s2mos_model.json`` (channels, use_coords, max_dates, bags, family,
-stats, padding) and ``ensemble/stats.json``; the bag Keras models are in MODEL_DIR/bags/.
+stats, padding, extraction: the dataset's extraction settings) and ``ensemble/stats.json``;
+the bag Keras models are in MODEL_DIR/bags/ (`trainer.model_dir`, the layout defined once).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from s2mos_transforms import bands
-from s2mos_transforms.normalize import NormStats
+from s2mos_transforms.normalize import STATS_FILE, NormStats
 from s2mos_transforms import fileio
-from trainer.model_dir import MODEL_META
+from trainer.model_dir import BAGS_DIR, MODEL_META, bag_file
 
 META_FILE = MODEL_META
 PADDING_DOC = ("when longer than max_dates, keep max_dates dates spread evenly from first to last: "
@@ -117,7 +118,10 @@ def normalise_and_pad(sequence, length, lo, span, max_dates: int = bands.MAX_DAT
 
 
 def metadata(channels: tuple[str, ...], sequence_feature: str, use_coords: bool, n_bags: int,
-             stats: NormStats, max_dates: int = bands.MAX_DATES) -> dict:
+             stats: NormStats, max_dates: int = bands.MAX_DATES, extraction: dict | None = None,
+             extraction_source: str | None = None) -> dict:
+    """s2mos_model.json. `extraction`: the dataset's `ExtractConfig.as_dict` (the map applies it);
+    `extraction_source`: where those settings came from (the dataset, or the paper's defaults)."""
     groups = (sequence_feature, "coords", "clay")
     return {
         "channels": list(channels), "use_coords": bool(use_coords), "max_dates": int(max_dates),
@@ -128,24 +132,28 @@ def metadata(channels: tuple[str, ...], sequence_feature: str, use_coords: bool,
                       "outputs": {"clay_mean": "float32 [batch] % clay",
                                   "clay_std": "float32 [batch] % clay, population std over bags"}},
         "padding": PADDING_DOC,
-        "bag_models": [f"../bags/bag_{k}.keras" for k in range(n_bags)],
+        "bag_models": [f"../{BAGS_DIR}/{bag_file(k)}" for k in range(n_bags)],
         "bag_model_io": {"inputs": {"sequence": f"float32 [batch, {max_dates}, C] normalised, zero-padded",
                                     "coords": "float32 [batch, 2] normalised (only if use_coords)"},
                          "output": "float32 [batch, 1] tanh, clay normalised to [-1, 1]"},
+        "extraction": None if extraction is None else dict(extraction),
+        "extraction_source": extraction_source,
     }
 
 
 def export(path: str, bag_models: list, stats: NormStats, channels: tuple[str, ...],
-           sequence_feature: str, use_coords: bool, max_dates: int = bands.MAX_DATES) -> str:
+           sequence_feature: str, use_coords: bool, max_dates: int = bands.MAX_DATES,
+           extraction: dict | None = None, extraction_source: str | None = None) -> str:
     """Write the SavedModel, s2mos_model.json and stats.json into `path` (local or gs://)."""
     import tensorflow as tf
 
     module = make_module(bag_models, stats, sequence_feature, len(channels), use_coords, max_dates)
     sig = module.serve.get_concrete_function()
     tf.saved_model.save(module, path, signatures={"serving_default": sig})
-    meta = metadata(channels, sequence_feature, use_coords, len(bag_models), stats, max_dates)
+    meta = metadata(channels, sequence_feature, use_coords, len(bag_models), stats, max_dates,
+                    extraction, extraction_source)
     fileio.write_json(fileio.join(path, META_FILE), meta)
-    fileio.write_text(fileio.join(path, "stats.json"), stats.to_json())
+    fileio.write_text(fileio.join(path, STATS_FILE), stats.to_json())
     return path
 
 

@@ -2,10 +2,12 @@
 
 MODEL_DIR/
   ensemble/                  the serving SavedModel (`trainer.ensemble`), with
-    s2mos_model.json         channels, use_coords, max_dates, bags, stats, bag_models, …
+    s2mos_model.json         channels, use_coords, max_dates, bags, stats, bag_models,
+                             extraction (the dataset's `ExtractConfig.as_dict`), …
     stats.json               normalisation stats of the calibration set
-  bags/bag_K.keras           the bag Keras models (the map's fast inference path)
-  models/NAME/…, predictions/, evaluation/   every trained model family and its evaluation
+  bags/bag_K.keras           the main CNN's bag Keras models (the map's fast inference path)
+  models/NAME/bag_K.keras    every other Keras model family (ablations, ANNs); models/NAME/…
+  predictions/, evaluation/  test predictions and their evaluation
 """
 from __future__ import annotations
 
@@ -19,6 +21,30 @@ from s2mos_transforms.normalize import MinMax, NormStats
 ENSEMBLE_DIR = "ensemble"
 MODEL_META = "s2mos_model.json"
 BAGS_DIR = "bags"
+MODELS_DIR = "models"
+PREDICTIONS_DIR = "predictions"
+MAIN_MODEL = "cnn"          # the model whose bags are the serving ensemble (kept in BAGS_DIR)
+
+
+def bag_file(k: int) -> str:
+    """File name of bag k of a Keras model."""
+    return f"bag_{k}.keras"
+
+
+def keras_bag_path(model_dir: str, model_name: str, k: int) -> str:
+    """Where bag k of Keras model `model_name` is saved: bags/ for the main CNN, else models/NAME/."""
+    folder = BAGS_DIR if model_name == MAIN_MODEL else f"{MODELS_DIR}/{model_name}"
+    return f"{model_dir.rstrip('/')}/{folder}/{bag_file(k)}"
+
+
+def rf_bag_path(model_dir: str, model_name: str, k: int) -> str:
+    """Bag k of RF model `model_name` (`train --save-rf`), re-predicted by `evaluate`."""
+    return f"{model_dir.rstrip('/')}/{MODELS_DIR}/{model_name}/bag_{k}.joblib"
+
+
+def predictions_path(model_dir: str, model_name: str) -> str:
+    """The train-time test predictions of every bag of `model_name` (% clay)."""
+    return f"{model_dir.rstrip('/')}/{PREDICTIONS_DIR}/{model_name}.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,4 +114,4 @@ def bag_paths(model_dir: str, meta: EnsembleMeta) -> list[str]:
                     stack.append(part)
             out.append(f"{root}/{'/'.join(stack)}")
         return out
-    return [f"{root}/{BAGS_DIR}/bag_{k}.keras" for k in range(meta.bags)]
+    return [keras_bag_path(root, MAIN_MODEL, k) for k in range(meta.bags)]

@@ -57,10 +57,11 @@ def main(argv: list[str] | None = None, environ=os.environ) -> int:
             raise UserError("--data is required")
         paths = vertex_paths(args, environ)
         from trainer import evaluate, train
+        from trainer.config import printer
         cfg = cli.train_config(args, **paths)
         train.train(cfg)
         if args.evaluate:
-            evaluate.evaluate(cfg.model_dir, cfg.data, None, 0.05, train.printer(cfg.verbose))
+            evaluate.evaluate(cfg.model_dir, cfg.data, None, 0.05, printer(cfg.verbose))
     except UserError as err:
         print(f"trainer.task: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,123 @@
+"""Keras callbacks of the trainer: progress lines, TensorBoard scalars, and the per-bag
+dispatch that lets bags fitted side by side (`--parallel-bags`) keep their own callbacks."""
+from __future__ import annotations
+
+import time
+
+from s2mos_transforms import fileio
+from trainer.config import Log
+
+
+class EpochLog:
+    """Compact progress: one line every `every` epochs (Keras' own bar is too chatty in logs)."""
+
+    def __new__(cls, log: Log, prefix: str, epochs: int):
+        import keras
+
+        every = max(1, epochs // 10)
+
+        class _CB(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if (epoch + 1) % every == 0 or epoch + 1 == epochs:
+                    logs = logs or {}
+                    val = f" oob_rmse {logs['val_rmse']:.4f}" if "val_rmse" in logs else ""
+                    log(f"{prefix} epoch {epoch + 1}/{epochs}: rmse {logs.get('rmse', float('nan')):.4f}{val} "
+                        f"({time.perf_counter() - self.t0:.1f}s)")
+        return _CB()
+
+
+def tensorboard_callback(log_dir: str):
+    """Keras' TensorBoard callback when the tensorboard package is installed (Vertex images);
+    otherwise an equivalent epoch-scalar writer on TF's core summary ops, same layout
+    (train/ and validation/ runs, `epoch_<metric>` tags), so logs exist either way."""
+    import keras
+    try:
+        import tensorboard  # noqa: F401
+        return keras.callbacks.TensorBoard(log_dir, write_graph=False)
+    except ImportError:
+        pass
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = "scalars"
+
+    class _Scalars(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.writers = {run: tf.summary.create_file_writer(fileio.join(log_dir, run))
+                            for run in ("train", "validation")}
+
+        def on_epoch_end(self, epoch, logs=None):
+            for key, value in (logs or {}).items():
+                run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                with self.writers[run].as_default():
+                    tf.summary.write(f"epoch_{tag}", tf.constant(float(value), tf.float32), step=epoch,
+                                     metadata=meta)
+
+        def on_train_end(self, logs=None):
+            for w in self.writers.values():
+                w.close()
+
+    return _Scalars()
+
+
+def bag_logs(logs: dict | None, k: int) -> dict | None:
+    """Bag k's entries of the stacked model's logs, under the names a lone bag logs them."""
+    from trainer.models import bag_key
+    if logs is None:
+        return None
+    prefix = bag_key(k, "")
+    out = {}
+    for key, value in logs.items():
+        if key.startswith(prefix):
+            out[key[len(prefix):]] = value
+        elif key.startswith("val_" + prefix):
+            out["val_" + key[len("val_" + prefix):]] = value
+    return out
+
+
+def per_bag_callbacks(bag_callbacks: list[list]):
+    """One Keras callback running each bag's own callbacks with that bag's logs.
+
+    Batch-level hooks are forwarded only when some bag callback uses them (a forwarding batch
+    hook would make Keras synchronise the logs every call).
+    """
+    import keras
+
+    base = keras.callbacks.Callback
+    hooks = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin",
+             "on_test_end"]
+    for hook in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end"):
+        if any(not getattr(getattr(cb, hook), "_is_default", False) for cbs in bag_callbacks for cb in cbs):
+            hooks.append(hook)
+
+    def forward(hook):
+        indexed = "epoch" in hook or "batch" in hook       # (epoch|batch, logs) vs (logs)
+
+        def method(self, *args, logs=None):
+            if len(args) > int(indexed):          # Keras passes logs positionally
+                *args, logs = args
+            for k, cbs in enumerate(bag_callbacks):
+                for cb in cbs:
+                    getattr(cb, hook)(*args, logs=bag_logs(logs, k))
+        method.__name__ = hook
+        return method
+
+    def set_model(self, model):
+        base.set_model(self, model)
+        for cbs in bag_callbacks:
+            for cb in cbs:
+                cb.set_model(model)
+
+    def set_params(self, params):
+        base.set_params(self, params)
+        for cbs in bag_callbacks:
+            for cb in cbs:
+                cb.set_params(params)
+
+    ns = {hook: forward(hook) for hook in hooks}
+    ns.update(set_model=set_model, set_params=set_params)
+    return type("PerBagCallbacks", (base,), ns)()

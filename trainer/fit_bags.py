@@ -1,0 +1,173 @@
+"""One model, every bag: fit (RF with its CV grid, or Keras alone / side by side), save the bag
+models and histories, and predict the test split once, after fitting (predictions/<name>.npz)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from s2mos_transforms import fileio
+from trainer import bagging, model_dir
+from trainer.callbacks import EpochLog, tensorboard_callback
+from trainer.config import Log, TrainConfig
+from trainer.fit import fit_keras, fit_keras_parallel, predict_keras
+from trainer.inputs import Prepared, per_point, prepare, select_rows
+from trainer.specs import ModelSpec
+
+
+def keras_bag_path(root: str, spec: ModelSpec, k: int) -> str:
+    """Bag k of a Keras model (`model_dir.keras_bag_path`: bags/ for the main CNN, else models/NAME/)."""
+    return model_dir.keras_bag_path(root, spec.name, k)
+
+
+def keras_bag_inputs(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bag: np.ndarray, cfg: TrainConfig):
+    """(x_tr, y_tr, x_val, y_val, batch size) of one bag: its rows, and its out-of-bag rows."""
+    from trainer import baselines
+
+    x_tr, own_tr = select_rows(p_cal, bag)
+    x_val, own_val = select_rows(p_cal, bagging.out_of_bag(len(y_cal), bag))
+    y_tr = y_cal[own_tr]
+    batch = cfg.batch_size
+    if spec.input == "per_date":
+        batch = baselines.per_date_batch_size(cfg.batch_size, len(y_tr), len(bag))
+    return x_tr, y_tr, x_val, y_cal[own_val], batch
+
+
+def bag_callbacks(spec: ModelSpec, k: int, n_bags: int, cfg: TrainConfig, log: Log) -> list:
+    """TensorBoard logs and progress lines of bag k."""
+    tb_dir = fileio.join(cfg.tensorboard_dir or fileio.join(cfg.model_dir, "logs"), spec.name, f"bag_{k}")
+    return [tensorboard_callback(tb_dir), EpochLog(log, f"[{spec.name}] bag {k + 1}/{n_bags}", cfg.epochs)]
+
+
+def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags: list[np.ndarray],
+                      cfg: TrainConfig, log: Log) -> list[tuple] | None:
+    """--parallel-bags: every bag of a Keras model in one stacked fit → [(model, history, batch, rows)].
+
+    None (logged) when the bags do not take the same steps (`bagging.parallel_mismatch`: per-date
+    inputs whose bags hold different numbers of dates); they are then trained one after another.
+    """
+    import keras
+
+    inputs = [keras_bag_inputs(spec, p_cal, y_cal, bag, cfg) for bag in bags]
+    why = bagging.parallel_mismatch([len(i[1]) for i in inputs], [i[4] for i in inputs],
+                                    [len(i[3]) for i in inputs])
+    if why:
+        log(f"[{spec.name}] --parallel-bags: {why}; training them one after another")
+        return None
+    batch = inputs[0][4]
+    callbacks = []
+    if cfg.checkpoint_dir:
+        callbacks.append(keras.callbacks.BackupAndRestore(
+            fileio.join(cfg.checkpoint_dir, spec.name, "parallel_bags")))
+    log(f"[{spec.name}] --parallel-bags: {len(bags)} bags side by side, batch {batch} each")
+    fitted = fit_keras_parallel(
+        spec, [(x_tr, y_tr, x_val if len(y_val) else None, y_val) for x_tr, y_tr, x_val, y_val, _ in inputs],
+        cfg, [bagging.bag_seed(cfg.seed, k) for k in range(len(bags))], batch,
+        [bag_callbacks(spec, k, len(bags), cfg, log) for k in range(len(bags))], callbacks)
+    return [(model, history, batch, len(i[1])) for (model, history), i in zip(fitted, inputs)]
+
+
+def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: TrainConfig, log: Log) -> dict:
+    """The RF grid search by CV on calibration (points never straddle folds); writes rf_cv.json."""
+    from trainer import baselines
+
+    grid = cfg.rf_grid or (baselines.QUICK_GRID if cfg.quick_grid else baselines.PAPER_GRID)
+    x_all = p_cal.x["features"]
+    y_rows = y_cal if p_cal.owner is None else y_cal[p_cal.owner]
+    log(f"[{spec.name}] {cfg.cv_folds}-fold CV grid on calibration ({len(x_all)} rows, {x_all.shape[1]} features)")
+    rf_params, table = baselines.select_rf(x_all, y_rows, grid, cfg.cv_folds, cfg.seed, p_cal.owner,
+                                           cfg.rf_jobs, log)
+    log(f"[{spec.name}] selected {rf_params}")
+    fileio.write_json(fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.json"),
+                      {"grid": dataclasses.asdict(grid), "folds": cfg.cv_folds, "selected": rf_params,
+                       "table": table})
+    return rf_params
+
+
+def fit_rf_bag(spec: ModelSpec, p_cal: Prepared, p_test: Prepared, y_cal: np.ndarray, bag: np.ndarray,
+               k: int, rf_params: dict, cfg: TrainConfig) -> tuple[np.ndarray, dict]:
+    """Fit RF bag k; its test-row predictions and its manifest record (saved with --save-rf)."""
+    from trainer import baselines
+
+    x_tr, own_tr = select_rows(p_cal, bag)
+    y_tr = y_cal[own_tr]
+    rf = baselines.fit_rf(x_tr["features"], y_tr, rf_params, bagging.bag_seed(cfg.seed, k), cfg.rf_jobs)
+    rows = rf.predict(p_test.x["features"]) if len(p_test.x["features"]) else np.zeros(0)
+    if cfg.save_rf:
+        import io
+        import joblib
+        buf = io.BytesIO()
+        joblib.dump(rf, buf, compress=3)
+        fileio.write_bytes(model_dir.rf_bag_path(cfg.model_dir, spec.name, k), buf.getvalue())
+    return rows, {"bag": k, "n_points": int(len(bag)), "n_rows": int(len(y_tr))}
+
+
+def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: TrainConfig, log: Log) -> dict:
+    """Fit every bag of `spec`, save models/histories and the test predictions (% clay)."""
+    import keras
+    from trainer import data
+
+    t0 = time.perf_counter()
+    y_cal = data.target(cal, stats)
+    p_cal, p_test = prepare(spec, cal, stats), prepare(spec, test, stats)
+    record: dict = {"name": spec.name, "family": spec.family, "input": spec.input, "channels": spec.channels,
+                    "use_coords": spec.use_coords, "description": spec.description, "bags": []}
+    test_preds = []
+    log(f"[{spec.name}] {spec.description}: {len(cal)} calibration points, {len(bags)} bags")
+
+    rf_params = None
+    if spec.family == "rf":
+        rf_params = record["rf_params"] = select_rf_params(spec, p_cal, y_cal, cfg, log)
+
+    stacked, stacked_seconds = None, 0.0
+    if spec.keras and cfg.parallel_bags:
+        ts = time.perf_counter()
+        stacked = fit_bags_parallel(spec, p_cal, y_cal, bags, cfg, log)
+        stacked_seconds = time.perf_counter() - ts
+        record["parallel_bags"] = stacked is not None
+
+    for k, bag in enumerate(bags):
+        fill = float(np.mean(y_cal[bag]))
+        tb = time.perf_counter()
+        if spec.family == "rf":
+            rows, bag_rec = fit_rf_bag(spec, p_cal, p_test, y_cal, bag, k, rf_params, cfg)
+        else:
+            if stacked is not None:
+                model, history, batch, n_rows = stacked[k]
+            else:
+                x_tr, y_tr, x_val, y_val, batch = keras_bag_inputs(spec, p_cal, y_cal, bag, cfg)
+                callbacks = bag_callbacks(spec, k, len(bags), cfg, log)
+                if cfg.checkpoint_dir:
+                    callbacks.append(keras.callbacks.BackupAndRestore(
+                        fileio.join(cfg.checkpoint_dir, spec.name, f"bag_{k}")))
+                model, history = fit_keras(spec, x_tr, y_tr, x_val, y_val, cfg, bagging.bag_seed(cfg.seed, k),
+                                           batch, callbacks)
+                n_rows = len(y_tr)
+            path = keras_bag_path(cfg.model_dir, spec, k)
+            fileio.save_keras(model, path)
+            fileio.write_json(fileio.join(cfg.model_dir, "history", spec.name, f"bag_{k}.json"), history)
+            rows = predict_keras(model, p_test.x)
+            bag_rec = {"bag": k, "n_points": int(len(bag)), "n_rows": int(n_rows), "batch_size": batch,
+                       "path": path, "final_loss": history["loss"][-1] if history.get("loss") else None}
+            if stacked is None:
+                keras.backend.clear_session(free_memory=False)
+            else:
+                bag_rec["parallel_fit_seconds"] = round(stacked_seconds, 2)   # the joint fit of every bag
+                tb -= stacked_seconds / len(bags)                     # this bag's share of it
+        z = per_point(np.asarray(rows, np.float64), p_test, len(test), fill)
+        test_preds.append(data.clay_from_target(z, stats))
+        bag_rec["fill"] = fill   # normalised prediction of a test point without any row (per_date inputs)
+        bag_rec["seconds"] = round(time.perf_counter() - tb, 2)
+        record["bags"].append(bag_rec)
+        log(f"[{spec.name}] bag {k + 1}/{len(bags)} done in {bag_rec['seconds']:.1f}s")
+
+    if stacked is not None:
+        keras.backend.clear_session(free_memory=False)
+    preds = np.stack(test_preds).astype(np.float32)
+    mean, std = bagging.combine(preds)
+    fileio.save_npz(model_dir.predictions_path(cfg.model_dir, spec.name),
+                    point_id=test.point_id.astype(str), observed=test.clay.astype(np.float32),
+                    bags=preds, mean=mean.astype(np.float32), std=std.astype(np.float32))
+    record["seconds"] = round(time.perf_counter() - t0, 2)
+    return record
