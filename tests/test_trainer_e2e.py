@@ -8,7 +8,11 @@ import pytest
 
 import trainer_fixtures as fx
 from pipelines.cli import main
+from s2mos_transforms.sequences import ExtractConfig
+from trainer import extraction, model_dir
 from trainer.specs import ALL_MODELS
+
+pytestmark = pytest.mark.slow      # trains every model family (≈ 1 min on 2 cores)
 
 N_BAGS = 2
 
@@ -54,6 +58,14 @@ def test_ensemble_metadata_contract(run):
     assert meta["family"] == "cnn" and meta["sequence_feature"] == "s2s1"
     assert set(meta["stats"]) == {"s2s1", "coords", "clay"}
     assert len(meta["stats"]["s2s1"]["min"]) == 12
+    assert meta["bag_models"] == [f"../bags/bag_{k}.keras" for k in range(N_BAGS)]
+    # the fixture's summary.json records no extraction settings: the paper's, and said so
+    assert meta["extraction"] == ExtractConfig().as_dict()
+    assert meta["extraction_source"] == extraction.DEFAULTS_NOT_RECORDED
+    assert model_dir.read_meta(m).extract_config() == ExtractConfig()
+    manifest = json.load(open(os.path.join(m, "manifest.json")))
+    assert manifest["extraction"] == ExtractConfig().as_dict()
+    assert manifest["extraction_source"] == extraction.DEFAULTS_NOT_RECORDED
 
 
 def test_fresh_ensemble_equals_bag_average_from_raw_inputs(run):
@@ -119,8 +131,9 @@ def test_evaluation_report(run):
         assert c["delta_r2"] == pytest.approx(report["models"]["cnn"]["r2"] - report["models"][other]["r2"])
         assert c["ci95_low"] <= c["delta_r2"] <= c["ci95_high"] and 0.0 <= c["p_not_better"] <= 1.0
     md = open(os.path.join(ev, "report.md")).read()
+    assert report["extraction"] == ExtractConfig().as_dict()
     for needle in ("| cnn |", "| rf_ts |", "Ablations", "Figure 9", "Figures 10–11", "paper R²",
-                   "paired bootstrap 95 % interval"):
+                   "paired bootstrap 95 % interval", "extraction settings (paper defaults", "ndvi_max 0.25"):
         assert needle in md
     csv = open(os.path.join(ev, "predictions.csv")).read().splitlines()
     assert len(csv) == 15 and csv[0].startswith("point_id,observed,cnn_mean,cnn_std")

@@ -7,7 +7,8 @@ import pytest
 
 import trainer_fixtures as fx
 from s2mos_transforms.errors import UserError
-from trainer import task
+from s2mos_transforms.sequences import ExtractConfig
+from trainer import extraction, task
 
 
 def test_vertex_variables_win_over_flags():
@@ -20,9 +21,10 @@ def test_vertex_variables_win_over_flags():
         task.vertex_paths(types.SimpleNamespace(model_dir=None, checkpoint_dir=None, tensorboard_dir=None), {})
 
 
+@pytest.mark.slow
 def test_task_trains_s2_only_dataset_into_aip_dirs(tmp_path):
     data_dir = str(tmp_path / "data")
-    fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=4, with_radar=False)
+    fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=4, with_radar=False, summary=False)
     env = {"AIP_MODEL_DIR": str(tmp_path / "aip_model"), "AIP_CHECKPOINT_DIR": str(tmp_path / "aip_ckpt"),
            "AIP_TENSORBOARD_LOG_DIR": str(tmp_path / "aip_tb")}
     rc = task.main(["--data", data_dir, "--channels", "s2", "--models", "cnn,ann", "--epochs", "1",
@@ -31,6 +33,9 @@ def test_task_trains_s2_only_dataset_into_aip_dirs(tmp_path):
     m = env["AIP_MODEL_DIR"]
     meta = json.load(open(os.path.join(m, "ensemble", "s2mos_model.json")))
     assert len(meta["channels"]) == 10 and meta["sequence_feature"] == "s2"
+    # no summary.json beside the data: the paper's extraction settings, recorded as such
+    assert meta["extraction"] == ExtractConfig().as_dict()
+    assert meta["extraction_source"] == extraction.DEFAULTS_NO_SUMMARY
     assert os.listdir(os.path.join(env["AIP_TENSORBOARD_LOG_DIR"], "cnn", "bag_1", "train"))
     report = json.load(open(os.path.join(m, "evaluation", "report.json")))
     assert set(report["models"]) == {"cnn", "ann"}
