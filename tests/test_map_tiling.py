@@ -92,3 +92,108 @@ def test_tile_containing_a_point_is_listed():
     from s2mos_transforms.grid import tile_containing
     name = tile_containing(32632, float(x), float(y), 64).name
     assert name in [t.name for t in tiling.tiles_for_aoi(aoi, 64)]
+
+
+# ---------------------------------------------------------------- plan: ranges, expansion, counts
+
+def _odd_aoi():
+    """A non-convex AOI with a hole, across the 12° E zone boundary, plus a detached island."""
+    outer = shapely.box(11.95, 48.0, 12.06, 48.06)
+    notch = shapely.box(11.99, 48.02, 12.03, 48.07)          # cuts a bay into the north edge
+    hole = shapely.box(11.97, 48.01, 11.98, 48.015)
+    island = shapely.Point(12.1, 48.1).buffer(0.008)
+    geom = shapely.union_all([outer.difference(notch).difference(hole), island])
+    return tiling.aoi_from_geojson(shapely.geometry.mapping(geom))
+
+
+def test_workers_expand_the_ranges_into_exactly_the_reference_tiles():
+    """PlanTiles on DirectRunner (ranges + side-input AOIs → tasks) gives tiles_for_aoi's tiles,
+    clipped AOIs included; the count of the plan agrees without listing them."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+    from s2mos_transforms.maps import plan as map_plan
+    from s2mos_transforms.maps.pipeline import PlanTiles
+
+    aoi = _odd_aoi()
+    ref = tiling.tiles_for_aoi(aoi, 64)
+    assert {t.tile.epsg for t in ref} == {32632, 32633} and len(ref) > 100
+    plan = map_plan.plan_tiles(aoi, 64, 10.0, ranges_per_zone=4)
+    assert 4 < len(plan.ranges) <= 8 and set(plan.zones) == {32632, 32633}
+    assert map_plan.count_tiles(plan) == len(ref)
+    expected = sorted((t.name, t.aoi_wkb) for t in ref)
+    with beam.Pipeline("DirectRunner") as p:
+        got = (p | PlanTiles(plan) | beam.Map(lambda t: (t.name, t.aoi_wkb)))
+        assert_that(got, equal_to(expected))
+    # Each range's own expansion is a block of rows: the ranges partition the tiles.
+    per_range = [[t.name for t in plan.tasks(r)] for r in plan.ranges]
+    assert sum(map(len, per_range)) == len(ref) and len({n for rr in per_range for n in rr}) == len(ref)
+
+
+def test_plan_counts_match_the_reference_on_bboxes_and_pixels_match_the_masks():
+    from s2mos_transforms.maps import plan as map_plan
+
+    for bbox, size in [((8.98, 48.495, 9.006, 48.512), 64), ((11.5, 47.6, 12.4, 48.2), 256)]:
+        aoi = tiling.aoi_from_bbox(*bbox)
+        plan = map_plan.plan_tiles(aoi, size, 10.0)
+        assert map_plan.count_tiles(plan) == len(tiling.tiles_for_aoi(aoi, size))
+    aoi = tiling.aoi_from_bbox(8.98, 48.495, 9.006, 48.512)
+    n_mask = sum(int(t.inside_mask().sum()) for t in tiling.tiles_for_aoi(aoi, 64))
+    px = map_plan.aoi_pixels(map_plan.plan_tiles(aoi, 64, 10.0))
+    assert abs(px - n_mask) / n_mask < 0.01
+
+
+def test_the_launcher_never_lists_the_tiles_of_a_continent():
+    """Europe at 256 px is ~1.1 M tiles: the plan is ≤ 32 ranges per zone (as few as a field's
+    per zone), and counting it keeps the launcher's Python memory flat (a tile list would be
+    hundreds of MB)."""
+    import tracemalloc
+    from s2mos_transforms.maps import plan as map_plan
+
+    field = map_plan.plan_tiles(tiling.aoi_from_bbox(8.98, 48.495, 9.006, 48.512), 256, 10.0)
+    europe = map_plan.plan_tiles(tiling.aoi_from_bbox(-9, 36, 27, 60), 256, 10.0)
+    assert len(field.ranges) == 1 and len(europe.zones) == 7
+    assert len(europe.ranges) <= map_plan.RANGES_PER_ZONE * len(europe.zones)
+    region = map_plan.plan_tiles(tiling.aoi_from_bbox(5.0, 45.0, 12.0, 50.0), 256, 10.0)
+
+    def peak_mb(plan) -> tuple[int, float]:
+        tracemalloc.start()
+        n = map_plan.count_tiles(plan)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return n, peak
+
+    n_field, mb_field = peak_mb(field)
+    n_region, mb_region = peak_mb(region)
+    assert n_field == 2 and n_region > 40_000
+    assert mb_region < 8 and mb_region < mb_field + 8       # one block of ≤ 4096 tiles at a time
+
+
+_DRY_RUN_CHILD = """
+import sys
+from pipelines.cli import main
+rc = main(sys.argv[1:])
+hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]
+print('PEAK_KB', rc, hwm)
+"""
+
+
+@pytest.mark.slow
+def test_dry_run_of_europe_has_the_memory_of_a_field(tmp_path):
+    """`predict-map --dry-run` in a fresh process: Europe (1.1 M tiles) peaks within 60 MB of
+    a 2-tile field, under 500 MiB, and prints the plan."""
+    import os
+    import subprocess
+    import sys
+
+    def dry_run(*bbox: float) -> tuple[float, str]:
+        proc = subprocess.run([sys.executable, "-c", _DRY_RUN_CHILD, "predict-map", "--bbox", *map(str, bbox),
+                               "--dry-run"], capture_output=True, text=True, timeout=300,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        line = [l for l in proc.stdout.splitlines() if l.startswith("PEAK_KB")]
+        assert line and line[0].split()[1] == "0", proc.stderr[-2000:]
+        return int(line[0].split()[2]) / 1024.0, proc.stdout
+
+    field_mb, _ = dry_run(8.98, 48.495, 9.006, 48.512)
+    europe_mb, text = dry_run(-9, 36, 27, 60)
+    assert "tiles: 1,093,871 of 256 px" in text and "core-hours" in text and "of COG tiles" in text
+    assert europe_mb < 500 and europe_mb - field_mb < 60, (field_mb, europe_mb)

@@ -38,9 +38,11 @@ BLOCK_CELLS = 4096
 # 7.5e-4 core-s per pixel (≈ 1 340 px/s per core). On real data the source's reads replace
 # the simulator's 20.4 s, the largest part.
 CORE_SECONDS_PER_PIXEL = 7.5e-4
-# COG bytes per AOI pixel over the raw 3 × float32 (12 B): DEFLATE + floating-point
-# predictor + overviews, measured on the quick world's tiles (see docs/maps.md).
-COG_BYTES_PER_RAW_BYTE = 0.55
+# COG bytes over the raw 3 × float32 (12 B) per AOI pixel: DEFLATE + floating-point predictor,
+# overviews included. Measured on the quick AOI (`predict-map --preset quick --tile-size 128`,
+# 3-bag CNN): 4 tiles, 0.61–0.74 per tile, 0.71 overall (8.5 B per pixel); the mostly-full tiles
+# give 0.72-0.74, which a continental map is made of.
+COG_BYTES_PER_RAW_BYTE = 0.72
 COG_BANDS = 3
 
 
@@ -167,10 +169,11 @@ def _bytes(n: float) -> str:
 
 def format_summary(s: PlanSummary, size: int, res: float) -> str:
     """The dry-run's lines: tiles, pixels, core-hours, output size, and where the numbers come from."""
+    hours = f"{s.core_hours:,.0f}" if s.core_hours >= 10 else f"{s.core_hours:.2g}"
     return "\n".join([
         f"  tiles: {s.tiles:,} of {size} px at {res:g} m ({s.ranges} row ranges over {s.zones} UTM zone(s))",
         f"  pixels inside the AOI: {s.pixels:,} (projected area / {res:g}² m²)",
-        f"  estimated compute: {s.core_hours:,.1f} core-hours ({CORE_SECONDS_PER_PIXEL * 1e3:.2f} core-ms per "
+        f"  estimated compute: {hours} core-hours ({CORE_SECONDS_PER_PIXEL * 1e3:.2f} core-ms per "
         f"pixel: source + sequences + inference, measured by benchmarks/bench_map.py on the embedded world)",
         f"  estimated output: {_bytes(s.output_bytes)} of COG tiles ({COG_BANDS} float32 bands × pixels, "
         f"compressed to {COG_BYTES_PER_RAW_BYTE:.0%} with DEFLATE + predictor, overviews included)"])
