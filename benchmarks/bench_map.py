@@ -5,7 +5,9 @@
     python benchmarks/bench_map.py --memory-tiles 1 4 9  # peak memory of the whole pipeline vs AOI size
 
 1. Per-pixel sequences of every pixel of the quick preset's map AOI (source time reported
-   apart: it is the simulator's cost, not inference's).
+   apart: it is the simulator's cost, not inference's), timed beside the dense chain they
+   replaced (`_baseline_sequences.py`, a verbatim copy) on the same stacks; the two must agree
+   bit for bit.
 2. Fast path (`map_inference.FastEnsemble`): pixels/s, CPU core-seconds per pixel.
 3. Baseline: the same bag models called with Keras ``predict`` on every pixel padded to 150
    dates (normalised as the SavedModel does), averaged over the bags. Same pixels, same run.
@@ -72,8 +74,12 @@ def untrained_model(out: str, bags: int = 5) -> str:
 
 
 def collect_sequences(preset_name: str, tile_size: int, channels):
-    """Ragged sequences (values, lengths, coords) of every AOI pixel with ≥ 1 observation."""
+    """Ragged sequences (values, lengths, coords) of every AOI pixel with ≥ 1 observation; the
+    dense pre-rewrite chain (`_baseline_sequences`) runs on the same stacks for the ratio."""
+    import _baseline_sequences as dense
+    from s2mos_transforms import bands
     from s2mos_transforms.maps import pixels, tiling
+    from s2mos_transforms.sequences import ExtractConfig
     from s2mos_transforms.world.presets import get_preset
     from s2mos_transforms.sources.synthetic import SyntheticSource
 
@@ -82,22 +88,29 @@ def collect_sequences(preset_name: str, tile_size: int, channels):
     tasks = tiling.tiles_for_aoi(tiling.aoi_from_bbox(*preset.aoi_bbox), tile_size)
     vals, lens, coords = [], [], []
     n_aoi = 0
-    t_src = t_seq = 0.0
+    t_src = t_seq = t_dense = 0.0
+    identical = True
     for task in tasks:
         t0 = time.perf_counter()
         stack = source.tile_stack(task.tile, preset.start, preset.end)
         t1 = time.perf_counter()
         inside = np.flatnonzero(task.inside_mask().ravel())
         seqs = pixels.pixel_sequences(stack, inside, channels)
+        t2 = time.perf_counter()
+        d_len, d_val = dense.pixel_sequences(stack, inside, tuple(channels) == bands.CHANNELS_S2S1, ExtractConfig())
+        t_dense += time.perf_counter() - t2
+        identical &= bool(np.array_equal(d_len, seqs.lengths) and d_val.shape == seqs.values.shape
+                          and np.array_equal(d_val.view(np.uint32), seqs.values.view(np.uint32)))
         seqs = seqs.subset(seqs.lengths >= 1)
-        t_seq += time.perf_counter() - t1
+        t_seq += t2 - t1
         t_src += t1 - t0
         n_aoi += inside.size
         vals.append(seqs.values)
         lens.append(seqs.lengths)
         coords.append(pixels.coords_of(task.tile, seqs.pixels))
     return (np.concatenate(vals), np.concatenate(lens), np.concatenate(coords),
-            {"tiles": len(tasks), "aoi_pixels": int(n_aoi), "source_s": t_src, "sequences_s": t_seq})
+            {"tiles": len(tasks), "aoi_pixels": int(n_aoi), "source_s": t_src, "sequences_s": t_seq,
+             "sequences_baseline_s": t_dense, "sequences_identical": identical})
 
 
 def baseline_predict(fast, values, lengths, coords, batch_size: int) -> tuple[np.ndarray, float, float]:
@@ -174,8 +187,12 @@ def main() -> None:
     print(f"{args.preset} AOI: {info['tiles']} tiles of {args.tile_size} px, {info['aoi_pixels']} pixels, "
           f"{n} with ≥ 1 bare observation; lengths median {np.median(lengths):.0f}, "
           f"p90 {np.percentile(lengths, 90):.0f}, max {lengths.max()}")
-    print(f"  source (simulator) {info['source_s']:.1f} s, sequences {info['sequences_s']:.1f} s "
-          f"({n / max(info['sequences_s'], 1e-9):.0f} px/s)")
+    seq_rate = n / max(info["sequences_s"], 1e-9)
+    dense_rate = n / max(info["sequences_baseline_s"], 1e-9)
+    print(f"  source (simulator) {info['source_s']:.1f} s")
+    print(f"  masks + sequences: {seq_rate:9.0f} px/s ({info['sequences_s']:.2f} s) vs {dense_rate:.0f} px/s "
+          f"({info['sequences_baseline_s']:.2f} s) for the dense chain before: {seq_rate / dense_rate:.1f}×, "
+          f"{'bit-identical' if info['sequences_identical'] else 'DIFFERENT'}")
 
     fast.predict(values[:4096], lengths[:256], coords[:256], args.batch_size)      # warm-up / traces
     c0, t0 = cpu_seconds(), time.perf_counter()
@@ -192,10 +209,13 @@ def main() -> None:
         "max_abs_diff_pct_clay": agree,
         "continent_core_hours_fast": CONTINENT_PIXELS * fast_cpu / n / 3600.0,
         "continent_core_hours_baseline": CONTINENT_PIXELS * base_cpu / n / 3600.0,
+        "sequences_px_per_s": seq_rate, "sequences_baseline_px_per_s": dense_rate,
+        "sequences_speedup": seq_rate / dense_rate, "sequences_identical": info["sequences_identical"],
         "sequence_core_hours_continent": CONTINENT_PIXELS * info["sequences_s"] / n / 3600.0,
         "peak_rss_mb_inference": peak_rss_mb(),
     }
-    print(f"  fast path : {fast_rate:9.0f} px/s  ({fast_cpu / n * 1e3:.3f} core-ms/px)")
+    print(f"  fast path : {fast_rate:9.0f} px/s  ({fast_cpu / n * 1e3:.3f} core-ms/px)   "
+          f"[masks + sequences: {seq_rate:.0f} px/s, {seq_rate / fast_rate:.1f}× the inference rate]")
     print(f"  baseline  : {base_rate:9.0f} px/s  ({base_cpu / n * 1e3:.3f} core-ms/px)  "
           f"[Keras predict, every pixel padded to {fast.meta.max_dates}]")
     print(f"  speed-up  : {res['speedup']:.1f}×   max |fast − baseline| = {agree:.2e} % clay")

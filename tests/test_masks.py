@@ -58,6 +58,10 @@ def test_scene_and_scl_masks():
     scl = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, np.nan])
     keep = masks.scl_mask(scl)
     assert keep.tolist() == [False, False, True, False, True, True, True, True, False, False, False, False, True]
+    # The tile stacks' uint8 classes (and any integer dtype) give the same answer as floats.
+    for dtype in (np.uint8, np.int16, np.float32):
+        assert masks.scl_mask(np.arange(12).astype(dtype)).tolist() == keep[:12].tolist()
+    assert masks.scl_mask(np.array([255, 200], np.uint8)).tolist() == [True, True]
     assert masks.scl_mask(None) is None
 
 
