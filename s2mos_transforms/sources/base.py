@@ -103,6 +103,10 @@ class ImageStack:
                   "scene_cloud_pct": (self.scene_cloud_pct, (t2,) + hw),
                   "s1": (self.s1, (t1, len(bands.S1_BANDS)) + hw),
                   "angle": (self.angle, (t1,))}
+        for name in ("s2_times", "s1_times"):
+            if np.asarray(getattr(self, name)).dtype.kind != "M":
+                raise ValueError(f"ImageStack.{name} must be numpy datetime64 (UTC), "
+                                 f"got {np.asarray(getattr(self, name)).dtype}")
         for name, (arr, shape) in expect.items():
             if arr is None and name == "scl":
                 continue

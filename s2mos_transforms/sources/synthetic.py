@@ -169,9 +169,8 @@ class SyntheticSource:
             s1 = np.full((t1, 2, h, w), np.nan, np.float32)
             for b, px in groups.items():
                 sub = loc.take(px)
-                _scatter(lambda sched: self.world.s2(sub, sched), s2_sched[b], s2_slots[b], px,
-                         {"refl": _flat(s2), "scl": _flat(scl)})
-                _scatter(lambda sched: self.world.s1(sub, sched), s1_sched[b], s1_slots[b], px,
+                _scatter(self.world.s2, sub, s2_sched[b], s2_slots[b], px, {"refl": _flat(s2), "scl": _flat(scl)})
+                _scatter(self.world.s1, sub, s1_sched[b], s1_slots[b], px,
                          {"vv": _flat(s1[:, 0]), "vh": _flat(s1[:, 1])})
         angle = np.full(t1, np.nan, np.float32)
         for b, slots in s1_slots.items():
@@ -232,14 +231,16 @@ def _union_slots(schedules: dict[int, Schedule]) -> tuple[np.ndarray, dict[int, 
     return times[order], out
 
 
-def _scatter(simulate, sched: Schedule, slots: np.ndarray, px: np.ndarray, targets: dict) -> None:
-    """Simulate pixels `px` on `sched` in date blocks and write each result (px, dates, …)
-    into its (slots, …, px) place of the (dates, …, pixels) `targets`; a block of
-    `simulator.CHUNK_ELEMENTS` values bounds the temporary copy."""
+def _scatter(simulate, loc: Locations, sched: Schedule, slots: np.ndarray, px: np.ndarray,
+             targets: dict) -> None:
+    """Simulate `loc` (the tile's pixels `px`) on `sched` in date blocks with `simulate`
+    (`World.s2` or `World.s1`) and write each result (px, dates, …) into its (slots, …, px)
+    place of the (dates, …, pixels) `targets`; `simulator.CHUNK_ELEMENTS` values per block
+    bound the temporary copy."""
     step = max(4, simulator.CHUNK_ELEMENTS // max(px.size, 1))
     for lo in range(0, len(sched.times), step):
         sl = slice(lo, lo + step)
-        res = simulate(Schedule(sched.times[sl], sched.acq[sl], sched.day[sl], sched.angle))
+        res = simulate(loc, Schedule(sched.times[sl], sched.acq[sl], sched.day[sl], sched.angle))
         for key, target in targets.items():
             v = res[key]                                                  # (px, m) or (px, m, c)
             if v.ndim == 3:

@@ -168,7 +168,8 @@ class TableSource:
 def _add_arguments(group) -> None:
     group.add_argument("--observations", metavar="PATH",
                        help="observations table, CSV or Parquet, long format (point_id, sensor, datetime, "
-                            "scene_cloud_pct, B2…B12, SCL, VV, VH, angle)")
+                            "scene_cloud_pct, B2…B12, SCL, VV, VH, angle); a datetime without a UTC offset "
+                            "is read as UTC, one with an offset (+02:00) is converted to UTC")
 
 
 def _options(args) -> dict:

@@ -9,7 +9,6 @@ import contextlib
 import json
 
 import numpy as np
-import pandas as pd
 
 from s2mos_transforms import fileio
 from s2mos_transforms.errors import UserError
