@@ -4,6 +4,10 @@ Each subcommand lives in its own module exposing ``configure(parser)`` and
 ``run(args, extra) -> int`` (``extra``: unparsed flags, passed to Beam as PipelineOptions).
 Modules keep heavy imports (TensorFlow, Beam) inside ``run`` so ``--help`` stays fast.
 A `UserError` prints as one line, ``s2mos: error: …``, with exit status 2.
+
+Library start-up noise (TensorFlow/absl/gRPC C++ logs, Beam INFO logs, library
+FutureWarnings) is hidden before any heavy import (`s2mos_transforms.quiet`); the global
+``--verbose``/``-v`` (accepted before or after the command) shows it again.
 """
 from __future__ import annotations
 
@@ -26,6 +30,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # Subcommands that forward unknown flags (Beam PipelineOptions such as --runner).
 PASSES_EXTRA_FLAGS = {"build-dataset", "predict-map"}
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def trainer_outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(path, flag) of the directories `s2mos train` / `s2mos evaluate` write, checked before
+    any work (the other stages check their own outputs: world, build-dataset, tune-thresholds,
+    predict-map)."""
+    if args.command == "train":
+        return [(args.model_dir, "--model-dir")]
+    if args.command == "evaluate":
+        if args.out:
+            return [(args.out, "--out")]
+        return [(args.model_dir.rstrip("/") + "/evaluation", "--model-dir")]
+    return []
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -39,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="s2mos",
         description="Topsoil clay maps from Sentinel-1 + Sentinel-2 time series (S2MoS, Tziolas et al. 2020).")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the start-up and log output of TensorFlow, Beam and other libraries "
+                             "(hidden by default; accepted anywhere on the line)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, (module_name, help_text) in COMMANDS.items():
@@ -49,14 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def take_verbose(argv: list[str]) -> tuple[bool, list[str]]:
+    """(whether -v/--verbose was given anywhere before ``--``, argv without it)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    verbose = any(a in VERBOSE_FLAGS for a in argv[:end])
+    return verbose, [a for a in argv[:end] if a not in VERBOSE_FLAGS] + argv[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from s2mos_transforms import quiet
+
+    verbose, argv = take_verbose(list(sys.argv[1:] if argv is None else argv))
+    quiet.configure(verbose)            # before any module imports TensorFlow or Beam
     parser = build_parser()
     if argv and argv[0] in PASSES_EXTRA_FLAGS:
         args, extra = parser.parse_known_args(argv)
     else:
         args, extra = parser.parse_args(argv), []
     try:
+        from s2mos_transforms import fileio
+        for path, flag in trainer_outputs(args):
+            fileio.check_writable(path, flag)
         return int(args._module.run(args, extra) or 0)
     except UserError as err:
         print(f"s2mos: error: {err}", file=sys.stderr)

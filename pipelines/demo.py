@@ -23,6 +23,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from s2mos_transforms.world.preview import preview_world
 
     get_preset(args.preset)
+    from s2mos_transforms import fileio
+    fileio.check_writable(args.out, "--out")
     world_dir = os.path.join(args.out, "world")
     t0 = _step(f"1. Embedded world: export the '{args.preset}' preset")
     summary = export_world(args.preset, world_dir)

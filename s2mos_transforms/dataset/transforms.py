@@ -143,7 +143,8 @@ class ExtractPoints(beam.DoFn):
         self._source = None
 
     def setup(self):
-        from s2mos_transforms import sources
+        from s2mos_transforms import quiet, sources
+        quiet.hush_worker()                  # a worker process of a quiet `s2mos`: TensorFlow loads silently
         self._source = sources.create(self._source_name, self._source_options)
 
     def _fetch(self, points: list[dict]) -> tuple[dict[str, sequences.PointObservations], dict[str, str]]:
@@ -218,6 +219,10 @@ class WriteShard(beam.DoFn):
         self._directory = directory.rstrip("/")
         self._num_shards = num_shards
         self._written = {s: Metrics.counter(METRICS_NAMESPACE, f"written_{s}") for s in (split.CALIBRATION, split.TEST)}
+
+    def setup(self):
+        from s2mos_transforms import quiet
+        quiet.hush_worker()
 
     def process(self, element):
         (split_name, shard), items = element
