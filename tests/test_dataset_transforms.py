@@ -52,3 +52,14 @@ def test_batch_routing_with_a_failing_point():
     assert isinstance(rejected[0], Rejection) and "quota" in rejected[0].detail
     assert len(counts) == 4 and sum(c["kept"] for c in counts) == 6 and sum(c["paired"] for c in counts) == 6
     assert kept[0].s2s1_length == 3 and kept[0].mean_s2 == pytest.approx([v / 1e4 for v in SOIL.values()])
+
+
+def test_spatial_batches_group_neighbours_and_keep_every_point():
+    from s2mos_transforms.dataset.pipeline import spatial_batches
+
+    points = [{"point_id": f"p{i}", "lat": 45.0 + (i % 3), "lon": float(10 - i), "origin": "samples", "row": i + 1}
+              for i in range(7)]
+    batches = spatial_batches(points, 3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert [p["point_id"] for b in batches for p in b] == [f"p{i}" for i in range(6, -1, -1)]   # west → east
+    assert spatial_batches([], 3) == []
