@@ -20,9 +20,9 @@ from s2mos_transforms.dataset import schema
 from s2mos_transforms.dataset import split
 from s2mos_transforms.normalize import NormStats
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
-from pipelines import build_dataset  # noqa: E402
+from pipelines import build_dataset
 
 T0 = pd.Timestamp("2018-03-01T10:30:00")
 DAY = pd.Timedelta(days=1)
@@ -258,6 +258,7 @@ def test_summary_counts(built):
                                                      "B12", "VV", "VH", "lat", "lon"}
 
 
+@pytest.mark.slow
 def test_multiprocessing_run_is_byte_identical_then_rerun_replaces(built, inputs):
     out, _ = built
     other = out.parent / "mp"
@@ -288,6 +289,7 @@ def test_refuses_to_replace_a_foreign_directory(inputs, tmp_path):
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(inputs, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("point_id,lat,lon\nA,1,2\n")

@@ -11,10 +11,10 @@ from s2mos_transforms import bands
 from s2mos_transforms.dataset import schema
 from s2mos_transforms.sources import SamplePoint
 
-tf = pytest.importorskip("tensorflow")
-world_source = pytest.importorskip("s2mos_transforms.sources.synthetic")
+import tensorflow as tf
+from s2mos_transforms.sources import synthetic as world_source
 
-from pipelines import build_dataset, tune_thresholds  # noqa: E402
+from pipelines import build_dataset, tune_thresholds
 
 N = 40
 
@@ -44,6 +44,7 @@ def records(out, name):
     return [schema.decode_example(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
+@pytest.mark.slow
 def test_synthetic_build_and_table_export_agree(world, tmp_path):
     syn = build(tmp_path / "syn", "--samples", world / "samples.csv", "--source", "synthetic", "--preset", "quick")
     assert syn["input_points"] == N + 1

@@ -8,7 +8,6 @@ from s2mos_transforms.dataset import transforms as dt
 from s2mos_transforms.dataset.samples import Rejection
 from s2mos_transforms.sources import SourceError
 
-pytest.importorskip("tensorflow")
 
 T0 = pd.Timestamp("2018-03-01T10:30:00")
 SOIL = dict(zip(bands.S2_BANDS, [800, 1000, 1200, 1400, 1500, 1600, 1800, 1900, 2800, 2500]))

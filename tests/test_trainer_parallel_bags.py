@@ -71,7 +71,8 @@ def test_one_parallel_epoch_equals_each_bag_alone():
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["ann", pytest.param("cnn", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ann", "cnn"])
 def test_fit_keras_parallel_reproduces_sequential_bags(name):
     """The trainer's own paths, dropout on, seeds from --seed: same weights, histories (incl. the
     out-of-bag metrics each epoch) and optimiser state as `fit_keras` bag after bag."""
@@ -245,6 +246,7 @@ def test_evaluate_reads_the_parallel_run(runs):
     assert all(np.isfinite(r["rmse"]) and r["n"] == 14 for r in report["models"].values())
 
 
+@pytest.mark.slow
 def test_task_entry_point_with_vertex_checkpoints(tmp_path):
     """`python -m trainer.task --parallel-bags` with AIP_CHECKPOINT_DIR (BackupAndRestore of the stacked model)."""
     data_dir = str(tmp_path / "data")
