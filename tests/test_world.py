@@ -1,4 +1,4 @@
-"""The embedded world: every physical effect of DESIGN.md section 4, measured on exported data."""
+"""The embedded world: every physical effect described in the README (its "embedded world" section), measured on exported data."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Read and validate a soil sample table (DESIGN.md section 3), before any other work.
+"""Read and validate a soil sample table (the contract in docs/architecture.md), before any other work.
 
 A table that cannot be read at all, or lacks a required column, raises `UserError` naming
 the file. Bad rows do not stop the run: each becomes a `Rejection` with one reason:

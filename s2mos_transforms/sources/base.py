@@ -1,7 +1,7 @@
 """The Source contract: one object serves both fan-outs of the product.
 
 * ``observations(points)`` — every acquisition at each sample point, long format, per the
-  observation contract of DESIGN.md section 3 (`bands.OBS_COLUMNS`).
+  observation contract of docs/architecture.md (`bands.OBS_COLUMNS`).
 * ``tile_stack(tile, start, end)`` — the dated image stack of a map tile (`ImageStack`: the
   union of every acquisition touching the tile, per-pixel nodata and scene cloud).
 

@@ -18,7 +18,7 @@ STATE_COLUMNS = ("point_id", "sensor", "datetime", "moisture", "roughness", "gre
 
 
 class SyntheticSource:
-    """The simulated, seeded Sentinel world (DESIGN.md section 4). Same seed, same bytes."""
+    """The simulated, seeded Sentinel world (README, "The embedded world"). Same seed, same bytes."""
 
     name = "synthetic"
 

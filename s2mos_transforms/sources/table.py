@@ -1,7 +1,7 @@
 """The ``table`` source: a long-format observations table (CSV or Parquet), points only.
 
 Data extracted elsewhere (another platform, a field campaign, a colleague's export) enters
-the same pipeline through this table (DESIGN.md section 3, `bands.OBS_COLUMNS`). Lenient on
+the same pipeline through this table (docs/architecture.md, `bands.OBS_COLUMNS`). Lenient on
 what is optional, strict on what is required:
 
 * required: ``point_id``, ``datetime`` (``date`` accepted), the S2 bands ``B2 … B12`` and
