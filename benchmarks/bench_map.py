@@ -8,7 +8,7 @@
    apart: it is the simulator's cost, not inference's), timed beside the dense chain they
    replaced (`_baseline_sequences.py`, a verbatim copy) on the same stacks; the two must agree
    bit for bit.
-2. Fast path (`map_inference.FastEnsemble`): pixels/s, CPU core-seconds per pixel.
+2. Fast path (`maps.engines.FastEnsemble`): pixels/s, CPU core-seconds per pixel.
 3. Baseline: the same bag models called with Keras ``predict`` on every pixel padded to 150
    dates (normalised as the SavedModel does), averaged over the bags. Same pixels, same run.
 4. Ratio, agreement of the two, and estimated core-hours for 10^10 bare pixels.

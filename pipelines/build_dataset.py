@@ -111,11 +111,11 @@ def build(args, extra: list[str]) -> dict[str, Any]:
     from s2mos_transforms.dataset.samples import read_sample_tables
     from s2mos_transforms.sequences import ExtractConfig
 
+    options = beam_options.pipeline_options(extra, "build-dataset")      # a typo fails first
     fileio.check_writable(args.out.rstrip("/"), "--out")
     start = time.time()
     points_df, row_rejections, n_input = read_sample_tables(args.samples, args.holdout_samples)
     source_name, source_options, notes = _source_spec(args)
-    options = beam_options.pipeline_options(extra, "build-dataset")
     config = ExtractConfig(thresholds=MaskThresholds(scene_cloud_max=args.scene_cloud_max,
                                                      ndvi_max=args.ndvi_max, nbr2_max=args.nbr2_max))
     n_valid = len(points_df)

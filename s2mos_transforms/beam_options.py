@@ -7,6 +7,8 @@ so ``--min_obs 3`` never runs silently as if it had not been given.
 """
 from __future__ import annotations
 
+import logging
+
 from s2mos_transforms.errors import UserError
 
 METRICS_NAMESPACE = "s2mos"  # the one Beam metrics namespace of every stage
@@ -16,8 +18,14 @@ def pipeline_options(extra: list[str], stage: str):
     """PipelineOptions from the unparsed flags; UserError naming every unknown one."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-    options = PipelineOptions(extra)
-    known = options.get_all_options(retain_unknown_options=False)
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)      # its "Discarding unparseable args" would be a second line
+    try:
+        options = PipelineOptions(extra)
+        known = options.get_all_options(retain_unknown_options=False)
+    finally:
+        beam_log.setLevel(level)
     unknown = [flag for flag in extra if flag.startswith("--")
                and flag[2:].split("=", 1)[0].replace("-", "_") not in known]
     if unknown:

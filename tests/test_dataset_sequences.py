@@ -24,7 +24,7 @@ def test_select_ranks_rule():
 
 
 def test_thin_index_and_map_engines_use_select_ranks():
-    """One rule: sequences.thin_index (trainer) and map_inference.thin_ragged (map engines)."""
+    """One rule: sequences.thin_index (trainer) and maps.engines.thin_ragged (map engines)."""
     from s2mos_transforms.maps import engines
     for n in (0, 1, 149, 150, 151, 299, 300, 1000, 4321):
         r = sequences.select_ranks(np.array(n), 150)
