@@ -28,6 +28,11 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
     "tqdm==4.70.1",
     "psutil==7.2.2",
+    # Datacube source (--source datacube): netCDF through h5netcdf/h5py, Zarr stores.
+    "xarray==2026.9.0",
+    "zarr==3.1.6",
+    "h5netcdf==1.8.2",
+    "h5py==3.14.0",
 ]
 
 setup(
