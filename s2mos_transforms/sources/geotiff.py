@@ -1,0 +1,343 @@
+"""The ``geotiff`` source: the user's own Sentinel-2 L2A and Sentinel-1 GRD GeoTIFFs.
+
+``--source geotiff --stack DIR_OR_INDEX`` serves both fan-outs from local files described by
+an index CSV or a folder in the naming convention (`sources.stack_index`, README "Your own
+Sentinel files"). Files may be in any CRS and at any resolution (S2 10/20/60 m mixed, one
+file per band or multi-band files); each is sampled at the points or resampled onto the
+tile's grid (`sources.raster_read`), reading only what is needed.
+
+* S2: L2A integers (reflectance × 10 000, plus the file's ``offset``), 0 = nodata; a pixel
+  is covered by an acquisition where every one of the 10 bands has data (and SCL ≠ 0 when the
+  acquisition has an SCL file). An acquisition without SCL is kept: its pixels get
+  `SCL_UNKNOWN` (not a masked class, like an empty SCL cell of the observation table: the
+  pixel mask is skipped for it) and `notes` says so. An acquisition missing a band is skipped.
+* S1: VV, VH in dB (``linear`` power files converted: 10·log10), NaN = nodata.
+* Scene cloud %: the acquisition's (index column or ``meta.json``), NaN when unknown.
+
+Missing bands, unreadable, truncated or mismatched files and acquisitions outside the map's
+dates are collected in ``notes`` (and logged once each) and skipped: a point or tile gets
+what the good files give, never an error because of one bad file.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from s2mos_transforms import bands
+from s2mos_transforms.grid import Tile
+from s2mos_transforms.sources import raster_read
+from s2mos_transforms.sources.base import (POINTS, S2_NODATA, TILES, UTC_DTYPE, ImageStack, SamplePoint,
+                                           SourceError, SourcePlugin)
+from s2mos_transforms.sources.stack_index import SCL, Acquisition, load_stack
+
+# SCL given to the pixels of an acquisition that has no SCL file (when others have one):
+# not a Sen2Cor class, so never masked, like an empty SCL cell in an observations table.
+SCL_UNKNOWN = 255
+S2_MAX = 32767
+log = logging.getLogger(__name__)
+
+
+class GeoTiffSource:
+    """Acquisitions of a GeoTIFF stack; headers are read lazily and cached per process."""
+
+    name = "geotiff"
+
+    def __init__(self, stack: str):
+        self.stack = stack
+        self.acquisitions, notes = load_stack(stack)
+        self.notes: list[str] = []
+        for n in notes:
+            self._note(n)
+        self._usable: dict[int, dict[str, tuple]] = {}
+        for k, acq in enumerate(self.acquisitions):
+            self._usable[k] = self._check(acq)
+        if not any(self._usable.values()):
+            raise SourceError(f"--stack {stack}: no acquisition has readable files "
+                              f"({'; '.join(self.notes[:3])})")
+        self.has_scl = any(SCL in u for u in self._usable.values())
+
+    # ---- checks (once, on construction) ------------------------------------------------
+    def _note(self, text: str, level: int = logging.INFO) -> None:
+        """Collect a per-file note once; runtime read failures are also logged as warnings
+        (in a Beam worker the log is where they show)."""
+        if text not in self.notes:
+            self.notes.append(text)
+            log.log(level, "geotiff source: %s", text)
+
+    def _check(self, acq: Acquisition) -> dict[str, tuple]:
+        """band → (path, index) of the acquisition's readable files; {} if it cannot be used."""
+        usable: dict[str, tuple] = {}
+        dup = acq.duplicate_bands()
+        if dup:
+            self._note(f"{acq.label}: band(s) {', '.join(dup)} given by several files, the first is used "
+                       f"(give each scene its own 'scene' in the index)")
+        for band, (f, idx) in acq.band_files().items():
+            try:
+                h = raster_read.header(f.path)
+            except Exception as err:  # noqa: BLE001 — any unreadable file is a per-file note
+                self._note(f"{f.path}: unreadable ({str(err).splitlines()[0]}), {acq.label} {band} skipped")
+                continue
+            if h.crs is None:
+                self._note(f"{f.path}: no CRS, {acq.label} {band} skipped")
+                continue
+            if idx > h.count:
+                self._note(f"{f.path}: has {h.count} band(s), the index names {len(f.bands)}; "
+                           f"{acq.label} {band} skipped")
+                continue
+            usable[band] = (f.path, idx, f.unit, f.offset)
+        if acq.sensor == bands.SENSOR_S2:
+            missing = [b for b in bands.S2_BANDS if b not in usable]
+            if missing:
+                self._note(f"{acq.label}: missing band(s) {', '.join(missing)}, acquisition skipped")
+                return {}
+            if SCL not in usable:
+                self._note(f"{acq.label}: no SCL, pixel cloud/shadow mask skipped for it")
+        else:
+            missing = [b for b in bands.S1_BANDS if b not in usable]
+            if missing:
+                self._note(f"{acq.label}: missing band(s) {', '.join(missing)}, acquisition skipped")
+                return {}
+        return usable
+
+    def _selected(self, start: str | None = None, end: str | None = None) -> list[int]:
+        lo = np.datetime64(start, "s") if start else None
+        hi = np.datetime64(end, "D") + np.timedelta64(1, "D") if end else None
+        keep, outside = [], 0
+        for k, acq in enumerate(self.acquisitions):
+            if not self._usable[k]:
+                continue
+            if (lo is not None and acq.time < lo) or (hi is not None and acq.time >= hi):
+                outside += 1
+                continue
+            keep.append(k)
+        if outside:
+            self._note(f"{outside} acquisition(s) outside {start or '…'} – {end or '…'} skipped")
+        return keep
+
+    # ---- coverage ------------------------------------------------------------------------
+    def covers(self, lat, lon) -> np.ndarray:
+        """Inside the lon/lat bounds of any readable file (a cheap envelope of the footprints)."""
+        lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+        out = np.zeros(np.broadcast(lat, lon).shape, bool)
+        for usable in self._usable.values():
+            for path in {v[0] for v in usable.values()}:
+                w, s, e, n = raster_read.lonlat_bounds(path)
+                out |= (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
+        return out
+
+    # ---- points --------------------------------------------------------------------------
+    def observations(self, points: Sequence[SamplePoint]) -> pd.DataFrame:
+        """Every acquisition at each point (its native pixel holding the point), long format."""
+        lat = np.array([p.lat for p in points], float)
+        lon = np.array([p.lon for p in points], float)
+        ids = np.array([p.point_id for p in points], dtype=object)
+        frames = []
+        for k in self._selected():
+            acq = self.acquisitions[k]
+            values = self._sample(acq, self._usable[k], lon, lat)
+            if values is None:
+                continue
+            if acq.sensor == bands.SENSOR_S2:
+                refl, scl = values
+                ok = np.flatnonzero(np.all(refl > 0, axis=1) & (scl != bands.SCL_NO_DATA))
+                frames.append(_s2_rows(ids[ok], acq, refl[ok], scl[ok], SCL in self._usable[k]))
+            else:
+                s1 = values
+                ok = np.flatnonzero(np.isfinite(s1).all(axis=1))
+                frames.append(_s1_rows(ids[ok], acq, s1[ok]))
+        if not frames:
+            return _frame([], [], [], np.zeros((0, 10)), np.zeros(0), np.zeros((0, 2)), [], False)
+        obs = pd.concat(frames, ignore_index=True)
+        code = pd.Categorical(obs["point_id"], categories=list(dict.fromkeys(ids))).codes
+        order = np.lexsort((obs["sensor"].to_numpy(), obs["datetime"].to_numpy(), code))
+        return obs.iloc[order].reset_index(drop=True)
+
+    def _sample(self, acq: Acquisition, usable: dict, lon, lat):
+        """S2: (reflectance (n, 10) int64 with 0 = no data, SCL (n,)); S1: (n, 2) dB; None if
+        every file failed."""
+        try:
+            if acq.sensor == bands.SENSOR_S2:
+                raw = _by_file(usable, bands.S2_BANDS,
+                               lambda p, ix: raster_read.sample_points(p, ix, lon, lat, 0.0).T)
+                refl = np.stack([_dn(raw[b], usable[b][3]) for b in bands.S2_BANDS], axis=1)
+                scl = (raster_read.sample_points(usable[SCL][0], [usable[SCL][1]], lon, lat, 0.0)[:, 0].astype(np.int64)
+                       if SCL in usable else np.full(len(lon), SCL_UNKNOWN, np.int64))
+                return refl, scl
+            raw = _by_file(usable, bands.S1_BANDS, lambda p, ix: raster_read.sample_points(p, ix, lon, lat, np.nan).T)
+            return np.stack([_db(raw[b], usable[b][2]) for b in bands.S1_BANDS], axis=1)
+        except Exception as err:  # noqa: BLE001 — a truncated/corrupt file: note it, keep going
+            self._note(f"{acq.label}: read failed ({str(err).splitlines()[0]}), acquisition skipped", logging.WARNING)
+            return None
+
+    # ---- tiles ---------------------------------------------------------------------------
+    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
+        """Every acquisition touching the tile, resampled onto its grid (`ImageStack`)."""
+        import rasterio
+        with rasterio.Env():                      # one GDAL environment for every file read
+            s2_slots, s1_slots = self._read_tile(tile, start, end)
+        return self._assemble(tile, s2_slots, s1_slots, start, end)
+
+    def _read_tile(self, tile: Tile, start, end) -> tuple[list, list]:
+        s2_slots, s1_slots = [], []
+        for k in self._selected(start, end):
+            acq, usable = self.acquisitions[k], self._usable[k]
+            try:
+                if not any(raster_read.touches(v[0], tile) for v in usable.values()):
+                    continue
+                if acq.sensor == bands.SENSOR_S2:
+                    s2_slots.append((acq, *self._s2_on_tile(usable, tile)))
+                else:
+                    s1_slots.append((acq, self._s1_on_tile(usable, tile)))
+            except Exception as err:  # noqa: BLE001 — one bad file never fails the tile
+                self._note(f"{acq.label}: read failed ({str(err).splitlines()[0]}), acquisition skipped",
+                           logging.WARNING)
+        return [s for s in s2_slots if s[2].any()], [s for s in s1_slots if np.isfinite(s[1]).any()]
+
+    def _assemble(self, tile: Tile, s2_slots: list, s1_slots: list, start, end) -> ImageStack:
+        """The slots read from the files → the `ImageStack` (nodata where not covered)."""
+        h = w = tile.size
+        if not s2_slots and not s1_slots:
+            raise SourceError(f"tile {tile.name}: no acquisition of the stack covers it"
+                              + (f" between {start} and {end}" if start or end else ""))
+        t2, t1 = len(s2_slots), len(s1_slots)
+        s2 = np.full((t2, len(bands.S2_BANDS), h, w), S2_NODATA, np.int16)
+        scl = np.full((t2, h, w), bands.SCL_NO_DATA, np.uint8) if self.has_scl else None
+        cloud = np.full((t2, h, w), np.nan, np.float32)
+        for j, (acq, refl, covered, scl_j) in enumerate(s2_slots):
+            s2[j][:, covered] = refl[:, covered]
+            cloud[j][covered] = acq.scene_cloud_pct
+            if scl is not None:
+                scl[j][covered] = scl_j[covered]
+        s1 = np.full((t1, len(bands.S1_BANDS), h, w), np.nan, np.float32)
+        for j, (_, values) in enumerate(s1_slots):
+            s1[j] = values
+        return ImageStack(tile=tile, s2_times=np.array([a.time for a, *_ in s2_slots], "datetime64[s]"),
+                          s2=s2, scl=scl, scene_cloud_pct=cloud,
+                          s1_times=np.array([a.time for a, _ in s1_slots], "datetime64[s]"),
+                          s1=s1, angle=np.array([a.angle for a, _ in s1_slots], np.float32))
+
+    def _s2_on_tile(self, usable: dict, tile: Tile):
+        """(reflectance (10, H, W) int16, covered (H, W) bool, SCL (H, W) uint8)."""
+        dn = _by_file(usable, bands.S2_BANDS, lambda p, ix: raster_read.read_onto_tile(p, ix, tile, False, 0, np.int64))
+        dn = np.stack([_dn(dn[b], usable[b][3]) for b in bands.S2_BANDS])
+        covered = np.all(dn > 0, axis=0)
+        refl = np.clip(dn, 1, S2_MAX).astype(np.int16)
+        if SCL in usable:
+            path, idx, _, _ = usable[SCL]
+            scl = raster_read.read_onto_tile(path, [idx], tile, True, 0, np.uint8)[0]
+            covered &= scl != bands.SCL_NO_DATA
+        else:
+            scl = np.full((tile.size, tile.size), SCL_UNKNOWN, np.uint8)
+        return refl, covered, scl
+
+    def _s1_on_tile(self, usable: dict, tile: Tile) -> np.ndarray:
+        """(2, H, W) float32 VV, VH dB; NaN where either is missing."""
+        raw = _by_file(usable, bands.S1_BANDS,
+                       lambda p, ix: raster_read.read_onto_tile(p, ix, tile, False, np.nan, np.float64))
+        out = np.stack([_db(raw[b], usable[b][2]) for b in bands.S1_BANDS]).astype(np.float32)
+        out[:, ~np.isfinite(out).all(axis=0)] = np.nan
+        return out
+
+
+def _by_file(usable: dict, names, read) -> dict[str, np.ndarray]:
+    """band → its array, reading each file once for all the bands it holds (`read(path, indexes)`
+    returns (k, …))."""
+    per_file: dict[str, list[str]] = {}
+    for b in names:
+        per_file.setdefault(usable[b][0], []).append(b)
+    out = {}
+    for path, members in per_file.items():
+        arrays = read(path, [usable[b][1] for b in members])
+        out.update(zip(members, arrays))
+    return out
+
+
+def _dn(values: np.ndarray, offset: float) -> np.ndarray:
+    """Stored L2A integers → reflectance × 10 000 (0 stays 0: no data)."""
+    v = np.rint(np.asarray(values, np.float64)).astype(np.int64)
+    if offset:
+        v = np.where(v > 0, np.maximum(v + int(round(offset)), 1), 0)
+    return v
+
+
+def _db(values: np.ndarray, unit: str) -> np.ndarray:
+    """S1 values in `unit` → dB; non-positive linear power is no data (NaN)."""
+    v = np.asarray(values, np.float64)
+    if unit == "linear":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(v > 0, 10.0 * np.log10(v), np.nan)
+    return v
+
+
+def _frame(ids, sensor, times, refl, scl, s1, cloud_angle, has_scl) -> pd.DataFrame:
+    n = len(ids)
+    frame = pd.DataFrame({"point_id": pd.Series(list(map(str, ids)), dtype=object),
+                          "sensor": pd.Series(list(sensor), dtype=object),
+                          "datetime": pd.Series(pd.to_datetime(np.asarray(times, "datetime64[s]")).tz_localize("UTC"),
+                                                dtype=UTC_DTYPE)})
+    cloud = np.asarray([c for c, _ in cloud_angle], np.float32) if n else np.zeros(0, np.float32)
+    angle = np.asarray([a for _, a in cloud_angle], np.float32) if n else np.zeros(0, np.float32)
+    frame["scene_cloud_pct"] = cloud
+    for b, name in enumerate(bands.S2_BANDS):
+        frame[name] = pd.array(refl[:, b] if n else [], dtype="Int16")
+    frame["SCL"] = pd.array(scl if n else [], dtype="UInt8")
+    frame["VV"] = np.asarray(s1[:, 0] if n else [], np.float32)
+    frame["VH"] = np.asarray(s1[:, 1] if n else [], np.float32)
+    frame["angle"] = angle
+    return frame[list(bands.OBS_COLUMNS)]
+
+
+def _s2_rows(ids, acq: Acquisition, refl, scl, has_scl: bool) -> pd.DataFrame:
+    n = len(ids)
+    refl = np.clip(refl, 1, S2_MAX)
+    scl_col = pd.array([int(v) for v in scl] if has_scl else [pd.NA] * n, dtype="UInt8")
+    frame = _frame(ids, [bands.SENSOR_S2] * n, [acq.time] * n, refl, np.zeros(n, np.uint8),
+                   np.full((n, 2), np.nan), [(acq.scene_cloud_pct, np.nan)] * n, has_scl)
+    frame["SCL"] = scl_col
+    return frame
+
+
+def _s1_rows(ids, acq: Acquisition, s1) -> pd.DataFrame:
+    n = len(ids)
+    frame = _frame(ids, [bands.SENSOR_S1] * n, [acq.time] * n, np.zeros((n, 10), np.int64),
+                   np.zeros(n, np.uint8), s1, [(np.nan, acq.angle)] * n, False)
+    for name in bands.S2_BANDS:
+        frame[name] = pd.array([pd.NA] * n, dtype="Int16")
+    frame["SCL"] = pd.array([pd.NA] * n, dtype="UInt8")
+    return frame
+
+
+def _add_arguments(group) -> None:
+    group.add_argument("--stack", metavar="DIR_OR_INDEX",
+                       help="GeoTIFF stack: an index CSV (path, sensor, datetime UTC, band[, unit, offset, "
+                            "scene_cloud_pct, angle, scene]) or a folder (holding index.csv, or in the naming "
+                            "convention <S2|S1>/<YYYYMMDDTHHMMSS>[_scene]/<band>.tif); README 'Your own "
+                            "Sentinel files'")
+
+
+def _options(args) -> dict:
+    if not getattr(args, "stack", None):
+        raise SourceError("the 'geotiff' source needs --stack DIR_OR_INDEX")
+    import os
+    return {"stack": os.path.abspath(args.stack)}
+
+
+def _create(stack: str) -> GeoTiffSource:
+    from s2mos_transforms.errors import UserError
+    try:
+        return GeoTiffSource(stack)
+    except UserError as err:
+        raise SourceError(str(err)) from None
+
+
+PLUGIN = SourcePlugin(
+    name="geotiff",
+    summary="your own Sentinel-2 L2A / Sentinel-1 GeoTIFFs (points and tiles)",
+    serves=frozenset({POINTS, TILES}),
+    factory=_create,
+    add_arguments=_add_arguments,
+    options=_options,
+)

@@ -1,0 +1,245 @@
+"""The ``geotiff`` source on real Sentinel files (BigEarthNet patches, tests/data/bigearthnet) and
+on the embedded world exported as a GeoTIFF stack (`s2mos world export --format geotiff-stack`).
+
+Real files: S2 L2A at 10/20 m (one uint16 GeoTIFF per band) and S1 VV/VH dB, EPSG:32629, read
+onto a 10 m grid in the neighbouring zone (EPSG:32630) and at points. Bad stacks: every bad
+row or file is one note naming it, and the good files still give their values. Round trip:
+the exported world maps to the same COG values and builds the same TFRecords as
+``--source synthetic``.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+
+import test_map_fixtures as fx
+from pipelines.cli import main
+from s2mos_transforms import bands, sources
+from s2mos_transforms.grid import Tile, lonlat_to_xy, xy_to_lonlat
+from s2mos_transforms.sources import SamplePoint
+from s2mos_transforms.sources.geotiff import GeoTiffSource
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "bigearthnet")
+S2_DIR = os.path.join(DATA, "s2", "S2A_MSIL2A_20171221T112501_56_35")
+S1_DIR = os.path.join(DATA, "s1", "S1A_IW_GRDH_1SDV_20171221T064238_29SND_56_35")
+PATCH = (567180.0, 4356840.0, 568380.0, 4358040.0)      # EPSG:32629 bounds of the 56_35 patches
+BAND_FILE = {b: f"B{b[1:].zfill(2)}" if b[1:].isdigit() else b for b in bands.S2_BANDS}
+
+
+def _json_time(folder: str, key: str) -> np.datetime64:
+    meta = json.loads(open(glob.glob(os.path.join(folder, "*_labels_metadata.json"))[0]).read())
+    return np.datetime64(meta[key].replace(" ", "T"), "s")
+
+
+def _write_index(path, rows) -> str:
+    cols = ("path", "sensor", "datetime", "band", "unit", "scene_cloud_pct")
+    with open(path, "w") as fh:
+        fh.write(",".join(cols) + "\n")
+        for r in rows:
+            fh.write(",".join(str(r.get(c, "")) for c in cols) + "\n")
+    return str(path)
+
+
+def _patch_rows(s1_unit_dir: str | None = None, s1_unit: str = "dB") -> list[dict]:
+    s2_name, s1_name = os.path.basename(S2_DIR), os.path.basename(S1_DIR)
+    rows = [{"path": os.path.join(S2_DIR, f"{s2_name}_{BAND_FILE[b]}.tif"), "sensor": "S2",
+             "datetime": "2017-12-21T11:25:01Z", "band": b, "scene_cloud_pct": 3.5} for b in bands.S2_BANDS]
+    s1_dir = s1_unit_dir or S1_DIR
+    rows += [{"path": os.path.join(s1_dir, f"{s1_name}_{p}.tif"), "sensor": "S1",
+              "datetime": "2017-12-21T06:42:38", "band": p, "unit": s1_unit} for p in bands.S1_BANDS]
+    return rows
+
+
+def _tile_in_zone_30() -> Tile:
+    """A 10 m tile of EPSG:32630 (the zone east of the patch's) holding the whole patch."""
+    lon, lat = xy_to_lonlat(32629, (PATCH[0] + PATCH[2]) / 2, (PATCH[1] + PATCH[3]) / 2)
+    x, y = (float(v) for v in lonlat_to_xy(32630, lon, lat))
+    for size in (192, 256, 320, 384, 448):
+        span = size * 10.0
+        tile = Tile(32630, int(np.floor(x / span)), int(np.floor(y / span)), size)
+        x0, y0, x1, y1 = tile.bounds
+        if x0 + 1000 < x < x1 - 1000 and y0 + 1000 < y < y1 - 1000:
+            return tile
+    raise AssertionError("no tile size holds the patch")
+
+
+def _inside_patch(tile: Tile, margin: float) -> np.ndarray:
+    """Pixels of `tile` whose centre lies inside the 32629 patch by at least `margin` m (negative:
+    outside by at least -margin)."""
+    lon, lat = tile.pixel_centres_lonlat()
+    x, y = lonlat_to_xy(32629, lon, lat)
+    d = np.minimum.reduce([x - PATCH[0], PATCH[2] - x, y - PATCH[1], PATCH[3] - y])
+    return d >= margin if margin >= 0 else d <= margin
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory):
+    return _write_index(tmp_path_factory.mktemp("ben") / "index.csv", _patch_rows())
+
+
+def test_registry_has_geotiff_serving_points_and_tiles():
+    plugin = sources.get_plugin("geotiff")
+    assert plugin.serves == {sources.POINTS, sources.TILES}
+    with pytest.raises(sources.SourceError, match="--stack"):
+        plugin.options(type("Args", (), {"stack": None})())
+    with pytest.raises(sources.SourceError, match="no such folder"):
+        sources.create("geotiff", {"stack": "/nonexistent/stack"})
+
+
+def test_real_patches_onto_a_grid_in_the_neighbouring_utm_zone(real_index):
+    src = GeoTiffSource(real_index)
+    tile = _tile_in_zone_30()
+    stack = src.tile_stack(tile)
+    # Dates are the JSON's, UTC.
+    assert stack.s2_times.tolist() == [_json_time(S2_DIR, "acquisition_date")]
+    assert stack.s1_times.tolist() == [_json_time(S1_DIR, "acquisition_time")]
+    assert stack.scl is None                                   # no SCL in the whole stack
+    inside, outside = _inside_patch(tile, 30.0), _inside_patch(tile, -30.0)
+    assert inside.sum() > 10_000 and outside.sum() > 10_000
+    s2, s1 = stack.s2[0], stack.s1[0]
+    # Inside the footprint: real L2A reflectance and real backscatter.
+    refl = s2[:, inside] / bands.S2_SCALE
+    assert (refl > 0).all() and (refl <= 1.0).all()
+    assert 0.01 < np.median(refl[bands.S2_BANDS.index("B8")]) < 0.6
+    assert np.isfinite(s1[:, inside]).all()
+    assert (s1[:, inside] > -40).all() and (s1[:, inside] < 10).all()
+    assert -30 < np.median(s1[0, inside]) < 5 and np.median(s1[1, inside]) < np.median(s1[0, inside])
+    # Outside: nodata (all S2 bands 0, S1 NaN, scene cloud NaN).
+    assert (s2[:, outside] == 0).all() and np.isnan(s1[:, outside]).all()
+    assert np.isnan(stack.scene_cloud_pct[0][outside]).all()
+    assert (stack.scene_cloud_pct[0][inside] == np.float32(3.5)).all()
+    # Mixed resolutions aligned: B8A (20 m) matches B8 (10 m) best without a shift.
+    b8, b8a = (s2[bands.S2_BANDS.index(b)].astype(float) for b in ("B8", "B8A"))
+    core = _inside_patch(tile, 80.0)
+
+    def corr(dy, dx):
+        shifted = np.roll(b8a, (dy, dx), axis=(0, 1))
+        return np.corrcoef(b8[core], shifted[core])[0, 1]
+    c0 = corr(0, 0)
+    assert c0 > 0.8
+    assert all(c0 > corr(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if (dy, dx) != (0, 0))
+
+
+def test_real_patches_at_points_give_the_native_pixels(real_index):
+    src = GeoTiffSource(real_index)
+    xs = np.array([567185.0, 567905.0, 568375.0])             # native 10 m pixel centres (+ 0/5 m)
+    ys = np.array([4358035.0, 4357405.0, 4356845.0])
+    lon, lat = xy_to_lonlat(32629, xs, ys)
+    pts = [SamplePoint(f"p{i}", float(a), float(o)) for i, (a, o) in enumerate(zip(lat, lon))]
+    pts.append(SamplePoint("far", 40.5, -3.0))
+    obs = src.observations(pts)
+    assert list(obs.columns) == list(bands.OBS_COLUMNS)
+    assert str(obs["datetime"].dtype) == "datetime64[ns, UTC]"
+    assert set(obs["point_id"]) == {"p0", "p1", "p2"}          # "far" has no acquisition
+    s2 = obs[obs["sensor"] == "S2"].set_index("point_id")
+    s1 = obs[obs["sensor"] == "S1"].set_index("point_id")
+    assert (s2["datetime"] == "2017-12-21T11:25:01Z").all() and (s1["datetime"] == "2017-12-21T06:42:38Z").all()
+    name = os.path.basename(S2_DIR)
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        for b in ("B2", "B5", "B12"):                          # 10 m and 20 m bands: their own pixel
+            with rasterio.open(os.path.join(S2_DIR, f"{name}_{BAND_FILE[b]}.tif")) as ds:
+                r, c = ds.index(x, y)
+                assert int(s2.loc[f"p{i}", b]) == int(ds.read(1)[r, c])
+        with rasterio.open(glob.glob(os.path.join(S1_DIR, "*_VH.tif"))[0]) as ds:
+            r, c = ds.index(x, y)
+            assert s1.loc[f"p{i}", "VH"] == pytest.approx(float(ds.read(1)[r, c]))
+    assert s2["SCL"].isna().all() and s2["scene_cloud_pct"].eq(3.5).all()
+
+
+def test_folder_convention_reads_the_bigearthnet_layout():
+    src = GeoTiffSource(DATA)                                  # no index: folder names give time and sensor
+    got = sorted((a.sensor, str(a.time)) for a in src.acquisitions)
+    want = []
+    for d in glob.glob(os.path.join(DATA, "s2", "*")):
+        want.append(("S2", str(_json_time(d, "acquisition_date"))))
+    for d in glob.glob(os.path.join(DATA, "s1", "*")):
+        want.append(("S1", str(_json_time(d, "acquisition_time"))))
+    assert got == sorted(want) and len(got) == 4
+    assert all(len(a.band_files()) == (10 if a.sensor == "S2" else 2) for a in src.acquisitions)
+    assert sum("no SCL" in n for n in src.notes) == 2
+
+
+def test_linear_power_is_converted_to_db(tmp_path):
+    lin_dir = tmp_path / os.path.basename(S1_DIR)
+    lin_dir.mkdir()
+    for f in glob.glob(os.path.join(S1_DIR, "*.tif")):
+        with rasterio.open(f) as ds:
+            profile, db = ds.profile, ds.read(1)
+        with rasterio.open(lin_dir / os.path.basename(f), "w", **profile) as out:
+            out.write((10.0 ** (db / 10.0)).astype(np.float32), 1)
+    tile = _tile_in_zone_30()
+    db_stack = GeoTiffSource(_write_index(tmp_path / "db.csv", _patch_rows())).tile_stack(tile)
+    lin_stack = GeoTiffSource(_write_index(tmp_path / "lin.csv", _patch_rows(str(lin_dir), "linear"))).tile_stack(tile)
+    core = _inside_patch(tile, 30.0)
+    # Resampled in linear power, then converted: close to the dB resampling, not identical.
+    diff = np.abs(lin_stack.s1[0][:, core] - db_stack.s1[0][:, core])
+    assert np.median(diff) < 0.5 and np.isfinite(lin_stack.s1[0][:, core]).all()
+    lon, lat = xy_to_lonlat(32629, 567905.0, 4357405.0)
+    p = [SamplePoint("p", float(lat), float(lon))]
+    a = GeoTiffSource(str(tmp_path / "db.csv")).observations(p)
+    b = GeoTiffSource(str(tmp_path / "lin.csv")).observations(p)
+    np.testing.assert_allclose(b[b.sensor == "S1"][["VV", "VH"]].to_numpy(float),
+                               a[a.sensor == "S1"][["VV", "VH"]].to_numpy(float), atol=1e-4)
+
+
+def test_bad_files_are_per_file_notes_and_the_rest_still_maps(tmp_path):
+    name = os.path.basename(S2_DIR)
+    rows = _patch_rows()
+    # A second S2 date whose B5 file is truncated, a third without B7 at all, a row pointing to
+    # nothing, a file without CRS, a single-band file declared as two bands.
+    truncated = tmp_path / "B05_truncated.tif"
+    data = open(os.path.join(S2_DIR, f"{name}_B05.tif"), "rb").read()
+    truncated.write_bytes(data[: len(data) // 3])
+    for b in bands.S2_BANDS:
+        src_path = str(truncated) if b == "B5" else os.path.join(S2_DIR, f"{name}_{BAND_FILE[b]}.tif")
+        rows.append({"path": src_path, "sensor": "S2", "datetime": "2017-12-26T11:25:01Z", "band": b})
+        if b != "B7":
+            rows.append({"path": os.path.join(S2_DIR, f"{name}_{BAND_FILE[b]}.tif"), "sensor": "S2",
+                         "datetime": "2017-12-31T11:25:01Z", "band": b})
+    no_crs = tmp_path / "VV_nocrs.tif"
+    with rasterio.open(glob.glob(os.path.join(S1_DIR, "*_VV.tif"))[0]) as ds:
+        arr, profile = ds.read(1), ds.profile
+    profile.pop("crs")
+    with rasterio.open(no_crs, "w", **profile) as out:
+        out.write(arr, 1)
+    vh = glob.glob(os.path.join(S1_DIR, "*_VH.tif"))[0]
+    rows += [{"path": str(no_crs), "sensor": "S1", "datetime": "2018-01-02T06:42:38", "band": "VV"},
+             {"path": vh, "sensor": "S1", "datetime": "2018-01-02T06:42:38", "band": "VH"},
+             {"path": str(tmp_path / "gone.tif"), "sensor": "S1", "datetime": "2018-01-08T06:42:38", "band": "VV"},
+             {"path": vh, "sensor": "S1", "datetime": "2018-01-14T06:42:38", "band": "VV;VH"},
+             {"path": vh, "sensor": "S9", "datetime": "2018-01-20T06:42:38", "band": "VH"}]
+    src = GeoTiffSource(_write_index(tmp_path / "index.csv", rows))
+    notes = "\n".join(src.notes)
+    assert "gone.tif does not exist" in notes
+    assert "VV_nocrs.tif: no CRS" in notes
+    assert "has 1 band(s), the index names 2" in notes
+    assert "sensor 'S9' is not S2 or S1" in notes
+    assert "2017-12-31T11:25:01Z" in notes and "missing band(s) B7" in notes
+    tile = _tile_in_zone_30()
+    stack = src.tile_stack(tile, "2017-12-01", "2018-01-31")
+    # The truncated file fails when its pixels are read: a note naming the date, which is dropped.
+    assert any(n.startswith("S2 2017-12-26T11:25:01Z: read failed") for n in src.notes)
+    assert stack.s2_times.astype(str).tolist() == ["2017-12-21T11:25:01"]
+    assert stack.s1_times.astype(str).tolist() == ["2017-12-21T06:42:38"]
+    assert (stack.s2[0][:, _inside_patch(tile, 30.0)] > 0).all()
+    # Dates outside the range are skipped with a note; points still get the good files.
+    src.tile_stack(tile, "2017-12-20", "2017-12-22")
+    assert any("outside 2017-12-20 – 2017-12-22" in n for n in src.notes)
+    lon, lat = xy_to_lonlat(32629, 567905.0, 4357405.0)
+    obs = src.observations([SamplePoint("p", float(lat), float(lon))])
+    assert "2017-12-21 11:25:01+00:00" in obs["datetime"].astype(str).tolist()
+
+
+def test_stack_flags_through_build_dataset_refuse_a_stray_flag(tmp_path, capsys):
+    samples = tmp_path / "s.csv"
+    samples.write_text("point_id,lat,lon,clay\na,48.5,9.0,20\n")
+    assert main(["build-dataset", "--samples", str(samples), "--stack", DATA, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stack is a flag of the 'geotiff' source" in err[0]
