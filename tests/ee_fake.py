@@ -10,7 +10,8 @@ FeatureCollection, its date range — encoded as Earth Engine encodes it (L2A in
 ``system:time_start`` in ms, one feature per image × point, pages of ``pageSize``).
 
 Faults are injected by rules: ``fake.faults.append(rule)`` where ``rule(info)`` returns None
-or ``(status, message)``; ``info`` has ``sensor``, ``point_ids``, ``start``, ``end``,
+or ``(status, message)`` or an exception for the transport to raise (``TimeoutError``: the
+deadline of a hung request passed); ``info`` has ``sensor``, ``point_ids``, ``start``, ``end``,
 ``n`` (the request's number, from 1).
 """
 from __future__ import annotations
@@ -145,6 +146,8 @@ class FakeEarthEngine:
                 self.requests.append(info)
             for rule in list(self.faults):
                 hit = rule(info)
+                if isinstance(hit, BaseException):
+                    raise hit                      # what the transport raises (a deadline passed, …)
                 if hit is not None:
                     status, message = hit
                     return self._json(status, {"error": {"code": status, "message": message,

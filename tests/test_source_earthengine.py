@@ -237,6 +237,16 @@ def test_computation_timed_out_is_retried_once(fake, world, points):
     assert len(asked) == 4 and again.counters.totals["ee_retries"] == 2   # each sensor: once, retried once
 
 
+def test_a_hung_request_hits_the_deadline_and_is_retried(fake, world, points):
+    import ee
+    src = _source(deadline_s=120, max_inflight=1)
+    assert ee.data._get_state().deadline_ms == 120_000        # the requests session's timeout
+    # What the client's transport raises when that timeout passes on a hung request:
+    fake.faults.append(lambda info: TimeoutError("read timed out (deadline 120 s)") if info["n"] == 1 else None)
+    assert ee_fake.np_equal_frames(src.observations(points[:1]), world.observations(points[:1]))
+    assert src.counters.totals["ee_retries"] == 1 and src.counters.totals["ee_failed_requests"] == 1
+
+
 def test_requests_in_flight_never_exceed_the_cap(fake, points):
     fake.latency_s = 0.05
     _source(max_inflight=3, points_per_request=1).observations(points[:12])

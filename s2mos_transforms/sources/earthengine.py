@@ -51,7 +51,7 @@ class EarthEngineSource:
                  start: str = DEFAULT_START, end: str = DEFAULT_END, max_inflight: int = 8,
                  max_rps: float = 20.0, points_per_request: int = 50, cloud_score_plus: bool = False,
                  cs_threshold: float = CS_PLUS_DEFAULT, max_retries: int = 6, backoff_s: float = 1.0,
-                 page_size: int = 1000):
+                 page_size: int = 1000, deadline_s: float = 300.0):
         self.project, self.endpoint = project, endpoint
         self.start, self.end = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
         self.max_inflight, self.points_per_request, self.page_size = max_inflight, points_per_request, page_size
@@ -65,7 +65,7 @@ class EarthEngineSource:
             self.notes.append(f"earthengine: Cloud Score+ cs_cdf < {cs_threshold:g} counted as cloud (SCL 9)")
         self._last: tuple[pd.DataFrame, dict[str, str], set[str]] | None = None
         self._beam_counters: dict[str, Any] = {}
-        ee_session.initialize(project, credentials, endpoint)
+        ee_session.initialize(project, credentials, endpoint, deadline_s)
 
     # ---- Source interface -------------------------------------------------------------------
     def covers(self, lat, lon) -> np.ndarray:
@@ -178,6 +178,8 @@ def _add_arguments(group) -> None:
                        help="retries of an overloaded or failed request before its points are rejected (default 6)")
     group.add_argument("--ee-backoff", type=float, default=1.0, metavar="SECONDS",
                        help="first retry waits up to this long, doubling per retry, with jitter (default 1)")
+    group.add_argument("--ee-deadline", type=float, default=300.0, metavar="SECONDS",
+                       help="a request still unanswered after this long is abandoned and retried (default 300)")
     group.add_argument("--cloud-score-plus", action="store_true",
                        help="add Cloud Score+ (cs_cdf) and count S2 samples below --cloud-score-plus-threshold as cloud")
     group.add_argument("--cloud-score-plus-threshold", type=float, default=CS_PLUS_DEFAULT, metavar="T",
@@ -199,6 +201,7 @@ def _options(args) -> dict[str, Any]:
     checks = (("--ee-max-inflight", args.ee_max_inflight, 1, 100), ("--ee-max-rps", args.ee_max_rps, 0.01, 1000),
               ("--ee-points-per-request", args.ee_points_per_request, 1, 5000),
               ("--ee-max-retries", args.ee_max_retries, 0, 50), ("--ee-backoff", args.ee_backoff, 0, 600),
+              ("--ee-deadline", args.ee_deadline, 1, 3600),
               ("--cloud-score-plus-threshold", args.cloud_score_plus_threshold, 0, 1))
     for flag, value, lo, hi in checks:
         if not lo <= value <= hi:
@@ -206,7 +209,7 @@ def _options(args) -> dict[str, Any]:
     return {"project": args.ee_project, "credentials": args.ee_credentials, "endpoint": args.ee_endpoint,
             "start": args.ee_start, "end": args.ee_end, "max_inflight": args.ee_max_inflight,
             "max_rps": args.ee_max_rps, "points_per_request": args.ee_points_per_request,
-            "max_retries": args.ee_max_retries, "backoff_s": args.ee_backoff,
+            "max_retries": args.ee_max_retries, "backoff_s": args.ee_backoff, "deadline_s": args.ee_deadline,
             "cloud_score_plus": bool(args.cloud_score_plus), "cs_threshold": args.cloud_score_plus_threshold}
 
 

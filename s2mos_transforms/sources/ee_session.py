@@ -51,11 +51,12 @@ def load_credentials(spec: str):
                           f"({type(err).__name__})") from None
 
 
-def initialize(project: str, credentials: str, endpoint: str) -> None:
+def initialize(project: str, credentials: str, endpoint: str, deadline_s: float = 0.0) -> None:
     """``ee.Initialize`` for these settings unless this process already did it; the
-    library's own retries off (`ee_faults` is the one retry policy)."""
+    library's own retries off (`ee_faults` is the one retry policy); a request that hangs
+    past `deadline_s` (0: none) ends in a ``TimeoutError`` of the transport, retried."""
     transport = HTTP_TRANSPORT() if HTTP_TRANSPORT is not None else None
-    key = (project, credentials, endpoint, None if HTTP_TRANSPORT is None else id(HTTP_TRANSPORT))
+    key = (project, credentials, endpoint, deadline_s, None if HTTP_TRANSPORT is None else id(HTTP_TRANSPORT))
     with _LOCK:
         if _DONE["key"] == key:
             return
@@ -71,6 +72,8 @@ def initialize(project: str, credentials: str, endpoint: str) -> None:
             raise SourceError(f"cannot reach Earth Engine ({ENDPOINTS[endpoint]}) for project "
                               f"{project!r}: {type(err).__name__}") from None
         ee.data.setMaxRetries(0)
+        if deadline_s:
+            ee.data.setDeadline(deadline_s * 1000.0)     # the requests session's timeout
         _DONE["key"] = key
 
 
