@@ -243,3 +243,76 @@ def test_stack_flags_through_build_dataset_refuse_a_stray_flag(tmp_path, capsys)
     assert main(["build-dataset", "--samples", str(samples), "--stack", DATA, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stack is a flag of the 'geotiff' source" in err[0]
+
+
+# ------------------------------------------------------------------ round trip with the embedded world
+
+@pytest.fixture(scope="module")
+def exported_world(tmp_path_factory):
+    """`s2mos world export --format geotiff-stack` of the quick AOI (about a minute)."""
+    out = tmp_path_factory.mktemp("quick_stack")
+    assert main(["world", "export", "--format", "geotiff-stack", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _tfrecords(out) -> dict[str, bytes]:
+    return {os.path.basename(p): gzip.open(p).read() for p in sorted(glob.glob(os.path.join(out, "*.tfrecord.gz")))}
+
+
+@pytest.mark.slow
+def test_exported_stack_layout_and_a_tile_across_two_orbits_and_granules(exported_world):
+    from s2mos_transforms.sources.synthetic import SyntheticSource
+    from s2mos_transforms.grid import tile_containing
+    from s2mos_transforms.world.simulator import orbit_band
+
+    summary = json.loads((exported_world / "stack.json").read_text())
+    assert summary["epsg"] == 32632 and summary["s2_acquisitions"] > 200 and summary["s1_acquisitions"] > 200
+    with rasterio.open(glob.glob(str(exported_world / "S2" / "*" / "B2_*.tif"))[0]) as ds:
+        assert ds.count == 10 and ds.dtypes[0] == "uint16" and ds.res == (10.0, 10.0) and ds.crs.to_epsg() == 32632
+    with rasterio.open(glob.glob(str(exported_world / "S1" / "*" / "VV.tif"))[0]) as ds:
+        assert ds.dtypes[0] == "float32"
+    # A 32 px tile on 9° E: two orbit bands (own S2/S1 dates) and two granules (own scene cloud).
+    x, y = lonlat_to_xy(32632, 9.0, 48.5035)
+    tile = tile_containing(32632, float(x), float(y), 32)
+    want = SyntheticSource("quick").tile_stack(tile, "2018-01-01", "2019-12-31")
+    got = GeoTiffSource(str(exported_world)).tile_stack(tile, "2018-01-01", "2019-12-31")
+    lon, lat = tile.pixel_centres_lonlat()
+    assert np.unique(orbit_band(lon)).size == 2 and np.unique(np.floor(lon)).size == 2
+    for name in ("s2_times", "s2", "scl", "s1_times", "angle"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    np.testing.assert_array_equal(got.scene_cloud_pct, want.scene_cloud_pct)
+    np.testing.assert_array_equal(got.s1, want.s1)
+    # The folder convention (meta.json per acquisition) reads the same stack without the index.
+    os.rename(exported_world / "index.csv", exported_world / "index.off")
+    try:
+        by_folder = GeoTiffSource(str(exported_world)).tile_stack(tile, "2018-01-01", "2019-12-31")
+    finally:
+        os.rename(exported_world / "index.off", exported_world / "index.csv")
+    np.testing.assert_array_equal(by_folder.s2, want.s2)
+    np.testing.assert_array_equal(by_folder.scene_cloud_pct, want.scene_cloud_pct)
+
+
+@pytest.mark.slow
+def test_exported_stack_maps_and_builds_like_the_synthetic_source(exported_world, tmp_path):
+    bbox, names = fx.small_aoi_bbox(32)
+    common = ["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, bbox), "--tile-size", "32",
+              "--start", "2018-01-01", "--end", "2019-12-31", "--no-report", "--runner", "DirectRunner"]
+    assert main(common + ["--source", "synthetic", "--preset", "quick", "--out", str(tmp_path / "syn")]) == 0
+    assert main(common + ["--source", "geotiff", "--stack", str(exported_world), "--out", str(tmp_path / "geo")]) == 0
+    for name in names:
+        with rasterio.open(tmp_path / "syn" / "tiles" / f"{name}.tif") as a, \
+                rasterio.open(tmp_path / "geo" / "tiles" / f"{name}.tif") as b:
+            want, got = a.read(), b.read()
+            assert (want[0] != a.nodata).sum() > 100
+            np.testing.assert_array_equal(got, want)
+
+    samples = str(exported_world / "aoi_samples.csv")
+    build = ["build-dataset", "--samples", samples, "--test-fraction", "0.25", "--quiet"]
+    assert main(build + ["--source", "synthetic", "--preset", "quick", "--out", str(tmp_path / "ds_syn")]) == 0
+    assert main(build + ["--source", "geotiff", "--stack", str(exported_world), "--out", str(tmp_path / "ds_geo")]) == 0
+    want, got = _tfrecords(tmp_path / "ds_syn"), _tfrecords(tmp_path / "ds_geo")
+    assert want and sum(len(v) for v in want.values()) > 0
+    assert got == want
+    s_syn = json.loads((tmp_path / "ds_syn" / "summary.json").read_text())
+    s_geo = json.loads((tmp_path / "ds_geo" / "summary.json").read_text())
+    assert (s_geo["calibration"], s_geo["test"], s_geo["rejected"]) == (s_syn["calibration"], s_syn["test"], s_syn["rejected"])

@@ -8,6 +8,7 @@ from s2mos_transforms.cli_types import int_at_least
 from s2mos_transforms.errors import UserError
 
 _non_negative_int = int_at_least(0)
+FORMATS = ("tables", "geotiff-stack", "datacube")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="number of sample points (default: the preset's)")
     export.add_argument("--seed", type=int, default=None, help="world seed (default: the preset's)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
+    export.add_argument("--format", choices=FORMATS, default="tables",
+                        help="tables (default): samples, observations, state, lab spectra, truth map; "
+                             "geotiff-stack: the AOI as S2/S1 GeoTIFFs + index.csv, as --source geotiff reads "
+                             "them; datacube: the AOI as a netCDF/Zarr datacube, as --source datacube reads it")
+    export.add_argument("--bbox", type=float, nargs=4, metavar=("W", "S", "E", "N"), default=None,
+                        help="geotiff-stack only: export this part of the AOI (degrees) instead of the whole AOI")
+    export.add_argument("--tile-size", type=int, default=64,
+                        help="geotiff-stack only: pixels per simulated tile and file block (multiple of 16, "
+                             "default 64)")
     preview = sub.add_parser("preview", help="PNG previews: AOI truth clay, S2/S1 trajectories of a few points")
     preview.add_argument("--preset", default="quick")
     preview.add_argument("--out", required=True)
@@ -35,7 +45,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from s2mos_transforms.world.presets import get_preset
 
     get_preset(args.preset)  # one-line error for an unknown preset, before any work
+    if args.world_command == "export" and args.format != "tables":
+        return _export_stack(args)
     if args.world_command == "export":
+        if args.bbox is not None:
+            raise UserError("--bbox applies to --format geotiff-stack only")
         from s2mos_transforms.world.export import export_world
         summary = export_world(args.preset, args.out, args.n_points, args.seed, progress=not args.quiet)
         print(json.dumps({k: summary[k] for k in ("preset", "seed", "points", "observations", "aoi_pixels",
@@ -50,3 +64,27 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             print(f"wrote {path}")
         return 0
     raise UserError(f"unknown world action {args.world_command!r}")
+
+
+def _export_stack(args: argparse.Namespace) -> int:
+    """--format geotiff-stack | datacube: the AOI as image files a local source reads."""
+    if args.n_points is not None:
+        raise UserError(f"--n-points applies to --format tables only, not {args.format}")
+    if args.format == "geotiff-stack":
+        from s2mos_transforms.world.export_geotiff import export_geotiff_stack
+        summary = export_geotiff_stack(args.preset, args.out, args.seed, bbox=args.bbox,
+                                       tile_size=args.tile_size, progress=not args.quiet)
+        print(json.dumps(summary))
+        print(f"wrote index.csv, S2/, S1/, aoi_samples.csv, stack.json to {args.out} "
+              f"(map it: s2mos predict-map --source geotiff --stack {args.out} …)")
+        return 0
+    if args.bbox is not None:
+        raise UserError("--bbox applies to --format geotiff-stack only")
+    try:
+        from s2mos_transforms.world.export_datacube import export_datacube
+    except ImportError as err:
+        raise UserError(f"--format datacube is not available in this installation ({err})") from None
+    summary = export_datacube(args.preset, args.out, seed=args.seed)
+    print(json.dumps(summary, default=str))
+    print(f"wrote a datacube to {args.out}")
+    return 0
