@@ -279,3 +279,55 @@ def test_remote_path_is_copied_through_fileio(small):
         st = DatacubeSource(remote).tile_stack(tile)
         for f in STACK_FIELDS:
             np.testing.assert_array_equal(getattr(st, f), getattr(local, f), err_msg=f"{remote} {f}")
+
+
+# ------------------------------------------------------------- the whole AOI, end to end
+
+def _tfrecords(directory: str) -> list[bytes]:
+    """Every record of the dataset's gzipped TFRecord shards (framing parsed, no TensorFlow)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.tfrecord.gz"))):
+        data = gzip.open(path).read()
+        pos = 0
+        while pos < len(data):
+            n = int.from_bytes(data[pos:pos + 8], "little")
+            out.append(data[pos + 12:pos + 12 + n])
+            pos += 12 + n + 4
+    return out
+
+
+@pytest.mark.slow
+def test_aoi_cube_maps_and_builds_like_the_world(quick_world, tmp_path):
+    """The quick AOI exported as a cube: predict-map gives the same COG values as --source
+    synthetic (identical: the cube stores the same integers) and build-dataset on the AOI's
+    sample points the same TFRecords."""
+    from pipelines.cli import main
+    cube = str(tmp_path / "aoi.nc")
+    summary = export_datacube("quick", cube)
+    assert (summary["width"], summary["height"]) == aoi_grid(SyntheticSource("quick"))[3:]
+    assert summary["s2_times"] > 200                  # the AOI lies across two orbit bands' schedules
+
+    bbox, names = fx.small_aoi_bbox(32)
+    model = fx.ensemble_dir()
+    common = ["predict-map", "--model-dir", model, "--bbox", *map(str, bbox), "--tile-size", "32",
+              "--start", "2018-01-01", "--end", "2019-12-31", "--no-report"]
+    assert main(common + ["--source", "synthetic", "--out", str(tmp_path / "map_syn")]) == 0
+    assert main(common + ["--source", "datacube", "--cube", cube, "--out", str(tmp_path / "map_cube")]) == 0
+    for name in names:
+        with rasterio.open(tmp_path / "map_syn" / "tiles" / f"{name}.tif") as a, \
+                rasterio.open(tmp_path / "map_cube" / "tiles" / f"{name}.tif") as b:
+            va, vb = a.read(), b.read()
+            assert (va[0] != a.nodata).sum() > 100, name
+            np.testing.assert_array_equal(va, vb, err_msg=name)
+
+    samples = str(quick_world / "aoi_samples.csv")
+    base = ["build-dataset", "--samples", samples, "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "ds_syn")]) in (0, 1)
+    assert main(base + ["--source", "datacube", "--cube", cube, "--out", str(tmp_path / "ds_cube")]) in (0, 1)
+    syn, cub = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("ds_syn", "ds_cube"))
+    assert syn["calibration"] + syn["test"] > 0
+    for key in ("calibration", "test", "rejected_by_reason"):
+        assert cub[key] == syn[key], key
+    records = _tfrecords(str(tmp_path / "ds_syn"))
+    assert len(records) == syn["calibration"] + syn["test"]
+    assert sorted(_tfrecords(str(tmp_path / "ds_cube"))) == sorted(records)
