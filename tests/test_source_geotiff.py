@@ -237,6 +237,41 @@ def test_bad_files_are_per_file_notes_and_the_rest_still_maps(tmp_path):
     assert "2017-12-21 11:25:01+00:00" in obs["datetime"].astype(str).tolist()
 
 
+def test_scl_nearest_and_an_acquisition_without_scl(tmp_path):
+    """SCL (20 m, here classes 4 | 9 | 0 by column) is resampled nearest; a date without SCL in a
+    stack that has SCL gets SCL_UNKNOWN (never masked) on its pixels, 0 elsewhere."""
+    from s2mos_transforms.sources.geotiff import SCL_UNKNOWN
+
+    with rasterio.open(glob.glob(os.path.join(S2_DIR, "*_B05.tif"))[0]) as ds:
+        profile = ds.profile
+    scl = np.full((60, 60), bands.SCL_VEGETATION, np.uint8)
+    scl[:, 30:50] = bands.SCL_CLOUD_HIGH
+    scl[:, 50:] = bands.SCL_NO_DATA                           # no data in the last 200 m
+    profile.update(dtype="uint8")
+    with rasterio.open(tmp_path / "SCL.tif", "w", **profile) as out:
+        out.write(scl, 1)
+    rows = _patch_rows()
+    rows.append({"path": str(tmp_path / "SCL.tif"), "sensor": "S2", "datetime": "2017-12-21T11:25:01Z", "band": "SCL"})
+    rows += [dict(r, datetime="2017-12-26T11:25:01Z", scene_cloud_pct="") for r in _patch_rows() if r["sensor"] == "S2"]
+    src = GeoTiffSource(_write_index(tmp_path / "index.csv", rows))
+    assert any(n.startswith("S2 2017-12-26T11:25:01Z: no SCL") for n in src.notes)
+    tile = _tile_in_zone_30()
+    stack = src.tile_stack(tile)
+    assert stack.s2_times.astype(str).tolist() == ["2017-12-21T11:25:01", "2017-12-26T11:25:01"]
+    inside = _inside_patch(tile, 30.0)
+    lon, lat = tile.pixel_centres_lonlat()
+    x, _ = lonlat_to_xy(32629, lon, lat)
+    col20 = np.floor((x - PATCH[0]) / 20.0)
+    far = inside & (np.abs(col20 - 30) > 1) & (np.abs(col20 - 50) > 1)      # away from class edges
+    want = np.where(col20 < 30, bands.SCL_VEGETATION, np.where(col20 < 50, bands.SCL_CLOUD_HIGH, 0))
+    np.testing.assert_array_equal(stack.scl[0][far], want[far])              # nearest: classes only
+    assert set(np.unique(stack.scl[0])) <= {0, bands.SCL_VEGETATION, bands.SCL_CLOUD_HIGH}
+    assert (stack.s2[0][:, far & (want == 0)] == 0).all()                   # SCL 0: not covered
+    assert (stack.scl[1][inside] == SCL_UNKNOWN).all()
+    assert (stack.scl[1][_inside_patch(tile, -30.0)] == 0).all()
+    assert np.isnan(stack.scene_cloud_pct[1][inside]).all()
+
+
 def test_stack_flags_through_build_dataset_refuse_a_stray_flag(tmp_path, capsys):
     samples = tmp_path / "s.csv"
     samples.write_text("point_id,lat,lon,clay\na,48.5,9.0,20\n")
