@@ -92,9 +92,10 @@ class FakeEarthEngine:
     """Thread-safe fake transport; `requests` records every computeFeatures call."""
 
     def __init__(self, preset: str = "quick", latency_s: float = 0.0, cs_cloudy: float = 0.2,
-                 cs_clear: float = 0.9):
+                 cs_clear: float = 0.9, empty: bool = False):
         self.world = SyntheticSource(preset)
         self.latency_s = latency_s
+        self.empty = empty                        # answer every request with no feature (benchmark)
         self.cs_cloudy, self.cs_clear = cs_cloudy, cs_clear
         self.faults: list[Callable[[dict], tuple[int, str] | None]] = []
         self.requests: list[dict] = []            # every computeFeatures request (parsed)
@@ -152,7 +153,7 @@ class FakeEarthEngine:
                     status, message = hit
                     return self._json(status, {"error": {"code": status, "message": message,
                                                          "status": STATUS_NAMES.get(status, "UNKNOWN")}})
-            features = self._features(asked, sensor, start, end)
+            features = [] if self.empty else self._features(asked, sensor, start, end)
             size = int(body.get("pageSize", 1000))
             lo = int(body.get("pageToken", 0) or 0)
             page = {"type": "FeatureCollection", "features": features[lo:lo + size]}

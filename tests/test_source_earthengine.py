@@ -136,10 +136,10 @@ def test_observations_equal_the_synthetic_world_and_requests_are_right(fake, wor
             ("Filter.listContains", "transmitterReceiverPolarisation", "VH"),
             ("Filter.listContains", "transmitterReceiverPolarisation", "VV")]
     for r in reqs:
-        # Many points per request, grouped by place: at most 4, all in one 0.5° cell.
+        # Many points per request, grouped by place: at most 4, all in one cell.
         assert 1 <= len(r["point_ids"]) <= 4
         assert r["asked"]["dates"] == [("2017-03-28", "2020-01-01")]          # --ee-end inclusive
-        cells = {(np.floor(lat / 0.5), np.floor(lon / 0.5)) for _, lon, lat in r["asked"]["points"]}
+        cells = {_cell(lat, lon) for _, lon, lat in r["asked"]["points"]}
         assert len(cells) == 1
         assert r["uri"].startswith("https://earthengine-highvolume.googleapis.com/")
         assert "/projects/s2mos-test-project/table:computeFeatures" in r["uri"]
@@ -195,8 +195,7 @@ def test_a_permanent_404_rejects_its_points_and_keeps_the_others(fake, world, po
 
 
 def test_oversize_requests_are_split_until_they_pass(fake, world, points):
-    cell = [p for p in points if (np.floor(p.lat / 0.5), np.floor(p.lon / 0.5)) ==
-            (np.floor(points[0].lat / 0.5), np.floor(points[0].lon / 0.5))]
+    cell = [p for p in points if _cell(p.lat, p.lon) == _cell(points[0].lat, points[0].lon)]
     group = cell + [dataclass_moved(points[0], i) for i in range(1, 8 - len(cell) + 1)]
     fake.faults.append(ee_fake.larger_than(2, 400, "User memory limit exceeded."))
     src = _source(points_per_request=8)
@@ -208,10 +207,15 @@ def test_oversize_requests_are_split_until_they_pass(fake, world, points):
     assert passed == {p.point_id for p in group}
 
 
+def _cell(lat, lon):
+    return np.floor(lat / ee_requests.GROUP_CELL_DEG), np.floor(lon / ee_requests.GROUP_CELL_DEG)
+
+
 def dataclass_moved(p, i):
-    """A neighbour of `p` (same 0.5° cell), a new point id."""
+    """A neighbour of `p` (same grouping cell), a new point id."""
     import dataclasses
-    return dataclasses.replace(p, point_id=f"{p.point_id}n{i}", lat=p.lat + 0.001 * i * np.sign(0.25 - (p.lat % 0.5)))
+    half = ee_requests.GROUP_CELL_DEG / 2
+    return dataclasses.replace(p, point_id=f"{p.point_id}n{i}", lat=p.lat + 0.001 * i * np.sign(half - (p.lat % (2 * half))))
 
 
 def test_a_one_point_request_too_big_is_split_in_time(fake, world, points):

@@ -101,7 +101,9 @@ class EarthEngineSource:
         end = self.end + dt.timedelta(days=1)                    # --ee-end is inclusive
         reqs = ee_requests.plan_requests(points, self.start, end, self.points_per_request)
         frames, failures = [ee_requests.decode([], bands.SENSOR_S2)], {}
-        with ThreadPoolExecutor(max_workers=max(1, min(self.max_inflight, len(reqs)))) as pool:
+        # Twice as many threads as requests in flight: a thread waiting out a backoff holds
+        # no slot (the gate caps what is in flight), so retries do not idle the cap.
+        with ThreadPoolExecutor(max_workers=max(1, min(2 * self.max_inflight, len(reqs)))) as pool:
             for req, outcome in zip(reqs, pool.map(self._run_request, reqs)):
                 for kind, payload in outcome:
                     if kind == "ok":

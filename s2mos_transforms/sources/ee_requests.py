@@ -36,7 +36,7 @@ MAX_VALUES = 1_000_000
 S2_IMAGES_PER_DAY = 0.4          # a point sees an S2 image every ~2.5 days (two satellites, overlaps)
 S1_IMAGES_PER_DAY = 0.35
 MIN_SPLIT_DAYS = 16              # a one-point request is split in time down to this span
-GROUP_CELL_DEG = 0.5             # points are grouped within cells of this size
+GROUP_CELL_DEG = 1.0             # points are grouped within cells of this size (about one S2 granule)
 
 
 @dataclasses.dataclass(frozen=True)
