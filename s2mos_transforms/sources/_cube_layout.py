@@ -80,16 +80,25 @@ class CubeLayout:
         sel = {self.ydim: rows, self.xdim: cols}
         tdim = next((d for d in da.dims if d in (self.t1, self.t2)), None)
         if tdim is not None:
-            sel[tdim] = tsel
+            sel[tdim] = _as_slice(tsel)
         out = da.isel(sel).transpose(*([tdim] if tdim else []), self.ydim, self.xdim).values
         return out[..., ::-1, :] if self.y_up else out
 
     def read_times(self, var: str, tsel) -> np.ndarray:
         """A per-time variable (``angle``, per-scene ``scene_cloud_pct``) at `tsel`."""
-        return np.asarray(self.ds[var].isel({self.ds[var].dims[0]: tsel}).values)
+        return np.asarray(self.ds[var].isel({self.ds[var].dims[0]: _as_slice(tsel)}).values)
 
     def attrs(self, var: str) -> dict:
         return dict(self.ds[var].attrs)
+
+
+def _as_slice(sel):
+    """A run of consecutive indices as a slice: backends (h5py above all) read a slice in one
+    go but an index array element by element."""
+    a = np.asarray(sel)
+    if a.ndim == 1 and a.size and np.all(np.diff(a) == 1):
+        return slice(int(a[0]), int(a[-1]) + 1)
+    return sel
 
 
 def _flip(sel, n: int):

@@ -176,15 +176,18 @@ class DatacubeSource:
             missing |= scl == bands.SCL_NO_DATA
         keep2 = ~missing.all(axis=(1, 2))
         keep1 = np.isfinite(s1).any(axis=(1, 2, 3))
-        dn, missing, cloud, t2 = dn[keep2], missing[keep2], cloud[keep2], t2[keep2]
-        s2 = dn
+        if not keep2.all():                 # copies only when some time step has no data here
+            dn, missing, cloud, t2 = dn[keep2], missing[keep2], cloud[keep2], t2[keep2]
+            scl = None if scl is None else scl[keep2]
+        s2 = dn                             # nodata in place: all bands 0, SCL 0, cloud NaN
         s2[np.broadcast_to(missing[:, None], s2.shape)] = S2_NODATA
         if scl is not None:
-            scl = np.where(missing, bands.SCL_NO_DATA, scl[keep2]).astype(np.uint8)
-        cloud = np.where(missing, np.nan, cloud).astype(np.float32)
+            scl[missing] = bands.SCL_NO_DATA
+        cloud[missing] = np.nan
+        s1 = s1 if keep1.all() else s1[keep1]
         return ImageStack(tile=tile, s2_times=c.s2_times[t2], s2=s2.reshape(-1, len(bands.S2_BANDS), h, w),
                           scl=scl, scene_cloud_pct=cloud, s1_times=c.s1_times[t1[keep1]],
-                          s1=s1[keep1].astype(np.float32), angle=self._angle(t1[keep1]))
+                          s1=s1, angle=self._angle(t1[keep1]))
 
     def _same_grid(self, tile: Tile) -> bool:
         c = self.cube
