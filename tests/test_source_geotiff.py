@@ -151,6 +151,10 @@ def test_real_patches_at_points_give_the_native_pixels(real_index):
             r, c = ds.index(x, y)
             assert s1.loc[f"p{i}", "VH"] == pytest.approx(float(ds.read(1)[r, c]))
     assert s2["SCL"].isna().all() and s2["scene_cloud_pct"].eq(3.5).all()
+    assert s1[list(bands.S2_BANDS)].isna().all().all() and s2[["VV", "VH"]].isna().all().all()
+    empty = src.observations([])
+    assert len(empty) == 0 and list(empty.columns) == list(bands.OBS_COLUMNS)
+    assert dict(empty.dtypes) == dict(obs.dtypes)
 
 
 def test_folder_convention_reads_the_bigearthnet_layout():

@@ -143,13 +143,14 @@ class GeoTiffSource:
             if acq.sensor == bands.SENSOR_S2:
                 refl, scl = values
                 ok = np.flatnonzero(np.all(refl > 0, axis=1) & (scl != bands.SCL_NO_DATA))
-                frames.append(_s2_rows(ids[ok], acq, refl[ok], scl[ok], SCL in self._usable[k]))
+                frames.append(_rows(ids[ok], acq.sensor, acq.time, refl=refl[ok],
+                                    scl=scl[ok] if SCL in self._usable[k] else None, cloud=acq.scene_cloud_pct))
             else:
                 s1 = values
                 ok = np.flatnonzero(np.isfinite(s1).all(axis=1))
-                frames.append(_s1_rows(ids[ok], acq, s1[ok]))
+                frames.append(_rows(ids[ok], acq.sensor, acq.time, s1=s1[ok], angle=acq.angle))
         if not frames:
-            return _frame([], [], [], np.zeros((0, 10)), np.zeros(0), np.zeros((0, 2)), [], False)
+            return _rows([], bands.SENSOR_S2, np.datetime64(0, "s"))
         obs = pd.concat(frames, ignore_index=True)
         code = pd.Categorical(obs["point_id"], categories=list(dict.fromkeys(ids))).codes
         order = np.lexsort((obs["sensor"].to_numpy(), obs["datetime"].to_numpy(), code))
@@ -272,42 +273,22 @@ def _db(values: np.ndarray, unit: str) -> np.ndarray:
     return v
 
 
-def _frame(ids, sensor, times, refl, scl, s1, cloud_angle, has_scl) -> pd.DataFrame:
+def _rows(ids, sensor: str, time, refl=None, scl=None, s1=None, cloud=np.nan, angle=np.nan) -> pd.DataFrame:
+    """Observation rows (`bands.OBS_COLUMNS`, the dtypes of every source) of one acquisition at
+    the points `ids`: S2 with `refl` (n, 10) and `scl` (n,) or None (unknown), S1 with `s1` (n, 2)."""
     n = len(ids)
-    frame = pd.DataFrame({"point_id": pd.Series(list(map(str, ids)), dtype=object),
-                          "sensor": pd.Series(list(sensor), dtype=object),
-                          "datetime": pd.Series(pd.to_datetime(np.asarray(times, "datetime64[s]")).tz_localize("UTC"),
-                                                dtype=UTC_DTYPE)})
-    cloud = np.asarray([c for c, _ in cloud_angle], np.float32) if n else np.zeros(0, np.float32)
-    angle = np.asarray([a for _, a in cloud_angle], np.float32) if n else np.zeros(0, np.float32)
-    frame["scene_cloud_pct"] = cloud
+    frame = pd.DataFrame({"point_id": pd.Series([str(i) for i in ids], dtype=object),
+                          "sensor": pd.Series([sensor] * n, dtype=object),
+                          "datetime": pd.Series(pd.DatetimeIndex(np.full(n, time, "datetime64[s]")).tz_localize("UTC"),
+                                                dtype=UTC_DTYPE),
+                          "scene_cloud_pct": np.full(n, cloud, np.float32)})
     for b, name in enumerate(bands.S2_BANDS):
-        frame[name] = pd.array(refl[:, b] if n else [], dtype="Int16")
-    frame["SCL"] = pd.array(scl if n else [], dtype="UInt8")
-    frame["VV"] = np.asarray(s1[:, 0] if n else [], np.float32)
-    frame["VH"] = np.asarray(s1[:, 1] if n else [], np.float32)
-    frame["angle"] = angle
+        frame[name] = pd.array(np.clip(refl[:, b], 1, S2_MAX) if refl is not None else [pd.NA] * n, dtype="Int16")
+    frame["SCL"] = pd.array(scl if scl is not None else [pd.NA] * n, dtype="UInt8")
+    frame["VV"] = s1[:, 0].astype(np.float32) if s1 is not None else np.full(n, np.nan, np.float32)
+    frame["VH"] = s1[:, 1].astype(np.float32) if s1 is not None else np.full(n, np.nan, np.float32)
+    frame["angle"] = np.full(n, angle, np.float32)
     return frame[list(bands.OBS_COLUMNS)]
-
-
-def _s2_rows(ids, acq: Acquisition, refl, scl, has_scl: bool) -> pd.DataFrame:
-    n = len(ids)
-    refl = np.clip(refl, 1, S2_MAX)
-    scl_col = pd.array([int(v) for v in scl] if has_scl else [pd.NA] * n, dtype="UInt8")
-    frame = _frame(ids, [bands.SENSOR_S2] * n, [acq.time] * n, refl, np.zeros(n, np.uint8),
-                   np.full((n, 2), np.nan), [(acq.scene_cloud_pct, np.nan)] * n, has_scl)
-    frame["SCL"] = scl_col
-    return frame
-
-
-def _s1_rows(ids, acq: Acquisition, s1) -> pd.DataFrame:
-    n = len(ids)
-    frame = _frame(ids, [bands.SENSOR_S1] * n, [acq.time] * n, np.zeros((n, 10), np.int64),
-                   np.zeros(n, np.uint8), s1, [(np.nan, acq.angle)] * n, False)
-    for name in bands.S2_BANDS:
-        frame[name] = pd.array([pd.NA] * n, dtype="Int16")
-    frame["SCL"] = pd.array([pd.NA] * n, dtype="UInt8")
-    return frame
 
 
 def _add_arguments(group) -> None:
