@@ -109,6 +109,17 @@ def test_bad_key_file_is_one_line_without_the_key(tmp_path, monkeypatch):
     ee_session.reset()
 
 
+def test_build_dataset_without_credentials_is_one_line_before_any_work(quick_world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "nowhere.json"))
+    ee_session.reset()
+    code = main(["build-dataset", "--samples", str(quick_world / "samples.csv"), "--out", str(tmp_path / "ds"),
+                 "--source", "earthengine", "--ee-project", "p"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("s2mos: error: --ee-credentials adc: no Application Default Credentials found")
+    assert not (tmp_path / "ds").exists()
+
+
 # ---- the observations equal the world's, through the real client -----------------------------
 
 def test_observations_equal_the_synthetic_world_and_requests_are_right(fake, world, points):
@@ -373,6 +384,9 @@ def test_build_dataset_with_earthengine_equals_synthetic(fake, quick_world, key_
     assert _records(tmp_path / "ee") == _records(tmp_path / "syn")
     summary = json.loads((tmp_path / "ee" / "summary.json").read_text())
     assert summary["inputs"]["source"] == "earthengine" and summary["inputs"]["credentials"] == str(key_file[0])
+    counters = summary["beam_counters"]                       # published from the workers' DoFn threads
+    assert counters["ee_requests"] == len(fake.requests) and counters["ee_retries"] == 3
+    assert counters["ee_pages"] == len(fake.requests) - 3 and counters["ee_bytes"] > 0
 
     # A permanent 404 for one point: that point rejected with the reason, the others kept.
     fake.faults[:] = [ee_fake.for_point(bad_point, 404, "Image.load: Image asset 'x' not found.")]
