@@ -151,6 +151,7 @@ def resolve(args: argparse.Namespace):
         model_dir=args.model_dir or "", out=(args.out or "").rstrip("/"), source=name, source_options=options,
         start=start, end=end, tile_size=args.tile_size, min_obs=args.min_obs, channels=tuple(channels),
         res=float(args.resolution), extraction=extraction, extraction_from=origin)
+    warnings = list(warnings) + [f"note: {n}" for n in getattr(source, "notes", [])]   # per-file source notes
     return config, aoi, source, preset, warnings
 
 

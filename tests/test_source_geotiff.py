@@ -276,6 +276,30 @@ def test_scl_nearest_and_an_acquisition_without_scl(tmp_path):
     assert np.isnan(stack.scene_cloud_pct[1][inside]).all()
 
 
+def test_one_band_in_another_crs_is_warped_on_its_own(tmp_path):
+    """Files of one acquisition need not share a CRS: B5 re-projected to EPSG:4326 gives the
+    same tile values (within the resampling) as the original EPSG:32629 file."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    src_path = glob.glob(os.path.join(S2_DIR, "*_B05.tif"))[0]
+    moved = tmp_path / "B05_wgs84.tif"
+    with rasterio.open(src_path) as ds:
+        transform, w, h = calculate_default_transform(ds.crs, "EPSG:4326", ds.width, ds.height, *ds.bounds)
+        profile = dict(ds.profile, crs="EPSG:4326", transform=transform, width=w, height=h, nodata=0)
+        with rasterio.open(moved, "w", **profile) as out:
+            reproject(rasterio.band(ds, 1), rasterio.band(out, 1), resampling=Resampling.nearest)
+    rows = [dict(r, path=str(moved)) if r["band"] == "B5" else r for r in _patch_rows()]
+    tile = _tile_in_zone_30()
+    want = GeoTiffSource(_write_index(tmp_path / "a.csv", _patch_rows())).tile_stack(tile)
+    got = GeoTiffSource(_write_index(tmp_path / "b.csv", rows)).tile_stack(tile)
+    core = _inside_patch(tile, 60.0)
+    b5 = bands.S2_BANDS.index("B5")
+    a, b = want.s2[0, b5][core].astype(float), got.s2[0, b5][core].astype(float)
+    assert (b > 0).all() and np.corrcoef(a, b)[0, 1] > 0.9 and np.median(np.abs(a - b) / a) < 0.05
+    others = [i for i in range(len(bands.S2_BANDS)) if i != b5]
+    np.testing.assert_array_equal(got.s2[0, others][:, core], want.s2[0, others][:, core])
+
+
 def test_stack_flags_through_build_dataset_refuse_a_stray_flag(tmp_path, capsys):
     samples = tmp_path / "s.csv"
     samples.write_text("point_id,lat,lon,clay\na,48.5,9.0,20\n")
@@ -355,3 +379,41 @@ def test_exported_stack_maps_and_builds_like_the_synthetic_source(exported_world
     s_syn = json.loads((tmp_path / "ds_syn" / "summary.json").read_text())
     s_geo = json.loads((tmp_path / "ds_geo" / "summary.json").read_text())
     assert (s_geo["calibration"], s_geo["test"], s_geo["rejected"]) == (s_syn["calibration"], s_syn["test"], s_syn["rejected"])
+
+
+@pytest.mark.slow
+def test_a_bad_stack_still_maps_with_per_file_notes(exported_world, tmp_path, capsys):
+    """The exported stack's index with a row pointing to nothing, one S2 file truncated and one
+    SCL row dropped: each is a note naming it, and every tile of the map is still written."""
+    lines = (exported_world / "index.csv").read_text().splitlines()
+    header, rows = lines[0], [line.split(",") for line in lines[1:]]
+    s2_rows = [r for r in rows if r[1] == "S2" and "o062" in r[5]]
+    bad, no_scl = s2_rows[0], s2_rows[3]
+    data = (exported_world / bad[0]).read_bytes()
+    (tmp_path / "truncated.tif").write_bytes(data[: len(data) // 4])
+    out_rows = []
+    for r in rows:
+        if r is no_scl:
+            continue                                          # this acquisition loses its SCL
+        path = str(tmp_path / "truncated.tif") if r is bad else str(exported_world / r[0])
+        out_rows.append(",".join([path] + r[1:]))
+    out_rows.append(",".join([str(tmp_path / "gone.tif"), "S1", "2018-06-01T05:00:00Z", "VV", "dB", "x", "", ""]))
+    index = tmp_path / "index.csv"
+    index.write_text("\n".join([header] + out_rows) + "\n")
+
+    bbox, names = fx.small_aoi_bbox(32)
+    capsys.readouterr()
+    assert main(["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, bbox), "--tile-size", "32",
+                 "--start", "2018-01-01", "--end", "2019-12-31", "--no-report", "--runner", "DirectRunner",
+                 "--source", "geotiff", "--stack", str(index), "--out", str(tmp_path / "map")]) == 0
+    err = capsys.readouterr().err
+    assert "gone.tif does not exist" in err
+    assert f"S2 {no_scl[2]} {no_scl[5]}: no SCL" in err
+    records = [json.loads(x) for x in (tmp_path / "map" / "tiles.jsonl").read_text().splitlines()]
+    assert sorted(r["tile"] for r in records) == names and all(r["status"] == "written" for r in records)
+    # The truncated acquisition is left out of the tiles, with a note naming it.
+    src = GeoTiffSource(str(index))
+    task_tile = Tile(32632, *map(int, names[0].split("_")[1:]), 32)
+    stack = src.tile_stack(task_tile, "2018-01-01", "2019-12-31")
+    assert np.datetime64(bad[2].rstrip("Z"), "s") not in stack.s2_times
+    assert any(("truncated.tif" in n) or n.startswith(f"S2 {bad[2]} {bad[5]}: read failed") for n in src.notes)
