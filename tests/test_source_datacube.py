@@ -190,6 +190,27 @@ def test_openeo_cube_is_reprojected_onto_the_tile(utm_tile, tmp_path):
     assert any("scene_cloud_pct" in n for n in cube.notes)
 
 
+def test_rows_south_to_north_and_float32_coordinates(utm_tile, tmp_path):
+    """rioxarray/openEO variants: y ascending and float32 x/y read the same pixels."""
+    path = str(tmp_path / "openeo.nc")
+    _openeo_cube(path, utm_tile)
+    with xr.open_dataset(path, engine="h5netcdf", mask_and_scale=False) as ds:
+        flipped = ds.isel(y=slice(None, None, -1)).load()
+    flipped = flipped.assign_coords(x=flipped["x"].astype(np.float32), y=flipped["y"].astype(np.float32))
+    flipped.to_netcdf(tmp_path / "flipped.nc", engine="h5netcdf")
+    a, b = DatacubeSource(path), DatacubeSource(str(tmp_path / "flipped.nc"))
+    assert b.cube.y_up and not a.cube.y_up and abs(b.cube.y0 - a.cube.y0) < 1 and abs(b.cube.x0 - a.cube.x0) < 1
+    sa, sb = a.tile_stack(utm_tile), b.tile_stack(utm_tile)
+    np.testing.assert_array_equal(sa.scl, sb.scl)
+    assert np.abs(sa.s2.astype(int) - sb.s2.astype(int)).max() <= 1
+    lon, lat = utm_tile.pixel_centres_lonlat()
+    pts = [SamplePoint(f"p{i}", float(lat[i, 3 * i]), float(lon[i, 3 * i])) for i in range(8)]
+    oa, ob = a.observations(pts), b.observations(pts)
+    assert len(oa) == len(ob) == 8 * 5
+    s2a, s2b = oa[oa["sensor"] == "S2"], ob[ob["sensor"] == "S2"]
+    assert len(s2a) == 8 * 3 and (s2a["B4"].astype(int) - s2b["B4"].astype(int)).abs().max() <= 1
+
+
 def test_openeo_cube_points(utm_tile, tmp_path):
     path = str(tmp_path / "openeo.nc")
     meta = _openeo_cube(path, utm_tile, scale=10_000)                # ×10 000 floats with scale_factor

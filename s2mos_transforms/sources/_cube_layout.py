@@ -309,13 +309,19 @@ def _axis(ds, var: str, names, path: str) -> str:
                     f"(dims: {', '.join(map(str, ds[var].dims))})")
 
 
-def _spacing(values: np.ndarray, dim: str, path: str) -> float:
+def _spacing(values: np.ndarray, dim: str, path: str) -> tuple[float, float]:
+    """(first pixel centre, step) of a regular coordinate, fitted over all its values so float32
+    coordinates (openEO, rioxarray) keep sub-metre origins; irregular spacing is an error."""
     if values.size < 2:
         raise UserError(f"cube {path}: dimension {dim} needs at least 2 pixels")
-    d = np.diff(values.astype(np.float64))
-    if not np.allclose(d, d[0], rtol=1e-6, atol=1e-6 * abs(d[0])) or d[0] == 0:
+    v = values.astype(np.float64)
+    i = np.arange(v.size)
+    step = (v[-1] - v[0]) / (v.size - 1)
+    first = float(np.mean(v - i * step))
+    eps = np.finfo(values.dtype).eps * np.abs(v).max() * 4 if values.dtype.kind == "f" else 0.0
+    if step == 0 or np.abs(v - (first + i * step)).max() > 1e-6 * abs(step) + eps:
         raise UserError(f"cube {path}: coordinate {dim} is not regularly spaced")
-    return float(d[0])
+    return first, float(step)
 
 
 def _layout(path: str, ds) -> CubeLayout:
@@ -351,14 +357,14 @@ def _layout(path: str, ds) -> CubeLayout:
         raise UserError(f"cube {path}: variable {angle} must be ({t1})")
     crs = _crs(ds, first, path)
     xs, ys = np.asarray(ds[xdim].values, float), np.asarray(ds[ydim].values, float)
-    dx, dy = _spacing(xs, xdim, path), _spacing(ys, ydim, path)
+    (fx, dx), (fy, dy) = _spacing(np.asarray(ds[xdim].values), xdim, path), _spacing(np.asarray(ds[ydim].values), ydim, path)
     if dx < 0:
         raise UserError(f"cube {path}: coordinate {xdim} decreases (expected west to east)")
     y_up = dy > 0
-    top = ys.max()
+    top = fy + (ys.size - 1) * dy if y_up else fy
     return CubeLayout(path=path, ds=ds, s2=s2, scl=scl, s1=s1, cloud=cloud, angle=angle, t2=t2, t1=t1,
                       s2_times=_utc_seconds(ds[t2].values), s1_times=_utc_seconds(ds[t1].values),
-                      xdim=xdim, ydim=ydim, crs=crs, epsg=crs.to_epsg(), x0=float(xs[0] - dx / 2),
+                      xdim=xdim, ydim=ydim, crs=crs, epsg=crs.to_epsg(), x0=fx - dx / 2,
                       y0=float(top + abs(dy) / 2), res_x=dx, res_y=abs(dy), width=xs.size, height=ys.size,
                       y_up=y_up, notes=notes)
 
