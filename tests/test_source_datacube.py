@@ -288,18 +288,17 @@ def test_point_outside_the_cube_is_a_source_error(small):
 
 @pytest.mark.slow
 def test_remote_path_is_copied_through_fileio(small):
-    """A non-local path (TensorFlow's ram:// here, gs:// in production) without fsspec: the cube
-    is copied once through `fileio` and reads the same."""
-    from s2mos_transforms import fileio
-    with open(small["nc"], "rb") as fh:
-        fileio.write_bytes("ram://cubes/small.nc", fh.read())
-    fileio.copy_tree_to(small["zarr"], "ram://cubes/small.zarr")
+    """A non-local path (TensorFlow's ram:// here, gs:// in production) without fsspec: the
+    export uploads through `fileio`, the source copies the cube once and reads the same."""
     tile = tiling.tiles_for_aoi(tiling.aoi_from_bbox(*small["bbox"]), 32)[0].tile
     local = DatacubeSource(small["nc"]).tile_stack(tile)
     for remote in ("ram://cubes/small.nc", "ram://cubes/small.zarr"):
+        assert export_datacube("quick", remote, bbox=small["bbox"])["path"] == remote
         st = DatacubeSource(remote).tile_stack(tile)
         for f in STACK_FIELDS:
             np.testing.assert_array_equal(getattr(st, f), getattr(local, f), err_msg=f"{remote} {f}")
+    with pytest.raises(UserError, match="must end with .nc"):
+        export_datacube("quick", "ram://cubes/small.tif")
 
 
 # ------------------------------------------------------------- the whole AOI, end to end

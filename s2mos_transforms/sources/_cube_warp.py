@@ -62,11 +62,16 @@ def reprojected(src, tile: Tile, t2: np.ndarray, t1: np.ndarray):
     at = c.transform @ Affine.translation(cs.start, rs.start)          # the window's own transform
     crs = CRS.from_wkt(c.crs.to_wkt())
     d, s = src._s2(t2, rs, cs)
-    dn = _warp(d.reshape(-1, h, w), at, crs, tile, 0, Resampling.bilinear).reshape(len(t2), nb, n, n)
+    # Warp only the time steps with data in the window (a cube over several orbits holds many
+    # steps that miss this tile); the others stay nodata.
+    ok = (d != 0).all(axis=1) & (True if s is None else s != bands.SCL_NO_DATA)
+    k2 = np.flatnonzero(ok.any(axis=(1, 2)))
+    dn[k2] = _warp(d[k2].reshape(-1, h, w), at, crs, tile, 0, Resampling.bilinear).reshape(len(k2), nb, n, n)
     if scl is not None:
-        scl = _warp(s, at, crs, tile, bands.SCL_NO_DATA, Resampling.nearest)
-    cloud = _warp(src._cloud(t2, rs, cs, (len(t2), h, w)).astype(np.float32), at, crs, tile, np.nan,
-                  Resampling.nearest)
-    s1 = _warp(src._s1(t1, rs, cs).reshape(-1, h, w), at, crs, tile, np.nan,
-               Resampling.bilinear).reshape(len(t1), 2, n, n)
+        scl[k2] = _warp(s[k2], at, crs, tile, bands.SCL_NO_DATA, Resampling.nearest)
+    cloud[k2] = _warp(src._cloud(t2, rs, cs, (len(t2), h, w))[k2].astype(np.float32), at, crs, tile, np.nan,
+                      Resampling.nearest)
+    v = src._s1(t1, rs, cs)
+    k1 = np.flatnonzero(np.isfinite(v).any(axis=(1, 2, 3)))
+    s1[k1] = _warp(v[k1].reshape(-1, h, w), at, crs, tile, np.nan, Resampling.bilinear).reshape(len(k1), 2, n, n)
     return dn, scl, cloud, s1
