@@ -119,7 +119,8 @@ LAEA = 3035
 S2_DAYS, S1_DAYS = (0, 5, 10), (1, 7)
 
 
-def _openeo_cube(path: str, tile: Tile, *, drop: tuple[str, ...] = (), crs: bool = True, scale=None) -> dict:
+def _openeo_cube(path: str, tile: Tile, *, drop: tuple[str, ...] = (), crs: bool = True, scale=None,
+                 gm_key: str = "crs_wkt", extra: dict | None = None) -> dict:
     """Over `tile` in EPSG:3035 at 10 m: one `t` (S2 and S1 dates), NaN where a sensor is absent;
     reflectance a linear field of the 3035 coordinates (0–1 floats); VV, VH linear power."""
     from pyproj import CRS, Transformer
@@ -151,7 +152,9 @@ def _openeo_cube(path: str, tile: Tile, *, drop: tuple[str, ...] = (), crs: bool
         if crs:
             v[2]["grid_mapping"] = "crs"
     if crs:
-        data["crs"] = ((), np.int8(0), {"crs_wkt": CRS.from_epsg(LAEA).to_wkt()})
+        value = f"EPSG:{LAEA}" if gm_key == "epsg_code" else CRS.from_epsg(LAEA).to_wkt()
+        data["crs"] = ((), np.int8(0), {gm_key: value})
+    data.update(extra or {})
     ds = xr.Dataset(data, coords={"t": t, "x": xs, "y": ys})
     ds.to_netcdf(path, engine="h5netcdf")
     return {"x0": x0, "y1": y1, "coef": coef, "times": t, "is_s2": is_s2}
@@ -209,6 +212,28 @@ def test_rows_south_to_north_and_float32_coordinates(utm_tile, tmp_path):
     assert len(oa) == len(ob) == 8 * 5
     s2a, s2b = oa[oa["sensor"] == "S2"], ob[ob["sensor"] == "S2"]
     assert len(s2a) == 8 * 3 and (s2a["B4"].astype(int) - s2b["B4"].astype(int)).abs().max() <= 1
+
+
+@pytest.mark.parametrize("gm_key", ["spatial_ref", "epsg_code"])
+def test_per_scene_cloud_angle_and_other_grid_mapping_keys(utm_tile, tmp_path, gm_key):
+    """scene_cloud_pct per time step (one value per scene) and angle on the shared `t`; the CRS
+    from `spatial_ref` (GDAL/rioxarray) or `epsg_code`."""
+    path = str(tmp_path / "scene.nc")
+    pct = np.array([3.0, np.nan, 40.0, np.nan, 7.5], np.float32)          # NaN on the S1 dates
+    angle = np.array([np.nan, 38.5, np.nan, 41.0, np.nan], np.float32)
+    meta = _openeo_cube(path, utm_tile, gm_key=gm_key,
+                        extra={"scene_cloud_pct": (("t",), pct), "angle": (("t",), angle)})
+    cube = DatacubeSource(path)
+    assert cube.cube.epsg == LAEA and cube.notes == []
+    st = cube.tile_stack(utm_tile)
+    covered = st.scl != bands.SCL_NO_DATA
+    for k, want in enumerate(pct[meta["is_s2"]]):
+        assert (st.scene_cloud_pct[k][covered[k]] == want).all() and np.isnan(st.scene_cloud_pct[k][~covered[k]]).all()
+    np.testing.assert_array_equal(st.angle, angle[~meta["is_s2"]])
+    lon, lat = utm_tile.pixel_centres_lonlat()
+    obs = cube.observations([SamplePoint("p", float(lat[20, 20]), float(lon[20, 20]))])
+    np.testing.assert_array_equal(obs.loc[obs["sensor"] == "S2", "scene_cloud_pct"], pct[meta["is_s2"]])
+    np.testing.assert_array_equal(obs.loc[obs["sensor"] == "S1", "angle"], angle[~meta["is_s2"]])
 
 
 def test_openeo_cube_points(utm_tile, tmp_path):
