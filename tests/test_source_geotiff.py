@@ -300,6 +300,22 @@ def test_one_band_in_another_crs_is_warped_on_its_own(tmp_path):
     np.testing.assert_array_equal(got.s2[0, others][:, core], want.s2[0, others][:, core])
 
 
+def test_a_rewritten_file_is_read_again_in_the_same_process(tmp_path):
+    from s2mos_transforms.sources import raster_read
+
+    path = str(tmp_path / "VV.tif")
+    profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "crs": "EPSG:32629",
+               "transform": rasterio.transform.from_origin(567180.0, 4358040.0, 10.0, 10.0)}
+    with rasterio.open(path, "w", width=12, height=12, **profile) as out:
+        out.write(np.full((1, 12, 12), -10.0, np.float32))
+    assert raster_read.header(path).width == 12
+    east = raster_read.lonlat_bounds(path)[2]
+    with rasterio.open(path, "w", width=24, height=24, **profile) as out:
+        out.write(np.full((1, 24, 24), -10.0, np.float32))
+    assert raster_read.header(path).width == 24
+    assert raster_read.lonlat_bounds(path)[2] > east
+
+
 def test_stack_flags_through_build_dataset_refuse_a_stray_flag(tmp_path, capsys):
     samples = tmp_path / "s.csv"
     samples.write_text("point_id,lat,lon,clay\na,48.5,9.0,20\n")

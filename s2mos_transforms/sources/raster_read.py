@@ -32,17 +32,36 @@ class Header:
     nodata: float | None
 
 
-@lru_cache(maxsize=65536)
 def header(path: str) -> Header:
-    """The file's grid and band count (cached per process: a worker opens each header once)."""
+    """The file's grid and band count (cached per process and file version: a worker opens
+    each header once; a rewritten file is read again)."""
+    return _header(path, _version(path))
+
+
+def _version(path: str) -> tuple | None:
+    """(mtime, size) of a local file: part of every cache key, so a rewritten file is re-read."""
+    import os
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=65536)
+def _header(path: str, version) -> Header:
     import rasterio
     with rasterio.open(path) as ds:
         return Header(ds.crs, ds.transform, ds.width, ds.height, ds.count, ds.dtypes[0], ds.nodata)
 
 
-@lru_cache(maxsize=65536)
 def lonlat_bounds(path: str) -> tuple[float, float, float, float]:
     """(W, S, E, N) of the file in WGS84 degrees (densified edges)."""
+    return _lonlat_bounds(path, _version(path))
+
+
+@lru_cache(maxsize=65536)
+def _lonlat_bounds(path: str, version) -> tuple[float, float, float, float]:
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
     h = header(path)
@@ -50,9 +69,13 @@ def lonlat_bounds(path: str) -> tuple[float, float, float, float]:
     return tuple(transform_bounds(h.crs, "EPSG:4326", w, s, e, n, densify_pts=21))
 
 
-@lru_cache(maxsize=65536)
 def projected_bounds(path: str, epsg: int) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) of the file's footprint in EPSG `epsg` (densified edges)."""
+    return _projected_bounds(path, epsg, _version(path))
+
+
+@lru_cache(maxsize=65536)
+def _projected_bounds(path: str, epsg: int, version) -> tuple[float, float, float, float]:
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
     h = header(path)
