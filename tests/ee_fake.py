@@ -9,13 +9,15 @@ send for the request's expression — the collection it loads, the points of its
 FeatureCollection, its date range — encoded as Earth Engine encodes it (L2A integers, dB,
 ``system:time_start`` in ms, one feature per image × point, pages of ``pageSize``).
 
-Faults are injected by rules: ``fake.faults.append(rule)`` where ``rule(info)`` returns None
+Faults are injected by rules: ``fake.faults.append(rule)`` (computeFeatures) and
+``fake.pixel_faults.append(rule)`` (computePixels: ``info`` is the request body plus ``n``) where ``rule(info)`` returns None
 or ``(status, message)`` or an exception for the transport to raise (``TimeoutError``: the
 deadline of a hung request passed); ``info`` has ``sensor``, ``point_ids``, ``start``, ``end``,
 ``n`` (the request's number, from 1).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -23,6 +25,7 @@ import time
 from typing import Any, Callable
 
 import httplib2
+import numpy as np
 import pandas as pd
 
 from s2mos_transforms import bands
@@ -43,7 +46,8 @@ def parse_expression(expr: dict) -> dict[str, Any]:
     """What a serialized expression asks for: collections loaded, points (id, lon, lat),
     date ranges, selected bands, property filters, linked collections."""
     found: dict[str, Any] = {"collections": [], "points": [], "dates": [], "select": [], "filters": [],
-                             "linked": []}
+                             "linked": [], "rect": [], "crs": [], "in_list": [], "to_bands": False,
+                             "unmask": []}
 
     values = expr.get("values", {})
 
@@ -74,10 +78,20 @@ def parse_expression(expr: dict) -> dict[str, Any]:
                     found["dates"].append((c["start"], c["end"]))
                 elif name == "Image.select":
                     found["select"].append(c["bandSelectors"])
+                elif name == "Filter.listContains" and "leftValue" in c:          # ee.Filter.inList
+                    found["in_list"].append((c.get("rightField"), c.get("leftValue")))
                 elif name in ("Filter.equals", "Filter.listContains"):
                     found["filters"].append((name, c.get("leftField"), c.get("rightValue")))
                 elif name == "Image.linkCollection":
                     found["linked"].append(c.get("linkedBands"))
+                elif name == "GeometryConstructors.Rectangle":
+                    found["rect"].append(c["coordinates"])
+                elif name == "Projection":
+                    found["crs"].append(c["crs"])
+                elif name == "ImageCollection.toBands":
+                    found["to_bands"] = True
+                elif name == "Image.constant":
+                    found["unmask"].append(c.get("value"))
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -105,6 +119,9 @@ class FakeEarthEngine:
         self._lock = threading.Lock()
         self._cache: dict[tuple, list[dict]] = {}
         self._world_cache: dict[tuple, tuple] = {}
+        self._stacks: dict[tuple, Any] = {}
+        self.pixel_requests: list[dict] = []       # every computePixels body
+        self.pixel_faults: list[Callable[[dict], tuple[int, str] | None]] = []
 
     def __deepcopy__(self, memo):
         """google-auth deep-copies the transport for a background refresh: one shared,
@@ -121,6 +138,8 @@ class FakeEarthEngine:
             with self._lock:
                 self.token_requests += 1
             return self._json(200, {"access_token": "fake-access-token", "expires_in": 3600, "token_type": "Bearer"})
+        if "image:computePixels" in uri:
+            return self._compute_pixels(json.loads(body), uri)
         if "table:computeFeatures" in uri:
             return self._compute_features(json.loads(body), dict(headers or {}), uri)
         with self._lock:
@@ -153,7 +172,10 @@ class FakeEarthEngine:
                     status, message = hit
                     return self._json(status, {"error": {"code": status, "message": message,
                                                          "status": STATUS_NAMES.get(status, "UNKNOWN")}})
-            features = [] if self.empty else self._features(asked, sensor, start, end)
+            if asked["rect"]:
+                features = self._image_features(asked, sensor, start, end)
+            else:
+                features = [] if self.empty else self._features(asked, sensor, start, end)
             size = int(body.get("pageSize", 1000))
             lo = int(body.get("pageToken", 0) or 0)
             page = {"type": "FeatureCollection", "features": features[lo:lo + size]}
@@ -201,10 +223,90 @@ class FakeEarthEngine:
             self._cache[key] = feats
         return feats
 
+    # tiles ------------------------------------------------------------------------------------
+    def _stack(self, tile, start: str, end: str):
+        key = (tile.name, tile.size, start, end)
+        with self._lock:
+            if key in self._stacks:
+                return self._stacks[key]
+        last = (pd.Timestamp(end) - pd.Timedelta(days=1)).date().isoformat()
+        stack = self.world.tile_stack(tile, start, last)
+        with self._lock:
+            self._stacks[key] = stack
+        return stack
+
+    @staticmethod
+    def _image_ids(times) -> list[str]:
+        return [f"{pd.Timestamp(t):%Y%m%dT%H%M%S}_{k:04d}" for k, t in enumerate(times)]
+
+    def _image_features(self, asked: dict, sensor: str, start: str, end: str) -> list[dict]:
+        """The images touching the requested rectangle: one per slot of the world's stack."""
+        x0, y0, x1, y1 = asked["rect"][0]
+        stack = self._stack(tile_of(asked["crs"][0], x0, y1, x1 - x0), start, end)
+        times = stack.s2_times if sensor == bands.SENSOR_S2 else stack.s1_times
+        feats = []
+        for k, (iid, t) in enumerate(zip(self._image_ids(times), times)):
+            props = {"index": iid, "t": int(np.datetime64(t, "ms").astype(np.int64))}
+            if sensor == bands.SENSOR_S2:
+                pct = np.unique(stack.scene_cloud_pct[k][~np.isnan(stack.scene_cloud_pct[k])])
+                if pct.size != 1:
+                    raise ValueError("fake: a tile across S2 granules is not modelled")
+                props["cloud"] = float(pct[0])
+            feats.append({"type": "Feature", "geometry": None, "id": iid, "properties": props})
+        return feats
+
+    def _compute_pixels(self, body: dict, uri: str):
+        with self._lock:
+            self.pixel_requests.append(body)
+            n = len(self.pixel_requests)
+        for rule in list(self.pixel_faults):
+            hit = rule({"n": n, **body})
+            if hit is not None:
+                status, message = hit
+                return self._json(status, {"error": {"code": status, "message": message,
+                                                     "status": STATUS_NAMES.get(status, "UNKNOWN")}})
+        asked = parse_expression(body["expression"])
+        g = body["grid"]
+        aff, dim = g["affineTransform"], g["dimensions"]
+        size = int(dim["width"])
+        tile = tile_of(g["crsCode"], aff["translateX"], aff["translateY"], size * aff["scaleX"])
+        sensor = bands.SENSOR_S2 if "COPERNICUS/S2_SR_HARMONIZED" in asked["collections"] else bands.SENSOR_S1
+        start, end = asked["dates"][0]
+        stack = self._stack(tile, start, end)
+        times = stack.s2_times if sensor == bands.SENSOR_S2 else stack.s1_times
+        ids = self._image_ids(times)
+        wanted = [i for i in ids if i in set(asked["in_list"][0][1])]       # toBands: collection order
+        names = (list(bands.S2_BANDS) + ["SCL"]) if sensor == bands.SENSOR_S2 else ["VV", "VH", "angle"]
+        dtype = np.int16 if sensor == bands.SENSOR_S2 else np.float32
+        out = np.zeros((size, size), dtype=[(f"{i}_{b}", dtype) for i in wanted for b in names])
+        for iid in wanted:
+            k = ids.index(iid)
+            if sensor == bands.SENSOR_S2:
+                for b, name in enumerate(bands.S2_BANDS):
+                    out[f"{iid}_{name}"] = stack.s2[k, b]
+                out[f"{iid}_SCL"] = stack.scl[k]
+            else:
+                fill = np.float32(asked["unmask"][0])                       # unmask(): explicit nodata
+                covered = ~np.isnan(stack.s1[k, 0])
+                out[f"{iid}_VV"] = np.where(covered, stack.s1[k, 0], fill)
+                out[f"{iid}_VH"] = np.where(covered, stack.s1[k, 1], fill)
+                out[f"{iid}_angle"] = np.where(covered, stack.angle[k], fill)
+        buf = io.BytesIO()
+        np.save(buf, out, allow_pickle=False)
+        return httplib2.Response({"status": 200, "content-type": "application/octet-stream"}), buf.getvalue()
+
     @staticmethod
     def _json(status: int, payload: dict):
         return httplib2.Response({"status": status, "content-type": "application/json"}), \
             json.dumps(payload).encode()
+
+
+def tile_of(crs_code: str, x_min: float, y_max: float, span: float, res: float = 10.0):
+    """The grid tile whose upper-left corner and span these are."""
+    from s2mos_transforms.grid import Tile
+    size = int(round(span / res))
+    return Tile(epsg=int(str(crs_code).split(":")[1]), col=int(round(x_min / (size * res))),
+                row=int(round(y_max / (size * res))) - 1, size=size, res=res)
 
 
 def burst(status: int, message: str, first: int, last: int):

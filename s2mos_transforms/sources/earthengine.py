@@ -1,7 +1,5 @@
-"""``earthengine``: Sentinel-2 L2A and Sentinel-1 GRD at sample points, from Google Earth Engine.
-
-Points only, for now: `tile_stack` raises `SourceError` and the plug-in declares
-``serves={points}``, so predict-map does not offer it.
+"""``earthengine``: Sentinel-2 L2A and Sentinel-1 GRD from Google Earth Engine, for sample points
+(build-dataset, tune-thresholds) and map tiles (predict-map; `tile_stack`, requests in `ee_tiles`).
 
 Per batch of points (build-dataset hands over batches of neighbours):
 
@@ -34,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 from s2mos_transforms import bands
-from s2mos_transforms.sources import ee_faults, ee_requests, ee_session
-from s2mos_transforms.sources.base import POINTS, SamplePoint, SourceError, SourcePlugin
+from s2mos_transforms.grid import Tile
+from s2mos_transforms.sources import ee_faults, ee_requests, ee_session, ee_tiles
+from s2mos_transforms.sources.base import POINTS, TILES, ImageStack, SamplePoint, SourceError, SourcePlugin
 from s2mos_transforms.sources.ee_requests import Request
 
 DEFAULT_START, DEFAULT_END = "2017-03-28", "2019-12-31"
@@ -43,7 +42,7 @@ CS_PLUS_DEFAULT = 0.6
 
 
 class EarthEngineSource:
-    """Observations at sample points from Earth Engine (module docstring)."""
+    """Observations at sample points and tile stacks from Earth Engine (module docstring)."""
 
     name = "earthengine"
 
@@ -91,8 +90,41 @@ class EarthEngineSource:
             frame = frame[np.isin(frame["point_id"].to_numpy(dtype=object), np.array(ids, dtype=object))]
         return ee_requests.ordered(frame, ids)
 
-    def tile_stack(self, tile, start=None, end=None):
-        raise SourceError("tiles not yet implemented for earthengine (it serves sample points only)")
+    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
+        """Every S2 and S1 acquisition touching the tile between start and end (inclusive;
+        default --ee-start/--ee-end), on its exact grid (`ee_tiles`). A permanent error, or
+        one that persists after the retries, is a `SourceError` naming the tile."""
+        first = dt.date.fromisoformat(start) if start else self.start
+        last = (dt.date.fromisoformat(end) if end else self.end) + dt.timedelta(days=1)
+        meta, pixels = {}, {}
+        try:
+            for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
+                expr = ee_tiles.metadata_expression(sensor, tile, first, last)
+                meta[sensor] = ee_tiles.sort_meta(list(ee_requests.fetch_pages(expr, self.page_size, self._send)))
+                ids = [str(m[ee_tiles.INDEX]) for m in meta[sensor]]
+                step = ee_tiles.images_per_request(tile, sensor)
+                pixels[sensor] = {}
+                for lo in range(0, len(ids), step):
+                    pixels[sensor].update(self._pixels(sensor, tile, first, last, ids[lo:lo + step]))
+        except ee_faults.Permanent as err:
+            raise SourceError(f"tile {tile.name}: Earth Engine: {err}") from None
+        finally:
+            self._publish()
+        return ee_tiles.assemble(tile, meta[bands.SENSOR_S2], pixels[bands.SENSOR_S2], meta[bands.SENSOR_S1],
+                                 pixels[bands.SENSOR_S1])
+
+    def _pixels(self, sensor: str, tile: Tile, first: dt.date, last: dt.date, ids: list[str]) -> dict:
+        """The pixel fields of `ids`, halving the request while Earth Engine says too big."""
+        try:
+            arr = ee_tiles.fetch_pixels(sensor, tile, first, last, ids, self._send)
+            return {name: arr[name] for name in arr.dtype.names}
+        except ee_faults.NeedsSplit as err:
+            if len(ids) == 1:
+                raise ee_faults.Permanent(f"{err} (one image per request is still too big)") from None
+            self.counters.inc("ee_splits")
+            mid = len(ids) // 2
+            return {**self._pixels(sensor, tile, first, last, ids[:mid]),
+                    **self._pixels(sensor, tile, first, last, ids[mid:])}
 
     # ---- fetching ------------------------------------------------------------------------
     def _fetch(self, points: list[SamplePoint]) -> tuple[pd.DataFrame, dict[str, str], set[str]]:
@@ -141,7 +173,8 @@ class EarthEngineSource:
     def _send(self, call) -> Any:
         page = ee_faults.call_with_retries(call, self.policy, self.counters, self.limiter, self.gate)
         self.counters.inc("ee_pages")
-        self.counters.inc("ee_bytes", len(json.dumps(page, separators=(",", ":"))))
+        size = len(page) if isinstance(page, bytes) else len(json.dumps(page, separators=(",", ":")))
+        self.counters.inc("ee_bytes", size)
         return page
 
     def _publish(self) -> None:
@@ -217,8 +250,8 @@ def _options(args) -> dict[str, Any]:
 
 PLUGIN = SourcePlugin(
     name="earthengine",
-    summary="Sentinel-2 L2A and Sentinel-1 GRD from Google Earth Engine (points)",
-    serves=frozenset({POINTS}),
+    summary="Sentinel-2 L2A and Sentinel-1 GRD from Google Earth Engine (points and tiles)",
+    serves=frozenset({POINTS, TILES}),
     factory=EarthEngineSource,
     add_arguments=_add_arguments,
     options=_options,

@@ -1,0 +1,135 @@
+"""The Earth Engine requests of the tile fan-out: which acquisitions touch a tile, then their
+pixels on the tile's exact grid, decoded into the `ImageStack` contract.
+
+Per tile and sensor: one metadata request (``computeFeatures`` over the collection filtered
+to the tile and the dates: each image's ``system:index``, time and, for S2, its
+``CLOUDY_PIXEL_PERCENTAGE``), then ``computePixels`` in NPY on the tile's grid (CRS code,
+affine transform, dimensions) for as many images per request as stay under the 48 MB request
+limit, counted as width × height × Σ(bytes per band + 1 mask byte). Each image is one slot.
+
+Masks are explicit: S2 bands are unmasked to 0 (the L2A no-data value, SCL 0 = no data) and
+S1 bands to `S1_FILL` (read back as NaN), so a pixel an image does not cover is nodata in the
+stack, never a silent zero reflectance.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any, Callable
+
+import numpy as np
+
+from s2mos_transforms import bands
+from s2mos_transforms.grid import Tile
+from s2mos_transforms.sources.base import ImageStack, s2_missing
+from s2mos_transforms.sources.ee_requests import (CLOUD, S1_COLLECTION, S1_SELECT, S2_COLLECTION, S2_SELECT,
+                                                  TIME)
+
+REQUEST_BYTES_MAX = 50_331_648            # 48 MB: 'Total request size … must be ≤ 50331648 bytes'
+S2_BYTES_PER_PIXEL = len(S2_SELECT) * (2 + 1)        # int16 + one mask byte per band
+S1_BYTES_PER_PIXEL = len(S1_SELECT) * (4 + 1)        # float32 + one mask byte per band
+S1_FILL = -9999.0
+INDEX = "index"
+
+
+def grid(tile: Tile) -> dict[str, Any]:
+    """The tile's exact pixel grid, as computePixels takes it."""
+    return {"crsCode": f"EPSG:{tile.epsg}",
+            "affineTransform": {"scaleX": float(tile.res), "shearX": 0.0, "translateX": float(tile.x_min),
+                                "shearY": 0.0, "scaleY": -float(tile.res), "translateY": float(tile.y_max)},
+            "dimensions": {"width": int(tile.size), "height": int(tile.size)}}
+
+
+def images_per_request(tile: Tile, sensor: str) -> int:
+    """How many images one computePixels request may carry under `REQUEST_BYTES_MAX`."""
+    per_px = S2_BYTES_PER_PIXEL if sensor == bands.SENSOR_S2 else S1_BYTES_PER_PIXEL
+    return max(1, REQUEST_BYTES_MAX // (tile.size * tile.size * per_px))
+
+
+def _collection(sensor: str, tile: Tile, start: dt.date, end: dt.date):
+    import ee
+    x0, y0, x1, y1 = tile.bounds
+    region = ee.Geometry.Rectangle([x0, y0, x1, y1], f"EPSG:{tile.epsg}", False)
+    col = ee.ImageCollection(S2_COLLECTION if sensor == bands.SENSOR_S2 else S1_COLLECTION) \
+        .filterBounds(region).filterDate(start.isoformat(), end.isoformat())
+    if sensor == bands.SENSOR_S1:
+        col = col.filter(ee.Filter.eq("instrumentMode", "IW")) \
+            .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV")) \
+            .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
+    return col
+
+
+def metadata_expression(sensor: str, tile: Tile, start: dt.date, end: dt.date):
+    """One feature per image touching the tile: its index, time (ms) and (S2) scene cloud."""
+    import ee
+
+    def describe(img):
+        props = {INDEX: img.get("system:index"), TIME: img.get("system:time_start")}
+        if sensor == bands.SENSOR_S2:
+            props[CLOUD] = img.get("CLOUDY_PIXEL_PERCENTAGE")
+        return ee.Feature(None, props)
+
+    return ee.FeatureCollection(_collection(sensor, tile, start, end).map(describe))
+
+
+def pixels_expression(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: list[str]):
+    """The images `ids` as one multi-band image (``toBands``: bands ``<index>_<band>``),
+    masks made explicit (module docstring)."""
+    import ee
+    col = _collection(sensor, tile, start, end).filter(ee.Filter.inList("system:index", ids))
+    if sensor == bands.SENSOR_S2:
+        col = col.map(lambda img: img.select(list(S2_SELECT)).unmask(0).toInt16())
+    else:
+        col = col.map(lambda img: img.select(list(S1_SELECT)).unmask(S1_FILL).toFloat())
+    return col.toBands()
+
+
+def fetch_pixels(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: list[str],
+                 send: Callable[[Callable[[], Any]], Any]) -> np.ndarray:
+    """The NPY answer for `ids` as a structured array (H, W), fields ``<index>_<band>``."""
+    import ee
+    params = {"expression": pixels_expression(sensor, tile, start, end, ids), "fileFormat": "NPY",
+              "grid": grid(tile)}
+    raw = send(lambda: ee.data.computePixels(params))
+    # One field per image and band: the header outgrows numpy's default 10 kB cap (it is a
+    # literal read with ast.literal_eval; no pickle).
+    return np.load(io.BytesIO(raw), allow_pickle=False, max_header_size=1 << 24)
+
+
+def assemble(tile: Tile, s2_meta: list[dict], s2_pix: dict[str, np.ndarray], s1_meta: list[dict],
+             s1_pix: dict[str, np.ndarray]) -> ImageStack:
+    """The `ImageStack` from the images' metadata (sorted by time) and their pixel fields."""
+    h = w = tile.size
+    t2, t1 = len(s2_meta), len(s1_meta)
+    s2 = np.zeros((t2, len(bands.S2_BANDS), h, w), np.int16)
+    scl = np.zeros((t2, h, w), np.uint8)
+    for k, m in enumerate(s2_meta):
+        for b, name in enumerate(bands.S2_BANDS):
+            s2[k, b] = s2_pix[f"{m[INDEX]}_{name}"]
+        scl[k] = s2_pix[f"{m[INDEX]}_SCL"]
+    missing = s2_missing(s2, scl)
+    cloud = np.array([np.nan if m.get(CLOUD) is None else m[CLOUD] for m in s2_meta], np.float32)
+    scene_cloud = np.where(missing, np.float32(np.nan), cloud[:, None, None]).astype(np.float32)
+    s1 = np.full((t1, len(bands.S1_BANDS), h, w), np.nan, np.float32)
+    angle = np.full(t1, np.nan, np.float32)
+    for k, m in enumerate(s1_meta):
+        for b, name in enumerate(bands.S1_BANDS):
+            v = np.asarray(s1_pix[f"{m[INDEX]}_{name}"], np.float32)
+            s1[k, b] = np.where(v == S1_FILL, np.nan, v)
+        a = np.asarray(s1_pix[f"{m[INDEX]}_angle"], np.float32)
+        a = a[a != S1_FILL]
+        if a.size:
+            angle[k] = np.float32(a.mean(dtype=np.float64))
+    return ImageStack(tile=tile, s2_times=_times(s2_meta), s2=s2, scl=scl, scene_cloud_pct=scene_cloud,
+                      s1_times=_times(s1_meta), s1=s1, angle=angle)
+
+
+def sort_meta(features: list[dict]) -> list[dict]:
+    """Image metadata from computeFeatures, by time then index (one slot each)."""
+    meta = [f.get("properties", {}) for f in features]
+    return sorted(meta, key=lambda m: (int(m[TIME]), str(m[INDEX])))
+
+
+def _times(meta: list[dict]) -> np.ndarray:
+    ms = np.array([int(m[TIME]) for m in meta], np.int64)
+    return (ms // 1000).astype("datetime64[s]")
