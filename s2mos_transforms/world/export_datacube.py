@@ -6,7 +6,8 @@ see the expected layout and the tests can round-trip: the AOI's 10 m grid in its
 0 = nodata; uint8 SCL; per-pixel ``scene_cloud_pct``), S1 on time ``t_s1`` (float32 VV/VH dB,
 NaN = nodata; ``angle`` per acquisition), a CF grid mapping ``crs`` (crs_wkt, spatial_ref,
 epsg_code). The values are the same integers and floats `SyntheticSource.tile_stack` gives,
-so the cube maps to identical COGs. The cube is built in memory (the quick AOI: ~350 MB).
+so the cube maps to identical COGs. It is written tile by tile (`world._cube_writer`): one
+simulation tile's stack is in memory at a time, whatever the AOI.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from s2mos_transforms import bands, fileio
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg
 from s2mos_transforms.sources.synthetic import SyntheticSource
+from s2mos_transforms.world._cube_writer import Var, open_writer
 
 TILE = 64                   # simulation tiles: small, so little is simulated outside the cube
 
@@ -34,85 +36,110 @@ def bbox_grid(bbox: tuple[float, float, float, float]) -> tuple[int, float, floa
     return epsg, float(x0), float(y1), int((x1 - x0) / 10), int((y1 - y0) / 10)
 
 
-def _stacks(source: SyntheticSource, epsg: int, x0: float, y1: float, width: int, height: int):
-    """Every grid tile over the cube's pixels: (stack, cube rows, cube cols, tile rows, tile cols)."""
+def _tiles(epsg: int, x0: float, y1: float, width: int, height: int):
+    """Every simulation tile over the cube's pixels: (tile, cube rows, cube cols, tile rows, tile cols)."""
     span = TILE * 10.0
-    for row in range(int(np.floor((y1 - height * 10) / span)), int(np.floor((y1 - 1e-6) / span)) + 1):
+    for row in range(int(np.floor((y1 - 1e-6) / span)), int(np.floor((y1 - height * 10) / span)) - 1, -1):
         for col in range(int(np.floor(x0 / span)), int(np.floor((x0 + width * 10 - 1e-6) / span)) + 1):
             tile = Tile(epsg, col, row, TILE)
             c0, r0 = int(round((tile.x_min - x0) / 10)), int(round((y1 - tile.y_max) / 10))
             rs, cs = slice(max(r0, 0), min(r0 + TILE, height)), slice(max(c0, 0), min(c0 + TILE, width))
-            if rs.start >= rs.stop or cs.start >= cs.stop:
-                continue
-            yield (source.tile_stack(tile), rs, cs, slice(rs.start - r0, rs.stop - r0),
-                   slice(cs.start - c0, cs.stop - c0))
+            if rs.start < rs.stop and cs.start < cs.stop:
+                yield tile, rs, cs, slice(rs.start - r0, rs.stop - r0), slice(cs.start - c0, cs.stop - c0)
 
 
-def build_cube(source: SyntheticSource, bbox: tuple[float, float, float, float]):
-    """The cube of `bbox` as an xarray Dataset (values from the world's tile stacks)."""
-    import xarray as xr
-    from pyproj import CRS
-
-    epsg, x0, y1, width, height = bbox_grid(bbox)
-    stacks = list(_stacks(source, epsg, x0, y1, width, height))
-    t2 = np.unique(np.concatenate([s[0].s2_times for s in stacks]))
-    t1 = np.unique(np.concatenate([s[0].s1_times for s in stacks]))
-    for s in stacks:                                    # equal instants in two orbits: refuse
-        if np.unique(s[0].s2_times).size != len(s[0].s2_times) or np.unique(s[0].s1_times).size != len(s[0].s1_times):
-            raise UserError("two acquisitions at the same instant: a cube time axis cannot hold them")
-    nb = len(bands.S2_BANDS)
-    s2 = np.zeros((len(t2), nb, height, width), np.int16)
-    scl = np.zeros((len(t2), height, width), np.uint8)
-    cloud = np.full((len(t2), height, width), np.nan, np.float32)
-    s1 = np.full((len(t1), 2, height, width), np.nan, np.float32)
-    angle = np.full(len(t1), np.nan, np.float32)
-    for st, rs, cs, trs, tcs in stacks:
-        i2, i1 = np.searchsorted(t2, st.s2_times), np.searchsorted(t1, st.s1_times)
-        # A tile's slot that does not cover a pixel holds nodata there: only covered values move.
-        cov = st.scl[:, trs, tcs] != bands.SCL_NO_DATA
-        for k, slot in enumerate(i2):
-            m = cov[k]
-            s2[slot, :, rs, cs][:, m] = st.s2[k][:, trs, tcs][:, m]
-            scl[slot, rs, cs][m] = st.scl[k, trs, tcs][m]
-            cloud[slot, rs, cs][m] = st.scene_cloud_pct[k, trs, tcs][m]
-        for k, slot in enumerate(i1):
-            part = st.s1[k][:, trs, tcs]
-            m = np.isfinite(part).any(axis=0)
-            s1[slot, :, rs, cs][:, m] = part[:, m]
-        angle[i1] = st.angle
+def time_axes(source: SyntheticSource, epsg: int, x0: float, y1: float, width: int, height: int):
+    """(S2 times, S1 times, S1 angle per time): the acquisitions of every orbit band over the
+    cube's pixel centres, as `SyntheticSource.tile_stack` schedules them."""
+    from s2mos_transforms.grid import xy_to_lonlat
+    from s2mos_transforms.world.simulator import orbit_band
     xs = x0 + (np.arange(width) + 0.5) * 10.0
-    ys = y1 - (np.arange(height) + 0.5) * 10.0
+    found: set[int] = set()
+    for r0 in range(0, height, 256):                       # row blocks bound the memory
+        yy = y1 - (np.arange(r0, min(height, r0 + 256)) + 0.5) * 10.0
+        xx, yy = np.meshgrid(xs, yy)
+        found |= set(np.unique(orbit_band(np.asarray(xy_to_lonlat(epsg, xx, yy)[0]))).tolist())
+    s2 = [source.world.s2_schedule(b) for b in sorted(found)]
+    s1 = [source.world.s1_schedule(b) for b in sorted(found)]
+    t2 = np.concatenate([sc.times for sc in s2]).astype("datetime64[s]")
+    t1 = np.concatenate([sc.times for sc in s1]).astype("datetime64[s]")
+    angle = np.concatenate([np.broadcast_to(np.float32(sc.angle), len(sc.times)) for sc in s1])
+    if np.unique(t2).size != t2.size or np.unique(t1).size != t1.size:
+        raise UserError("two orbits acquire at the same instant: a cube time axis cannot hold both")
+    o2, o1 = np.argsort(t2), np.argsort(t1)
+    return t2[o2], t1[o1], angle[o1].astype(np.float32)
+
+
+def _variables(epsg: int, x0: float, y1: float, width: int, height: int, t2, t1, angle) -> dict:
+    from pyproj import CRS
     crs = CRS.from_epsg(epsg)
     gm = {"grid_mapping": "crs"}
-    data = {b: (("t", "y", "x"), s2[:, i], {"scale_factor": 1.0 / bands.S2_SCALE, "add_offset": 0.0,
-                                            "long_name": f"Sentinel-2 L2A {b} reflectance", "units": "1", **gm})
-            for i, b in enumerate(bands.S2_BANDS)}
-    data["SCL"] = (("t", "y", "x"), scl, {"long_name": "Sentinel-2 scene classification (0 = no data)", **gm})
-    data["scene_cloud_pct"] = (("t", "y", "x"), cloud, {"long_name": "cloud cover of the S2 scene", "units": "%", **gm})
-    for i, b in enumerate(bands.S1_BANDS):
-        data[b] = (("t_s1", "y", "x"), s1[:, i], {"long_name": f"Sentinel-1 GRD {b} backscatter", "units": "dB", **gm})
-    data["angle"] = (("t_s1",), angle, {"long_name": "incidence angle", "units": "degree"})
-    cf = crs.to_cf()
-    data["crs"] = ((), np.int32(0), {**cf, "crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt(), "epsg_code": f"EPSG:{epsg}"})
-    ds = xr.Dataset(data, coords={
-        "t": ("t", t2.astype("datetime64[ns]")), "t_s1": ("t_s1", t1.astype("datetime64[ns]")),
-        "x": ("x", xs, {"standard_name": "projection_x_coordinate", "units": "m"}),
-        "y": ("y", ys, {"standard_name": "projection_y_coordinate", "units": "m"})})
-    ds.attrs.update({"Conventions": "CF-1.8", "title": f"s2mos embedded world, preset {source.preset.name}",
-                     "source": f"s2mos world export --format datacube (seed {source.seed})"})
-    return ds
+    chunk = (8, min(TILE, height), min(TILE, width))
+    seconds = {"units": "seconds since 1970-01-01", "calendar": "proleptic_gregorian"}
+    v = {"t": Var(("t",), np.int64, {"standard_name": "time", **seconds}, values=t2.astype(np.int64)),
+         "t_s1": Var(("t_s1",), np.int64, {"standard_name": "time", **seconds}, values=t1.astype(np.int64)),
+         "x": Var(("x",), np.float64, {"standard_name": "projection_x_coordinate", "units": "m"},
+                  values=x0 + (np.arange(width) + 0.5) * 10.0),
+         "y": Var(("y",), np.float64, {"standard_name": "projection_y_coordinate", "units": "m"},
+                  values=y1 - (np.arange(height) + 0.5) * 10.0)}
+    for b in bands.S2_BANDS:
+        v[b] = Var(("t", "y", "x"), np.int16, {"scale_factor": 1.0 / bands.S2_SCALE, "add_offset": 0.0, "units": "1",
+                                               "long_name": f"Sentinel-2 L2A {b} reflectance", **gm},
+                   np.int16(0), chunk)
+    v["SCL"] = Var(("t", "y", "x"), np.uint8, {"long_name": "Sentinel-2 scene classification (0 = no data)", **gm},
+                   np.uint8(0), chunk)
+    v["scene_cloud_pct"] = Var(("t", "y", "x"), np.float32, {"long_name": "cloud cover of the S2 scene",
+                                                            "units": "%", **gm}, np.float32(np.nan), chunk)
+    for b in bands.S1_BANDS:
+        v[b] = Var(("t_s1", "y", "x"), np.float32, {"long_name": f"Sentinel-1 GRD {b} backscatter",
+                                                    "units": "dB", **gm}, np.float32(np.nan), chunk)
+    v["angle"] = Var(("t_s1",), np.float32, {"long_name": "incidence angle", "units": "degree"}, values=angle)
+    v["crs"] = Var((), np.int32, {**crs.to_cf(), "crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt(),
+                                  "epsg_code": f"EPSG:{epsg}"}, values=np.int32(0))
+    return v
 
 
-def _encoding(ds, zarr: bool) -> dict:
-    enc = {}
-    for name in ("t", "t_s1"):
-        enc[name] = {"units": "seconds since 1970-01-01", "dtype": "int64", "calendar": "proleptic_gregorian"}
-    for name, v in ds.data_vars.items():
-        if v.ndim == 3:
-            enc[name] = {} if zarr else {"zlib": True, "complevel": 4, "chunksizes": (1,) + v.shape[1:]}
-            if v.dtype.kind in "iu":
-                enc[name]["_FillValue"] = 0                  # L2A and SCL nodata
-    return enc
+def write_cube(source: SyntheticSource, bbox: tuple[float, float, float, float], path: str, zarr: bool) -> dict:
+    """Simulate the cube of `bbox` tile by tile and write each tile's block (T, rows, cols) of
+    every variable: one tile's stack in memory at a time."""
+    epsg, x0, y1, width, height = bbox_grid(bbox)
+    t2, t1, angle = time_axes(source, epsg, x0, y1, width, height)
+    sizes = {"t": len(t2), "t_s1": len(t1), "y": height, "x": width}
+    attrs = {"Conventions": "CF-1.8", "title": f"s2mos embedded world, preset {source.preset.name}",
+             "source": f"s2mos world export --format datacube (seed {source.seed})"}
+    writer = open_writer(path, zarr, sizes, _variables(epsg, x0, y1, width, height, t2, t1, angle), attrs)
+    try:
+        for tile, rs, cs, trs, tcs in _tiles(epsg, x0, y1, width, height):
+            st = source.tile_stack(tile)
+            i2, i1 = _slots(t2, st.s2_times, st.s2[:, 0, trs, tcs] != 0), _slots(t1, st.s1_times, np.isfinite(st.s1[:, 0, trs, tcs]))
+            shape = (rs.stop - rs.start, cs.stop - cs.start)
+            for k, b in enumerate(bands.S2_BANDS):
+                writer.write(b, rs, cs, _block(len(t2), i2, st.s2[:, k, trs, tcs], 0, np.int16, shape))
+            writer.write("SCL", rs, cs, _block(len(t2), i2, st.scl[:, trs, tcs], 0, np.uint8, shape))
+            writer.write("scene_cloud_pct", rs, cs, _block(len(t2), i2, st.scene_cloud_pct[:, trs, tcs], np.nan,
+                                                           np.float32, shape))
+            for k, b in enumerate(bands.S1_BANDS):
+                writer.write(b, rs, cs, _block(len(t1), i1, st.s1[:, k, trs, tcs], np.nan, np.float32, shape))
+    finally:
+        writer.close()
+    return {"epsg": epsg, "width": width, "height": height, "s2_times": len(t2), "s1_times": len(t1)}
+
+
+def _slots(axis: np.ndarray, times: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Positions of a tile's acquisitions on the cube's time axis (-1: an orbit band that touches
+    the tile but not the cube, so nothing of it lies in the cube's part of the tile)."""
+    pos = np.minimum(np.searchsorted(axis, times), max(len(axis) - 1, 0))
+    hit = (axis[pos] == times) if len(axis) else np.zeros(len(times), bool)
+    if (~hit & covered.reshape(len(times), -1).any(axis=1)).any():
+        raise UserError("a tile acquisition inside the cube is not on its time axis")
+    return np.where(hit, pos, -1)
+
+
+def _block(n: int, slots: np.ndarray, values: np.ndarray, fill, dtype, shape) -> np.ndarray:
+    out = np.full((n,) + shape, fill, dtype)
+    ok = slots >= 0
+    out[slots[ok]] = values[ok]
+    return out
 
 
 def export_datacube(preset: str, out: str, seed: int | None = None,
@@ -125,16 +152,14 @@ def export_datacube(preset: str, out: str, seed: int | None = None,
     fileio.check_writable(out, "--out", is_file=not zarr)
     source = SyntheticSource(preset, seed)
     area = tuple(bbox) if bbox is not None else tuple(source.preset.aoi_bbox)
-    ds = build_cube(source, area)
     tmp = tempfile.mkdtemp(prefix="s2mos-cube-out-") if fileio.is_remote(out) else None
     local = os.path.join(tmp, out.rstrip("/").rsplit("/", 1)[-1]) if tmp else out
     try:
-        if zarr:
-            ds.to_zarr(local, mode="w", encoding=_encoding(ds, True), consolidated=False)
-        else:
-            if os.path.exists(local):
-                os.remove(local)
-            ds.to_netcdf(local, engine="h5netcdf", encoding=_encoding(ds, False))
+        if os.path.isdir(local):
+            fileio.remove_local_tree(local)
+        elif os.path.exists(local):
+            os.remove(local)
+        info = write_cube(source, area, local, zarr)
         if tmp:
             if zarr:
                 fileio.copy_tree_to(local, out.rstrip("/"))
@@ -145,6 +170,4 @@ def export_datacube(preset: str, out: str, seed: int | None = None,
         if tmp:
             fileio.remove_local_tree(tmp)
     return {"preset": preset, "seed": source.seed, "path": out, "format": "zarr" if zarr else "netcdf",
-            "bbox": list(area), "epsg": int(ds["crs"].attrs["epsg_code"].split(":")[1]),
-            "width": int(ds.sizes["x"]), "height": int(ds.sizes["y"]),
-            "s2_times": int(ds.sizes["t"]), "s1_times": int(ds.sizes["t_s1"])}
+            "bbox": list(area), **info}
