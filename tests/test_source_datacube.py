@@ -194,16 +194,20 @@ def test_openeo_cube_is_reprojected_onto_the_tile(utm_tile, tmp_path):
 
 
 def test_rows_south_to_north_and_float32_coordinates(utm_tile, tmp_path):
-    """rioxarray/openEO variants: y ascending and float32 x/y read the same pixels."""
+    """rioxarray/openEO variants: y ascending, float32 x/y and an unsorted time axis read the
+    same pixels, and the stack's times come out ascending."""
     path = str(tmp_path / "openeo.nc")
     _openeo_cube(path, utm_tile)
     with xr.open_dataset(path, engine="h5netcdf", mask_and_scale=False) as ds:
-        flipped = ds.isel(y=slice(None, None, -1)).load()
+        flipped = ds.isel(y=slice(None, None, -1), t=[3, 0, 4, 2, 1]).load()
     flipped = flipped.assign_coords(x=flipped["x"].astype(np.float32), y=flipped["y"].astype(np.float32))
     flipped.to_netcdf(tmp_path / "flipped.nc", engine="h5netcdf")
     a, b = DatacubeSource(path), DatacubeSource(str(tmp_path / "flipped.nc"))
     assert b.cube.y_up and not a.cube.y_up and abs(b.cube.y0 - a.cube.y0) < 1 and abs(b.cube.x0 - a.cube.x0) < 1
     sa, sb = a.tile_stack(utm_tile), b.tile_stack(utm_tile)
+    np.testing.assert_array_equal(sa.s2_times, sb.s2_times)
+    np.testing.assert_array_equal(sa.s1_times, sb.s1_times)
+    assert (np.diff(sb.s2_times.astype(np.int64)) > 0).all()
     np.testing.assert_array_equal(sa.scl, sb.scl)
     assert np.abs(sa.s2.astype(int) - sb.s2.astype(int)).max() <= 1
     lon, lat = utm_tile.pixel_centres_lonlat()

@@ -218,13 +218,15 @@ class DatacubeSource:
 
 
 def _in_range(times: np.ndarray, start: str | None, end: str | None) -> np.ndarray:
-    """Indices of `times` between start and end (ISO dates, inclusive)."""
+    """Indices of `times` between start and end (ISO dates, inclusive), in time order (a cube's
+    time axis need not be sorted; the stack's is)."""
     ok = np.ones(times.shape, bool)
     if start:
         ok &= times >= np.datetime64(start, "s")
     if end:
         ok &= times < np.datetime64(end, "D").astype("datetime64[s]") + np.timedelta64(1, "D")
-    return np.flatnonzero(ok)
+    idx = np.flatnonzero(ok)
+    return idx[np.argsort(times[idx], kind="stable")]
 
 
 def _add_arguments(group) -> None:
