@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable
 
 import httplib2
+import pytest
 import numpy as np
 import pandas as pd
 
@@ -351,3 +352,31 @@ def np_equal_frames(a: pd.DataFrame, b: pd.DataFrame) -> bool:
         if not all((pd.isna(u) and pd.isna(v)) or u == v for u, v in zip(x, y)):
             return False
     return True
+
+
+# ---- fixtures (imported by the test modules) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ee_key") / "service-account.json"
+    private_key = service_account_key(path)
+    return path, private_key
+
+
+@pytest.fixture()
+def fake(monkeypatch, key_file):
+    """A fresh fake Earth Engine behind the real client; ADC = the generated key file."""
+    import ee
+    from s2mos_transforms.sources import ee_session
+    world = FakeEarthEngine("quick")
+    monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})   # no network at start-up
+    monkeypatch.setattr(ee_session, "HTTP_TRANSPORT", lambda: world)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file[0]))
+    ee_session.reset()
+    yield world
+    ee_session.reset()
+
+
+@pytest.fixture(scope="module")
+def world():
+    return SyntheticSource("quick")

@@ -14,36 +14,11 @@ import pandas as pd
 import pytest
 
 import ee_fake
+from ee_fake import fake, key_file, world  # noqa: F401 — fixtures
 from pipelines.cli import main
 from s2mos_transforms import bands, sources
-from s2mos_transforms.sources import ee_faults, ee_requests, ee_session
+from s2mos_transforms.sources import ee_requests, ee_session
 from s2mos_transforms.sources.earthengine import EarthEngineSource
-from s2mos_transforms.sources.synthetic import SyntheticSource
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ee_key") / "service-account.json"
-    private_key = ee_fake.service_account_key(path)
-    return path, private_key
-
-
-@pytest.fixture()
-def fake(monkeypatch, key_file):
-    """A fresh fake Earth Engine behind the real client; ADC = the generated key file."""
-    import ee
-    world = ee_fake.FakeEarthEngine("quick")
-    monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})   # no network at start-up
-    monkeypatch.setattr(ee_session, "HTTP_TRANSPORT", lambda: world)
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file[0]))
-    ee_session.reset()
-    yield world
-    ee_session.reset()
-
-
-@pytest.fixture(scope="module")
-def world():
-    return SyntheticSource("quick")
 
 
 @pytest.fixture(scope="module")
@@ -277,68 +252,6 @@ def test_cloud_score_plus_links_cs_cdf_and_masks_below_the_threshold(fake, world
     assert (scl[clear] == obs["SCL"].to_numpy(dtype=float)[clear]).all()
 
 
-# ---- the policy itself (pure) -----------------------------------------------------------------
-
-class _Http(Exception):
-    def __init__(self, status):
-        self.resp = type("R", (), {"status": status})()
-
-
-def _ee_error(status, message):
-    import ee
-    try:
-        try:
-            raise _Http(status)
-        except _Http:
-            raise ee.EEException(message)
-    except ee.EEException as err:
-        return err
-
-
-@pytest.mark.parametrize("status,message,kind", [
-    (429, "Too many requests", ee_faults.RETRY),
-    (400, "Too many concurrent aggregations.", ee_faults.RETRY),
-    (403, "Quota exceeded for quota metric 'Requests'", ee_faults.RETRY),
-    (500, "Internal error", ee_faults.RETRY),
-    (503, "Service unavailable", ee_faults.RETRY),
-    (400, "Computation timed out.", ee_faults.RETRY),
-    (400, "Total request size (60000000 bytes) must be less than or equal to 50331648 bytes.", ee_faults.SPLIT),
-    (400, "Too many values: 2000000 points x 11 bands x 300 images > 1048576.", ee_faults.SPLIT),
-    (400, "User memory limit exceeded.", ee_faults.SPLIT),
-    (400, "Collection query aborted after accumulating over 5000 elements.", ee_faults.SPLIT),
-    (413, "Request payload size exceeds the limit", ee_faults.SPLIT),
-    (404, "Image.load: Image asset 'X' not found.", ee_faults.PERMANENT),
-    (403, "Caller does not have required permission to use project p.", ee_faults.PERMANENT),
-    (400, "Image.select: Pattern 'B99' did not match any bands.", ee_faults.PERMANENT),
-])
-def test_classification(status, message, kind):
-    assert ee_faults.classify(_ee_error(status, message)) == kind
-    assert ee_faults.reason_of(_ee_error(status, message)) == f"HTTP {status}: {message}"
-
-
-def test_connection_errors_are_retried():
-    assert ee_faults.classify(ConnectionError("reset by peer")) == ee_faults.RETRY
-    assert ee_faults.classify(TimeoutError("read timed out")) == ee_faults.RETRY
-
-
-def test_backoff_has_jitter_and_a_cap():
-    policy = ee_faults.RetryPolicy(backoff_s=1.0, max_backoff_s=8.0, seed=3)
-    delays = [[policy.delay(k) for _ in range(200)] for k in range(6)]
-    for k, d in enumerate(delays):
-        assert 0.0 <= min(d) and max(d) <= min(8.0, 2.0 ** k)
-        assert np.std(d) > 0.1                                           # jitter, not a fixed wait
-    assert np.mean(delays[5]) > np.mean(delays[0])
-
-
-def test_rate_limiter_spaces_request_starts():
-    now = [0.0]
-    slept = []
-    limiter = ee_faults.RateLimiter(4.0, clock=lambda: now[0], sleep=lambda s: slept.append(s))
-    for _ in range(5):
-        limiter.wait()
-    assert slept == pytest.approx([0.25, 0.5, 0.75, 1.0])
-
-
 def test_request_plan_is_sized_and_grouped(points):
     import datetime as dt
     plan = ee_requests.plan_requests(points, dt.date(2017, 3, 28), dt.date(2020, 1, 1), 5)
@@ -417,107 +330,3 @@ def test_source_is_thread_safe_enough_for_concurrent_batches(fake, world, points
         t.join()
     for k in range(2):
         assert ee_fake.np_equal_frames(results[k], world.observations(points[k * 4:(k + 1) * 4]))
-
-
-# ---- tiles: computePixels on the tile's grid ------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tile():
-    from s2mos_transforms.maps import tiling
-    from s2mos_transforms.world.presets import get_preset
-    aoi = tiling.aoi_from_bbox(*get_preset("quick").aoi_bbox)
-    tiles = tiling.tiles_for_aoi(aoi, 32)
-    return tiles[len(tiles) // 2].tile
-
-
-def _same_stack(a, b) -> bool:
-    return all(np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)), equal_nan=True)
-               for f in ("s2_times", "s2", "scl", "scene_cloud_pct", "s1_times", "s1", "angle"))
-
-
-def test_tile_stack_equals_the_synthetic_tile_and_requests_fit(fake, world, tile, monkeypatch):
-    from s2mos_transforms.sources import ee_tiles
-    # A budget of 40 S2 / 80 S1 images per request at 32 px, so the stack takes several requests.
-    monkeypatch.setattr(ee_tiles, "REQUEST_BYTES_MAX", 40 * 32 * 32 * ee_tiles.S2_BYTES_PER_PIXEL)
-    src = _source()
-    got = src.tile_stack(tile, "2018-01-01", "2019-12-31")
-    want = world.tile_stack(tile, "2018-01-01", "2019-12-31")
-    assert got.s2.dtype == np.int16 and got.scl.dtype == np.uint8 and got.s1.dtype == np.float32
-    assert _same_stack(got, want)
-
-    meta = [r for r in fake.requests if r["asked"]["rect"]]                 # one per sensor
-    assert sorted(r["sensor"] for r in meta) == [bands.SENSOR_S1, bands.SENSOR_S2]
-    x0, y0, x1, y1 = tile.bounds
-    for r in meta:
-        assert r["asked"]["rect"] == [[x0, y0, x1, y1]] and r["asked"]["crs"] == [f"EPSG:{tile.epsg}"]
-        assert r["asked"]["dates"] == [("2018-01-01", "2020-01-01")]
-    n_s2, n_s1 = len(want.s2_times), len(want.s1_times)
-    per_request = {bands.SENSOR_S2: 40, bands.SENSOR_S1: 40 * 33 // 15}
-    assert len(fake.pixel_requests) == -(-n_s2 // 40) + -(-n_s1 // per_request[bands.SENSOR_S1])
-    for body in fake.pixel_requests:
-        asked = ee_fake.parse_expression(body["expression"])
-        s2 = "COPERNICUS/S2_SR_HARMONIZED" in asked["collections"]
-        assert body["fileFormat"] == "NPY" and asked["to_bands"]
-        assert body["grid"] == {"crsCode": f"EPSG:{tile.epsg}",
-                                "affineTransform": {"scaleX": 10.0, "shearX": 0.0, "translateX": tile.x_min,
-                                                    "shearY": 0.0, "scaleY": -10.0, "translateY": tile.y_max},
-                                "dimensions": {"width": 32, "height": 32}}
-        ids = asked["in_list"][0][1]
-        assert asked["in_list"][0][0] == "system:index"
-        assert asked["select"] == [list(bands.S2_BANDS) + ["SCL"]] if s2 else [["VV", "VH", "angle"]]
-        per_px = ee_tiles.S2_BYTES_PER_PIXEL if s2 else ee_tiles.S1_BYTES_PER_PIXEL
-        assert len(ids) * 32 * 32 * per_px <= ee_tiles.REQUEST_BYTES_MAX       # bands + mask bytes
-        assert asked["unmask"] == ([0] if s2 else [ee_tiles.S1_FILL])           # masks explicit
-    assert src.counters.totals["ee_bytes"] > 0
-
-
-def test_an_oversize_pixel_request_is_halved(fake, world, tile):
-    fake.pixel_faults.append(lambda body: (400, "Total request size (60000000 bytes) must be less than or equal "
-                                                "to 50331648 bytes.")
-                             if len(ee_fake.parse_expression(body["expression"])["in_list"][0][1]) > 50 else None)
-    src = _source()
-    assert _same_stack(src.tile_stack(tile, "2018-01-01", "2019-12-31"),
-                       world.tile_stack(tile, "2018-01-01", "2019-12-31"))
-    assert src.counters.totals["ee_splits"] >= 2
-
-
-def test_a_permanent_pixel_error_names_the_tile(fake, tile):
-    fake.pixel_faults.append(lambda body: (403, "Permission denied on asset COPERNICUS/S1_GRD."))
-    with pytest.raises(sources.SourceError, match=f"tile {tile.name}: Earth Engine: HTTP 403: Permission denied"):
-        _source().tile_stack(tile, "2018-01-01", "2019-12-31")
-
-
-@pytest.mark.slow
-def test_predict_map_with_earthengine_equals_synthetic(fake, key_file, tmp_path):
-    import rasterio
-
-    import test_map_fixtures as fx
-    bbox, names = fx.small_aoi_bbox(32)
-    common = ["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, bbox), "--tile-size", "32",
-              "--start", "2018-01-01", "--end", "2019-12-31", "--no-report"]
-    ee_flags = ["--source", "earthengine", "--ee-project", "s2mos-test", "--ee-credentials", str(key_file[0]),
-                "--ee-backoff", "0.001"]
-    assert main(common + ["--out", str(tmp_path / "syn")]) == 0
-    fake.pixel_faults.append(ee_fake.burst(503, "The service is currently unavailable.", 1, 2))
-    assert main(common + ee_flags + ["--out", str(tmp_path / "ee")]) == 0
-    for name in names:
-        with rasterio.open(tmp_path / "syn" / "tiles" / f"{name}.tif") as a, \
-                rasterio.open(tmp_path / "ee" / "tiles" / f"{name}.tif") as b:
-            assert a.transform == b.transform and a.crs == b.crs
-            assert np.array_equal(a.read(), b.read(), equal_nan=True)
-            assert (b.read(1) != b.nodata).any()                             # a real map, not nodata
-    assert len(fake.pixel_requests) >= 2 * len(names) + 2                   # the 503 burst was retried
-    settings = (tmp_path / "ee" / "map_settings.json").read_text()
-    assert "earthengine" in settings and key_file[1].splitlines()[1] not in settings
-    assert "fake-access-token" not in settings
-
-    # A tile Earth Engine refuses is recorded as failed with the reason; the others are written.
-    bad = names[0]
-    fake.pixel_faults[:] = [lambda body: (403, "Permission denied.")
-                            if ee_fake.tile_of(body["grid"]["crsCode"], body["grid"]["affineTransform"]["translateX"],
-                                               body["grid"]["affineTransform"]["translateY"], 320).name == bad
-                            else None]
-    main(common + ee_flags + ["--out", str(tmp_path / "ee403")])
-    records = {r["tile"]: r for r in map(json.loads, (tmp_path / "ee403" / "tiles.jsonl").read_text().splitlines())}
-    assert records[bad]["status"] == "failed" and "HTTP 403: Permission denied" in records[bad]["reason"]
-    assert all(records[n]["status"] == "written" for n in names if n != bad)
