@@ -330,3 +330,32 @@ def test_source_is_thread_safe_enough_for_concurrent_batches(fake, world, points
         t.join()
     for k in range(2):
         assert ee_fake.np_equal_frames(results[k], world.observations(points[k * 4:(k + 1) * 4]))
+
+
+def test_the_plan_matches_the_requests_sent_and_sends_nothing(fake, quick_world, capsys):
+    import datetime as dt
+
+    from s2mos_transforms.sources import ee_plan
+    frame = pd.read_csv(quick_world / "samples.csv").head(30)
+    pts = ee_fake.sample_points(frame)
+    summary, _ = ee_plan.plan_summary(pts, dt.date(2017, 3, 28), dt.date(2019, 12, 31), 5)
+    src = _source(points_per_request=5)
+    got = src.observations(pts)
+    firsts = [r for r in fake.requests if "pageToken" not in r["body"]]
+    for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
+        plan = summary["sensors"][sensor]
+        assert plan["requests"] == sum(r["sensor"] == sensor for r in firsts)
+        rows = int((got["sensor"] == sensor).sum())
+        assert rows / 3 <= plan["estimated_rows"] <= rows * 3                 # the volume, roughly
+
+    # The command: the plan and the serialized expressions, and no computation requested.
+    fake.requests.clear()
+    samples = str(quick_world / "samples.csv")
+    assert ee_plan.main(["--samples", samples, "--show-expression", "--ee-project", "p"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["points"] == len(pd.read_csv(samples)) and printed["requests"] > 0
+    assert "COPERNICUS/S2_SR_HARMONIZED" in json.dumps(printed["first_expressions"]["S2"])
+    assert "COPERNICUS/S1_GRD" in json.dumps(printed["first_expressions"]["S1"])
+    assert fake.requests == []
+    assert ee_plan.main(["--samples", samples, "--show-expression"]) == 2
+    assert capsys.readouterr().err.strip() == "s2mos: error: --show-expression needs --ee-project"
