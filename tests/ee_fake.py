@@ -107,10 +107,11 @@ class FakeEarthEngine:
     """Thread-safe fake transport; `requests` records every computeFeatures call."""
 
     def __init__(self, preset: str = "quick", latency_s: float = 0.0, cs_cloudy: float = 0.2,
-                 cs_clear: float = 0.9, empty: bool = False):
+                 cs_clear: float = 0.9, empty: bool = False, overlap_every: int = 0):
         self.world = SyntheticSource(preset)
         self.latency_s = latency_s
         self.empty = empty                        # answer every request with no feature (benchmark)
+        self.overlap_every = overlap_every        # every k-th S2 acquisition also in a 2nd granule
         self.cs_cloudy, self.cs_clear = cs_cloudy, cs_clear
         self.faults: list[Callable[[dict], tuple[int, str] | None]] = []
         self.requests: list[dict] = []            # every computeFeatures request (parsed)
@@ -214,12 +215,18 @@ class FakeEarthEngine:
                     props[b] = int(getattr(row, b))
                 props["SCL"] = int(row.SCL)
                 props["cloud"] = float(row.scene_cloud_pct)
+                props["index"] = granule_index(ms[i], 0)
                 if asked["linked"]:
                     props["cs_cdf"] = self.cs_cloudy if bool(state["cloud"].iloc[i]) else self.cs_clear
             else:
                 props.update(VV=float(row.VV), VH=float(row.VH), angle=float(row.angle),
                              orbit_pass="ASCENDING", relative_orbit=88)
             feats.append({"type": "Feature", "geometry": None, "id": f"{int(ms[i])}_{i}", "properties": props})
+            if sensor == bands.SENSOR_S2 and self.overlap_every and i % self.overlap_every == 0:
+                # The point also lies in the next MGRS tile of the datatake: the same pixel again,
+                # that granule's own time_start a few seconds later.
+                twin = {**props, "index": granule_index(ms[i], 1), "t": int(ms[i]) + 3000}
+                feats.append({"type": "Feature", "geometry": None, "id": f"{int(ms[i])}_{i}b", "properties": twin})
         with self._lock:
             self._cache[key] = feats
         return feats
@@ -236,18 +243,28 @@ class FakeEarthEngine:
             self._stacks[key] = stack
         return stack
 
-    @staticmethod
-    def _image_ids(times) -> list[str]:
-        return [f"{pd.Timestamp(t):%Y%m%dT%H%M%S}_{k:04d}" for k, t in enumerate(times)]
+    def _images(self, stack, sensor: str) -> list[tuple[str, int, int, int, int]]:
+        """(id, slot, granule, granules in the slot, time_start ms) of every image of the
+        stack: S2 ids like Earth Engine's (`granule_index`), every `overlap_every`-th S2
+        acquisition split over two overlapping granules; S1 one image per slot."""
+        times = stack.s2_times if sensor == bands.SENSOR_S2 else stack.s1_times
+        out = []
+        for k, t in enumerate(times):
+            ms = int(np.datetime64(t, "ms").astype(np.int64))
+            if sensor == bands.SENSOR_S1:
+                out.append((f"S1A_IW_GRDH_{pd.Timestamp(ms, unit='ms'):%Y%m%dT%H%M%S}_{k:04d}", k, 0, 1, ms))
+                continue
+            n = 2 if self.overlap_every and k % self.overlap_every == 0 else 1
+            out += [(granule_index(ms, g), k, g, n, ms + 3000 * g) for g in range(n)]
+        return out
 
     def _image_features(self, asked: dict, sensor: str, start: str, end: str) -> list[dict]:
-        """The images touching the requested rectangle: one per slot of the world's stack."""
+        """The images touching the requested rectangle."""
         x0, y0, x1, y1 = asked["rect"][0]
         stack = self._stack(tile_of(asked["crs"][0], x0, y1, x1 - x0), start, end)
-        times = stack.s2_times if sensor == bands.SENSOR_S2 else stack.s1_times
         feats = []
-        for k, (iid, t) in enumerate(zip(self._image_ids(times), times)):
-            props = {"index": iid, "t": int(np.datetime64(t, "ms").astype(np.int64))}
+        for iid, k, _, _, ms in self._images(stack, sensor):
+            props = {"index": iid, "t": ms}
             if sensor == bands.SENSOR_S2:
                 pct = np.unique(stack.scene_cloud_pct[k][~np.isnan(stack.scene_cloud_pct[k])])
                 if pct.size != 1:
@@ -274,18 +291,20 @@ class FakeEarthEngine:
         sensor = bands.SENSOR_S2 if "COPERNICUS/S2_SR_HARMONIZED" in asked["collections"] else bands.SENSOR_S1
         start, end = asked["dates"][0]
         stack = self._stack(tile, start, end)
-        times = stack.s2_times if sensor == bands.SENSOR_S2 else stack.s1_times
-        ids = self._image_ids(times)
-        wanted = [i for i in ids if i in set(asked["in_list"][0][1])]       # toBands: collection order
+        wanted_ids = set(asked["in_list"][0][1])
+        wanted = [im for im in self._images(stack, sensor) if im[0] in wanted_ids]   # toBands: collection order
         names = (list(bands.S2_BANDS) + ["SCL"]) if sensor == bands.SENSOR_S2 else ["VV", "VH", "angle"]
         dtype = np.int16 if sensor == bands.SENSOR_S2 else np.float32
-        out = np.zeros((size, size), dtype=[(f"{i}_{b}", dtype) for i in wanted for b in names])
-        for iid in wanted:
-            k = ids.index(iid)
+        out = np.zeros((size, size), dtype=[(f"{im[0]}_{b}", dtype) for im in wanted for b in names])
+        cols = np.arange(size)[None, :].repeat(size, 0)
+        for iid, k, part, parts, _ in wanted:
+            # Two granules of one datatake: the first covers the west 60 %, the second the east 60 %.
+            inside = np.ones((size, size), bool) if parts == 1 else \
+                (cols < 0.6 * size if part == 0 else cols >= 0.4 * size)
             if sensor == bands.SENSOR_S2:
                 for b, name in enumerate(bands.S2_BANDS):
-                    out[f"{iid}_{name}"] = stack.s2[k, b]
-                out[f"{iid}_SCL"] = stack.scl[k]
+                    out[f"{iid}_{name}"] = np.where(inside, stack.s2[k, b], 0)
+                out[f"{iid}_SCL"] = np.where(inside, stack.scl[k], 0)
             else:
                 fill = np.float32(asked["unmask"][0])                       # unmask(): explicit nodata
                 covered = ~np.isnan(stack.s1[k, 0])
@@ -300,6 +319,13 @@ class FakeEarthEngine:
     def _json(status: int, payload: dict):
         return httplib2.Response({"status": status, "content-type": "application/json"}), \
             json.dumps(payload).encode()
+
+
+def granule_index(ms: int, k: int) -> str:
+    """An S2 ``system:index`` like Earth Engine's (``DATATAKE_GRANULETIME_TILE``): granule k
+    of the datatake sensed at `ms`."""
+    t = pd.Timestamp(int(ms), unit="ms", tz="UTC")
+    return f"{t:%Y%m%dT%H%M%S}_{t + pd.Timedelta(seconds=3 * k):%Y%m%dT%H%M%S}_T31TC{'JK'[k]}"
 
 
 def tile_of(crs_code: str, x_min: float, y_max: float, span: float, res: float = 10.0):

@@ -359,3 +359,13 @@ def test_the_plan_matches_the_requests_sent_and_sends_nothing(fake, quick_world,
     assert fake.requests == []
     assert ee_plan.main(["--samples", samples, "--show-expression"]) == 2
     assert capsys.readouterr().err.strip() == "s2mos: error: --show-expression needs --ee-project"
+
+
+def test_overlapping_granules_give_one_observation_per_acquisition(fake, world, points):
+    """Where two MGRS tiles of a datatake overlap, Earth Engine samples the point twice (two
+    granule images, time_starts seconds apart): one observation, at the datatake's time."""
+    fake.overlap_every = 3
+    got = _source().observations(points[:4])
+    assert ee_fake.np_equal_frames(got, world.observations(points[:4]))
+    served = [f["properties"] for feats in fake._cache.values() for f in feats if f["properties"].get("index")]
+    assert sum(p["index"].endswith("TCK") for p in served) > 0                # the twins were served

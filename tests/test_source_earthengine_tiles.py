@@ -122,3 +122,17 @@ def test_predict_map_with_earthengine_equals_synthetic(fake, key_file, tmp_path)
     records = {r["tile"]: r for r in map(json.loads, (tmp_path / "ee403" / "tiles.jsonl").read_text().splitlines())}
     assert records[bad]["status"] == "failed" and "HTTP 403: Permission denied" in records[bad]["reason"]
     assert all(records[n]["status"] == "written" for n in names if n != bad)
+
+
+def test_granules_of_one_datatake_are_one_slot(fake, world, tile):
+    """Every 4th S2 acquisition comes as two overlapping granule images (west 60 %, east 60 %):
+    merged into one slot, the stack equals the world's."""
+    fake.overlap_every = 4
+    src = _source()
+    got = src.tile_stack(tile, "2018-01-01", "2019-12-31")
+    assert _same_stack(got, world.tile_stack(tile, "2018-01-01", "2019-12-31"))
+    s2_meta = [r for r in fake.requests if r["asked"]["rect"] and r["sensor"] == bands.SENSOR_S2]
+    assert len(s2_meta) == 1
+    ids = [i for b in fake.pixel_requests if "COPERNICUS/S2_SR_HARMONIZED" in json.dumps(b["expression"])
+           for i in ee_fake.parse_expression(b["expression"])["in_list"][0][1]]
+    assert len(ids) == len(got.s2_times) + -(-len(got.s2_times) // 4)      # the twins were fetched too

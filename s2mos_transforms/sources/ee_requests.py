@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ S2_SELECT: tuple[str, ...] = bands.S2_BANDS + ("SCL",)
 S1_SELECT: tuple[str, ...] = bands.S1_BANDS + ("angle",)
 SCALE_M = 10
 TIME = "t"                       # acquisition time (ms since the epoch) copied onto each sample
+INDEX = "index"                  # the image's system:index (S2: DATATAKE_GRANULETIME_TILE)
 CLOUD = "cloud"                  # CLOUDY_PIXEL_PERCENTAGE of the S2 scene
 ORBIT_PASS, REL_ORBIT = "orbit_pass", "relative_orbit"
 
@@ -119,7 +121,7 @@ def expression(req: Request, cloud_score_plus: bool = False):
         if cloud_score_plus:
             col = col.linkCollection(ee.ImageCollection(CS_PLUS_COLLECTION), ["cs_cdf"])
             select.append("cs_cdf")
-        props = {CLOUD: "CLOUDY_PIXEL_PERCENTAGE"}
+        props = {CLOUD: "CLOUDY_PIXEL_PERCENTAGE", INDEX: "system:index"}
     else:
         col = col.filter(ee.Filter.eq("instrumentMode", "IW")) \
             .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV")) \
@@ -160,10 +162,12 @@ def decode(features: Sequence[dict], sensor: str, cs_threshold: float | None = N
     (`cs_threshold` set), a sample whose ``cs_cdf`` is below the threshold gets SCL 9 (cloud,
     high probability), so the one SCL mask of the chain drops it. S1: VV, VH dB, angle."""
     props = [f.get("properties", {}) for f in features]
+    if sensor == bands.SENSOR_S2:
+        props = one_per_datatake(props)
     n = len(props)
     cols: dict[str, Any] = {"point_id": [str(p["point_id"]) for p in props], "sensor": [sensor] * n,
-                            "datetime": pd.to_datetime(np.array([p[TIME] for p in props], np.int64), unit="ms",
-                                                       utc=True)}
+                            "datetime": pd.to_datetime(np.array([acquisition_ms(p) for p in props], np.int64),
+                                                       unit="ms", utc=True)}
     if sensor == bands.SENSOR_S2:
         cols["scene_cloud_pct"] = np.array([_num(p.get(CLOUD)) for p in props], np.float32)
         for b in bands.S2_BANDS:
@@ -187,6 +191,40 @@ def decode(features: Sequence[dict], sensor: str, cs_threshold: float | None = N
     for c in ("point_id", "sensor"):
         frame[c] = frame[c].astype(str)
     return frame[list(bands.OBS_COLUMNS)]
+
+
+def datatake(index: Any) -> str | None:
+    """The datatake of an S2 image from its ``system:index`` (``20190105T094359_…_T34TFL``:
+    the first part, the datatake's sensing start), None for another form. Granules of one
+    datatake are one acquisition: where MGRS tiles overlap they hold the same pixels."""
+    parts = str(index).split("_") if index is not None else []
+    return parts[0] if len(parts) >= 3 and _DATATAKE.fullmatch(parts[0]) else None
+
+
+def acquisition_ms(props: dict) -> int:
+    """An S2 acquisition's time: its datatake's sensing start (the same for every granule of
+    it, so points and tiles agree); else ``system:time_start``."""
+    take = datatake(props.get(INDEX))
+    if take is None:
+        return int(props[TIME])
+    t = dt.datetime.strptime(take, "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp()) * 1000
+
+
+def one_per_datatake(props: list[dict]) -> list[dict]:
+    """One sample per (point, datatake): a point where two granules overlap is sampled twice;
+    the granule first by ``system:index`` is kept."""
+    seen, out = set(), []
+    for p in sorted(props, key=lambda p: str(p.get(INDEX, ""))):
+        take = datatake(p.get(INDEX))
+        key = (p["point_id"], take if take is not None else id(p))
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+_DATATAKE = re.compile(r"\d{8}T\d{6}")
 
 
 def ordered(frame: pd.DataFrame, point_order: Sequence[str]) -> pd.DataFrame:

@@ -5,7 +5,8 @@ Per tile and sensor: one metadata request (``computeFeatures`` over the collecti
 to the tile and the dates: each image's ``system:index``, time and, for S2, its
 ``CLOUDY_PIXEL_PERCENTAGE``), then ``computePixels`` in NPY on the tile's grid (CRS code,
 affine transform, dimensions) for as many images per request as stay under the 48 MB request
-limit, counted as width × height × Σ(bytes per band + 1 mask byte). Each image is one slot.
+limit, counted as width × height × Σ(bytes per band + 1 mask byte). Each S1 image is one
+slot; the S2 granules of one datatake are one slot (`s2_acquisitions`), as for points.
 
 Masks are explicit: S2 bands are unmasked to 0 (the L2A no-data value, SCL 0 = no data) and
 S1 bands to `S1_FILL` (read back as NaN), so a pixel an image does not cover is nodata in the
@@ -22,14 +23,13 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
 from s2mos_transforms.sources.base import ImageStack, s2_missing
-from s2mos_transforms.sources.ee_requests import (CLOUD, S1_COLLECTION, S1_SELECT, S2_COLLECTION, S2_SELECT,
-                                                  TIME)
+from s2mos_transforms.sources.ee_requests import (CLOUD, INDEX, S1_COLLECTION, S1_SELECT, S2_COLLECTION,
+                                                  S2_SELECT, TIME, acquisition_ms, datatake)
 
 REQUEST_BYTES_MAX = 50_331_648            # 48 MB: 'Total request size … must be ≤ 50331648 bytes'
 S2_BYTES_PER_PIXEL = len(S2_SELECT) * (2 + 1)        # int16 + one mask byte per band
 S1_BYTES_PER_PIXEL = len(S1_SELECT) * (4 + 1)        # float32 + one mask byte per band
 S1_FILL = -9999.0
-INDEX = "index"
 
 
 def grid(tile: Tile) -> dict[str, Any]:
@@ -96,20 +96,36 @@ def fetch_pixels(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: lis
     return np.load(io.BytesIO(raw), allow_pickle=False, max_header_size=1 << 24)
 
 
+def s2_acquisitions(meta: list[dict]) -> list[list[dict]]:
+    """The S2 images of a tile grouped into acquisitions (one per datatake: granules of it
+    that overlap hold the same pixels), by time; each group's images by ``system:index``."""
+    groups: dict[Any, list[dict]] = {}
+    for m in meta:
+        take = datatake(m.get(INDEX))
+        groups.setdefault(take if take is not None else ("image", str(m[INDEX])), []).append(m)
+    out = [sorted(g, key=lambda m: str(m[INDEX])) for g in groups.values()]
+    return sorted(out, key=lambda g: (acquisition_ms(g[0]), str(g[0][INDEX])))
+
+
 def assemble(tile: Tile, s2_meta: list[dict], s2_pix: dict[str, np.ndarray], s1_meta: list[dict],
              s1_pix: dict[str, np.ndarray]) -> ImageStack:
-    """The `ImageStack` from the images' metadata (sorted by time) and their pixel fields."""
+    """The `ImageStack` from the images' metadata and their pixel fields: one S2 slot per
+    acquisition (its granules merged, the first by index wins where they overlap, each
+    pixel with the scene cloud of the granule it came from), one S1 slot per image."""
     h = w = tile.size
-    t2, t1 = len(s2_meta), len(s1_meta)
+    takes = s2_acquisitions(s2_meta)
+    t2, t1 = len(takes), len(s1_meta)
     s2 = np.zeros((t2, len(bands.S2_BANDS), h, w), np.int16)
     scl = np.zeros((t2, h, w), np.uint8)
-    for k, m in enumerate(s2_meta):
-        for b, name in enumerate(bands.S2_BANDS):
-            s2[k, b] = s2_pix[f"{m[INDEX]}_{name}"]
-        scl[k] = s2_pix[f"{m[INDEX]}_SCL"]
-    missing = s2_missing(s2, scl)
-    cloud = np.array([np.nan if m.get(CLOUD) is None else m[CLOUD] for m in s2_meta], np.float32)
-    scene_cloud = np.where(missing, np.float32(np.nan), cloud[:, None, None]).astype(np.float32)
+    scene_cloud = np.full((t2, h, w), np.nan, np.float32)
+    for k, granules in enumerate(takes):
+        for m in granules:
+            g_s2 = np.stack([np.asarray(s2_pix[f"{m[INDEX]}_{name}"], np.int16) for name in bands.S2_BANDS])
+            g_scl = np.asarray(s2_pix[f"{m[INDEX]}_SCL"], np.uint8)
+            take = s2_missing(s2[k][None], scl[k][None])[0] & ~s2_missing(g_s2[None], g_scl[None])[0]
+            s2[k][:, take] = g_s2[:, take]
+            scl[k][take] = g_scl[take]
+            scene_cloud[k][take] = np.nan if m.get(CLOUD) is None else np.float32(m[CLOUD])
     s1 = np.full((t1, len(bands.S1_BANDS), h, w), np.nan, np.float32)
     angle = np.full(t1, np.nan, np.float32)
     for k, m in enumerate(s1_meta):
@@ -120,7 +136,8 @@ def assemble(tile: Tile, s2_meta: list[dict], s2_pix: dict[str, np.ndarray], s1_
         a = a[a != S1_FILL]
         if a.size:
             angle[k] = np.float32(a.mean(dtype=np.float64))
-    return ImageStack(tile=tile, s2_times=_times(s2_meta), s2=s2, scl=scl, scene_cloud_pct=scene_cloud,
+    s2_times = (np.array([acquisition_ms(g[0]) for g in takes], np.int64) // 1000).astype("datetime64[s]")
+    return ImageStack(tile=tile, s2_times=s2_times, s2=s2, scl=scl, scene_cloud_pct=scene_cloud,
                       s1_times=_times(s1_meta), s1=s1, angle=angle)
 
 
