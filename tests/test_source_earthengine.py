@@ -234,6 +234,15 @@ def test_requests_in_flight_never_exceed_the_cap(fake, points):
     fake.latency_s = 0.05
     _source(max_inflight=3, points_per_request=1).observations(points[:12])
     assert fake.max_inflight == 3
+    # Two DoFn instances (threads) of one worker process share the cap.
+    fake.max_inflight = 0
+    threads = [threading.Thread(target=_source(max_inflight=2, points_per_request=1).observations,
+                                args=(points[k * 6:(k + 1) * 6],)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert fake.max_inflight == 2
 
 
 def test_cloud_score_plus_links_cs_cdf_and_masks_below_the_threshold(fake, world, points):

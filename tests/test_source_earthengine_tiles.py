@@ -109,8 +109,12 @@ def test_predict_map_with_earthengine_equals_synthetic(fake, key_file, tmp_path)
             assert (b.read(1) != b.nodata).any()                             # a real map, not nodata
     assert len(fake.pixel_requests) >= 2 * len(names) + 2                   # the 503 burst was retried
     settings = (tmp_path / "ee" / "map_settings.json").read_text()
-    assert "earthengine" in settings and key_file[1].splitlines()[1] not in settings
-    assert "fake-access-token" not in settings
+    assert "earthengine" in settings
+    texts = [p for p in (tmp_path / "ee").rglob("*") if p.suffix in (".json", ".jsonl", ".md", ".txt")]
+    assert any(p.name == "map_settings.json" for p in texts) and len(texts) >= 2   # settings, STAC, tiles.jsonl …
+    for path in texts:                                  # credentials nowhere in the map's outputs
+        text = path.read_text()
+        assert key_file[1].splitlines()[1] not in text and "fake-access-token" not in text
 
     # A tile Earth Engine refuses is recorded as failed with the reason; the others are written.
     bad = names[0]

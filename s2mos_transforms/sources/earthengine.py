@@ -56,8 +56,7 @@ class EarthEngineSource:
         self.max_inflight, self.points_per_request, self.page_size = max_inflight, points_per_request, page_size
         self.cs_threshold = cs_threshold if cloud_score_plus else None
         self.policy = ee_faults.RetryPolicy(max_retries=max_retries, backoff_s=backoff_s)
-        self.limiter = ee_faults.RateLimiter(max_rps)
-        self.gate = threading.Semaphore(max_inflight)
+        self.gate, self.limiter = _process_limits(max_inflight, max_rps)
         self.counters = ee_faults.Counters()
         self.notes: list[str] = []
         if cloud_score_plus:
@@ -186,6 +185,20 @@ class EarthEngineSource:
             if name not in self._beam_counters:
                 self._beam_counters[name] = Metrics.counter(METRICS_NAMESPACE, name)
             self._beam_counters[name].inc(n)
+
+
+# One in-flight cap and one rate limiter per process: a worker runs several DoFn instances
+# (threads), each with its own source; the flags hold for the process, not per instance.
+_LIMITS: dict[tuple[int, float], tuple[threading.Semaphore, ee_faults.RateLimiter]] = {}
+_LIMITS_LOCK = threading.Lock()
+
+
+def _process_limits(max_inflight: int, max_rps: float) -> tuple[threading.Semaphore, ee_faults.RateLimiter]:
+    with _LIMITS_LOCK:
+        key = (int(max_inflight), float(max_rps))
+        if key not in _LIMITS:
+            _LIMITS[key] = (threading.Semaphore(max_inflight), ee_faults.RateLimiter(max_rps))
+        return _LIMITS[key]
 
 
 # ---- flags and options ----------------------------------------------------------------------
