@@ -81,6 +81,7 @@ UNWRITABLE = [
 ]
 
 
+@pytest.mark.slow          # 11 subprocesses; the fast tier keeps test_map_pipeline's and test_build_dataset's
 @pytest.mark.parametrize("argv, expected", UNWRITABLE, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _) in
                                                             enumerate(UNWRITABLE)])
 def test_unwritable_output_is_one_line_exit_2(argv, expected, a_file):

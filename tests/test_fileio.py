@@ -21,6 +21,7 @@ def remote():
     return f"ram://s2mos-test-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.slow
 def test_world_export_and_preview_write_the_same_bytes_remotely(tmp_path, remote):
     local = export_world("quick", str(tmp_path / "w"), n_points=4, progress=False)
     far = export_world("quick", fileio.join(remote, "w"), n_points=4, progress=False)

@@ -134,6 +134,7 @@ def test_map_level_outputs(mapped):
     assert pts["campaign"] == "drawn_in_aoi" and 0 < pts["n"] <= pts["points_in_aoi"] <= 60
 
 
+@pytest.mark.slow
 def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
     _, names = fx.small_aoi_bbox(SIZE)
     paths = {n: os.path.join(mapped, "tiles", f"{n}.tif") for n in names}

@@ -157,6 +157,7 @@ def test_5xx_gives_up_after_the_limit_with_the_reason(fake, points):
         src.observations([points[0]])
 
 
+@pytest.mark.slow
 def test_a_permanent_404_rejects_its_points_and_keeps_the_others(fake, world, points):
     bad = points[3].point_id
     fake.faults.append(ee_fake.for_point(bad, 404, "Image.load: Image asset 'x' not found."))
@@ -230,6 +231,7 @@ def test_a_hung_request_hits_the_deadline_and_is_retried(fake, world, points):
     assert src.counters.totals["ee_retries"] == 1 and src.counters.totals["ee_failed_requests"] == 1
 
 
+@pytest.mark.slow
 def test_requests_in_flight_never_exceed_the_cap(fake, points):
     fake.latency_s = 0.05
     _source(max_inflight=3, points_per_request=1).observations(points[:12])
@@ -341,6 +343,7 @@ def test_source_is_thread_safe_enough_for_concurrent_batches(fake, world, points
         assert ee_fake.np_equal_frames(results[k], world.observations(points[k * 4:(k + 1) * 4]))
 
 
+@pytest.mark.slow
 def test_the_plan_matches_the_requests_sent_and_sends_nothing(fake, quick_world, capsys):
     import datetime as dt
 
