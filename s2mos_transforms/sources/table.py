@@ -163,8 +163,6 @@ class TableSource:
         raise SourceError("the 'table' source serves sample points only, not map tiles")
 
 
-
-
 def _add_arguments(group) -> None:
     group.add_argument("--observations", metavar="PATH",
                        help="observations table, CSV or Parquet, long format (point_id, sensor, datetime, "
