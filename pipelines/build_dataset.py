@@ -53,6 +53,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"points per source request (default {DEFAULT_BATCH})")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success (summary.json has it all)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the flags and the sample table, print the plan (points, batches and, for "
+                             "sources that can tell, the requests they would send) and exit without work")
     from s2mos_transforms import sources
     sources.add_source_arguments(parser, sources.POINTS)
 
@@ -98,6 +101,29 @@ def _print_summary(summary: dict, out: str, seconds: float) -> None:
         print(f"  note: {note}")
     print(f"  wrote {out}/ (TFRecords, schema.pbtxt, stats.json, rejected.jsonl, split.csv, summary.json, "
           f"figures) in {seconds:.1f} s")
+
+
+def dry_run(args, extra: list[str]) -> dict[str, Any]:
+    """The plan of a build, without building the source, running Beam or writing anything."""
+    from s2mos_transforms import beam_options, sources
+    from s2mos_transforms.dataset.samples import read_sample_tables
+
+    _check_args(args)
+    beam_options.pipeline_options(extra, "build-dataset")
+    points_df, row_rejections, n_input = read_sample_tables(args.samples, args.holdout_samples)
+    try:
+        name, options = sources.resolve_source(args, sources.POINTS)
+    except sources.SourceError as err:
+        raise UserError(str(err)) from None
+    plan: dict[str, Any] = {"input_points": n_input, "valid_points": len(points_df),
+                            "rejected_rows": len(row_rejections), "source": name, "source_options": options,
+                            "batches": math.ceil(len(points_df) / args.batch_size)}
+    hook = sources.get_plugin(name).plan_points
+    if hook is not None:
+        points = [sources.SamplePoint(str(r.point_id), float(r.lat), float(r.lon))
+                  for r in points_df.itertuples(index=False)]
+        plan["source_plan"] = hook(points, options)
+    return plan
 
 
 def build(args, extra: list[str]) -> dict[str, Any]:
@@ -149,6 +175,14 @@ def build(args, extra: list[str]) -> dict[str, Any]:
 
 def run(args, extra: list[str]) -> int:
     from s2mos_transforms.dataset.finalize import REJECTED_FILE
+
+    if args.dry_run:
+        import json
+        plan = dry_run(args, extra)
+        print(f"build-dataset (dry run, nothing requested or written): {plan['valid_points']} valid points of "
+              f"{plan['input_points']} in {plan['batches']} batches from the '{plan['source']}' source")
+        print(json.dumps(plan, indent=1, default=str))
+        return 0
 
     summary = build(args, extra)
     if not args.quiet:

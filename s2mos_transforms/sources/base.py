@@ -176,6 +176,9 @@ class SourcePlugin:
     factory: Callable[..., Any]
     add_arguments: Callable[[argparse._ArgumentGroup], None] = _no_arguments
     options: Callable[[argparse.Namespace], dict[str, Any]] = _no_options
+    # Optional: what the source would request for these points, without requesting anything
+    # (a JSON-able dict, printed by `build-dataset --dry-run`); called with (points, options).
+    plan_points: Callable[[Sequence[SamplePoint], dict[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self):
         unknown = set(self.serves) - {POINTS, TILES}

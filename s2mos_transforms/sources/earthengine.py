@@ -261,6 +261,14 @@ def _options(args) -> dict[str, Any]:
             "cloud_score_plus": bool(args.cloud_score_plus), "cs_threshold": args.cloud_score_plus_threshold}
 
 
+def _plan_points(points, options: dict[str, Any]) -> dict[str, Any]:
+    """The computeFeatures requests a build would send for `points` (nothing is sent)."""
+    from s2mos_transforms.sources.ee_plan import plan_summary
+    summary, _ = plan_summary(points, dt.date.fromisoformat(options["start"]), dt.date.fromisoformat(options["end"]),
+                              int(options["points_per_request"]))
+    return summary
+
+
 PLUGIN = SourcePlugin(
     name="earthengine",
     summary="Sentinel-2 L2A and Sentinel-1 GRD from Google Earth Engine (points and tiles)",
@@ -268,4 +276,5 @@ PLUGIN = SourcePlugin(
     factory=EarthEngineSource,
     add_arguments=_add_arguments,
     options=_options,
+    plan_points=_plan_points,
 )
