@@ -14,7 +14,7 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
 
-# Pixels per block when building sequences (bounds the float64 temporaries of the masks).
+# Pixels per block when building sequences (bounds the temporaries of the masks).
 SEQUENCE_BLOCK_PIXELS = 4096
 
 
@@ -59,7 +59,7 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
     3σ outliers, S1 pairing; `sequences.select_dates`: at most max_dates, spread evenly).
     With the 12 CNN channels a date needs an S1 pair; with the 10 S2 channels it does not.
     Per the `ImageStack` contract each pixel brings its own scene cloud (T2, P) and nodata:
-    S2 slots that do not cover it are masked (SCL 0, reflectance NaN), S1 slots that do not
+    S2 slots that do not cover it are masked (SCL 0, all bands 0), S1 slots that do not
     cover it (NaN) are never paired, so a pixel's sequence equals the point's at its centre.
     """
     from s2mos_transforms import sequences
@@ -78,7 +78,7 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
     for start in range(0, pixels.size, block):
         # `block_sequences` = `extract` → `select_dates` → gather, on the observations that pass
         # the scene/SCL filters only. Nodata S2 slots (SCL 0, or all bands 0: NDVI 0/0) never
-        # pass, so the result is the same as with the NaN reflectance of `_s2_block`.
+        # pass, so they count as not acquired, as for a point, which has no row for them.
         seq = sequences.block_sequences(stack.s2_times, s2, scl, cloud, stack.s1_times, s1,
                                         pixels[start:start + block], channels == bands.CHANNELS_S2S1, cfg)
         lengths.append(seq.lengths)
@@ -86,19 +86,6 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
     if not lengths:
         return PixelSequences(pixels, np.zeros(0, np.int32), np.zeros((0, len(channels)), np.float32))
     return PixelSequences(pixels, np.concatenate(lengths), np.concatenate(values))
-
-
-def _s2_block(s2_dn: np.ndarray, scl: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A block's S2 values as float32 with NaN where the acquisition does not cover the pixel
-    (`sources.base.s2_missing`): a nodata date is then not even "acquired", as for a point,
-    which has no row for it. The SCL (no-data class 0 there) is passed on unchanged."""
-    from s2mos_transforms.sources.base import s2_missing
-
-    values = s2_dn.astype(np.float32)
-    missing = s2_missing(s2_dn, scl)
-    if missing.any():
-        values[np.broadcast_to(missing[:, None], values.shape)] = np.nan
-    return values, scl
 
 
 def coords_of(tile: Tile, pixels: np.ndarray) -> np.ndarray:
