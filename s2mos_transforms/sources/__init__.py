@@ -27,7 +27,7 @@ from s2mos_transforms.sources.base import (POINTS, TILES, ImageStack, SamplePoin
                                            SourcePlugin)
 
 __all__ = ["POINTS", "TILES", "ImageStack", "SamplePoint", "Source", "SourceError", "SourcePlugin",
-           "plugins", "get_plugin", "create", "get_source", "add_source_arguments", "resolve_source"]
+           "plugins", "get_plugin", "create", "add_source_arguments", "resolve_source"]
 
 ENV_MODULES = "S2MOS_SOURCE_MODULES"
 ENTRY_POINT_GROUP = "s2mos.sources"
@@ -89,11 +89,6 @@ def create(name: str, options: dict[str, Any] | None = None) -> Source:
     return get_plugin(name).factory(**(options or {}))
 
 
-def get_source(name: str, **options) -> Source:
-    """`create` with the options as keywords."""
-    return create(name, options)
-
-
 def add_source_arguments(parser: argparse.ArgumentParser, serves: str) -> None:
     """``--source NAME`` and, in one argument group per source that serves `serves`, its flags.
 
@@ -122,13 +117,12 @@ def resolve_source(args: argparse.Namespace, serves: str, shared: Iterable[str] 
     """
     plugin = get_plugin(args.source, serves)
     owners = getattr(args, "_source_flag_owners", {})
-    shared = set(shared)
+    allowed = set(shared) | {dest for dest, _, _ in owners.get(plugin.name, [])}
     for name, flags in owners.items():
         if name == plugin.name:
             continue
-        mine = {dest for dest, _, _ in owners.get(plugin.name, [])}
         for dest, default, flag in flags:
-            if dest in mine or dest in shared:
+            if dest in allowed:
                 continue
             if getattr(args, dest, default) != default:
                 raise SourceError(f"{flag} is a flag of the '{name}' source, not of '{plugin.name}' "
