@@ -49,9 +49,10 @@ def exists(path: str) -> bool:
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
 
-def write_bytes(path: str, data: bytes) -> None:
+def write_bytes(path: str, data: bytes) -> str:
     with open_write(path) as fh:
         fh.write(data)
+    return path
 
 
 def read_bytes(path: str) -> bytes:
@@ -62,8 +63,8 @@ def read_bytes(path: str) -> bytes:
         return fh.read()
 
 
-def write_text(path: str, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: str, text: str) -> str:
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def read_text(path: str) -> str:
@@ -82,19 +83,39 @@ def read_json(path: str) -> Any:
 def open_write(path: str) -> Iterator[BinaryIO]:
     """A binary file to stream into (a Parquet writer, a GeoTIFF); parent directories are created.
 
-    Remote: written to a local temporary file and copied up on success (object stores take
-    whole objects; nothing half-written appears under ``path`` if the writer fails).
+    Atomic: locally written to a temporary sibling and renamed into place; remote, written to a
+    local temporary file and copied up on success (object stores take whole objects). Either
+    way nothing half-written appears under ``path`` if the writer fails.
     """
     makedirs(_parent(path))
     if not is_remote(path):
-        with open(path, "wb") as fh:
-            yield fh
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as fh:
+                yield fh
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
         return
     with tempfile.TemporaryDirectory(prefix="s2mos-upload-") as tmp:
         local = os.path.join(tmp, "part")
         with open(local, "wb") as fh:
             yield fh
         _gfile().copy(local, path, overwrite=True)
+
+
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """A local path for reading ``path`` (copied to a temporary directory when remote), for
+    libraries that want a file name (rasterio, h5py)."""
+    if not is_remote(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="s2mos-read-") as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        _gfile().copy(path, local, overwrite=True)
+        yield local
 
 
 def check_writable(path: str, flag: str, is_file: bool = False) -> None:

@@ -13,17 +13,15 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import shutil
 import tempfile
-import uuid
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from s2mos_transforms import fileio
 from s2mos_transforms.maps import cog
 from s2mos_transforms.grid import PIXEL_SIZE_M
 
@@ -36,57 +34,6 @@ SUMMARY = "summary.json"
 STATUSES = ("written", "empty", "failed")
 
 
-# ------------------------------------------------------------------ small file helpers
-
-def _remote(path: str) -> bool:
-    return "://" in path
-
-
-def write_text(path: str, text: str) -> str:
-    """Write a small text file atomically (local: temp + rename; gs://: one object write)."""
-    if _remote(path):
-        from apache_beam.io.filesystems import FileSystems
-        with FileSystems.create(path) as fh:
-            fh.write(text.encode("utf-8"))
-        return path
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
-
-
-def read_text(path: str) -> str:
-    if _remote(path):
-        from apache_beam.io.filesystems import FileSystems
-        with FileSystems.open(path) as fh:
-            return fh.read().decode("utf-8")
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
-
-
-@contextlib.contextmanager
-def local_copy(path: str) -> Iterator[str]:
-    """A local path for reading `path` (copied to a temp dir when remote)."""
-    if not _remote(path):
-        yield path
-        return
-    from apache_beam.io.filesystems import FileSystems
-    with tempfile.TemporaryDirectory(prefix="s2mos-read-") as d:
-        local = os.path.join(d, os.path.basename(path))
-        with FileSystems.open(path) as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst, 4 << 20)
-        yield local
-
-
-def _exists(path: str) -> bool:
-    if _remote(path):
-        from apache_beam.io.filesystems import FileSystems
-        return FileSystems.exists(path)
-    return os.path.isfile(path)
-
-
 def claim_output(out: str, settings: dict) -> None:
     """Record the map's settings in `out`, or check a previous run's agree (then its complete
     tiles are reused). Raises UserError naming the first setting that differs."""
@@ -94,8 +41,8 @@ def claim_output(out: str, settings: dict) -> None:
 
     path = f"{out.rstrip('/')}/{SETTINGS}"
     wanted = json.loads(json.dumps(settings, sort_keys=True))
-    if _exists(path):
-        before = json.loads(read_text(path))
+    if fileio.exists(path):
+        before = json.loads(fileio.read_text(path))
         diff = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
         if diff:
             k = diff[0]
@@ -103,7 +50,7 @@ def claim_output(out: str, settings: dict) -> None:
                             f"{wanted.get(k)!r} now); use another --out or delete it")
         return
     try:
-        write_text(path, json.dumps(wanted, indent=2, sort_keys=True))
+        fileio.write_text(path, json.dumps(wanted, indent=2, sort_keys=True))
     except OSError as err:
         raise UserError(f"--out {out}: cannot write {SETTINGS} ({err.strerror or err})") from None
 
@@ -112,11 +59,11 @@ def claim_output(out: str, settings: dict) -> None:
 
 def write_manifest(records: Iterable[dict], path: str) -> str:
     rows = sorted(records, key=lambda r: r["tile"])
-    return write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return fileio.write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def read_manifest(path: str) -> list[dict]:
-    return [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+    return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
 
 
 def summarize(records: Sequence[dict]) -> dict:
@@ -206,7 +153,7 @@ def write_mosaic(out: str, records: Sequence[dict], epsg: int) -> str:
     for r in records:
         if r["status"] != "written":
             continue
-        with local_copy(f"{out}/{tile_relpath(r)}") as path, rasterio.open(path) as ds:
+        with fileio.local_copy(f"{out}/{tile_relpath(r)}") as path, rasterio.open(path) as ds:
             y, x = (r1 - r["row"]) * size, (r["col"] - c0) * size
             data[:, y:y + size, x:x + size] = ds.read()
     transform = Affine(res, 0.0, c0 * span, 0.0, -res, (r1 + 1) * span)
@@ -227,7 +174,7 @@ def _nice_length(max_m: float) -> float:
 def read_decimated(path: str, max_pixels: int = 1024) -> tuple[np.ndarray, float]:
     """clay_mean as a masked array at most max_pixels on a side, and its pixel size (m)."""
     import rasterio
-    with local_copy(path) as local, rasterio.open(local) as ds:
+    with fileio.local_copy(path) as local, rasterio.open(local) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / max_pixels))
         shape = (max(1, ds.height // f), max(1, ds.width // f))
         band = ds.read(1, out_shape=shape, masked=True)
@@ -332,7 +279,7 @@ def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model
     vrts: dict[int, str] = {}
     for epsg, recs in groups.items():
         if any(r["status"] == "written" for r in recs):
-            vrts[epsg] = write_text(f"{out}/tiles_{epsg}.vrt", build_vrt(recs, epsg))
+            vrts[epsg] = fileio.write_text(f"{out}/tiles_{epsg}.vrt", build_vrt(recs, epsg))
     mosaic = None
     if written and len(groups) == 1 and len(records) <= mosaic_max_tiles:
         mosaic = write_mosaic(out, records, next(iter(groups)))
@@ -341,8 +288,8 @@ def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model
         src = mosaic or next(iter(vrts.values()))
         ql = quicklook(src, f"{out}/{QUICKLOOK}", title=f"clay_mean (%), {start} … {end}")
     item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql, properties)
-    item_path = write_text(f"{out}/{STAC_ITEM}", json.dumps(item, indent=2))
+    item_path = fileio.write_text(f"{out}/{STAC_ITEM}", json.dumps(item, indent=2))
     summary = summarize(records) | {"seconds": seconds}
-    write_text(f"{out}/{SUMMARY}", json.dumps(summary, indent=2))
+    fileio.write_text(f"{out}/{SUMMARY}", json.dumps(summary, indent=2))
     return {"summary": summary, "mosaic": mosaic, "vrt": sorted(vrts.values()), "quicklook": ql,
             "stac_item": item_path, "manifest": f"{out}/{MANIFEST}"}

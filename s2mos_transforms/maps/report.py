@@ -19,7 +19,8 @@ from s2mos_transforms.maps import cog
 
 from s2mos_transforms.maps import tiling
 from s2mos_transforms.grid import PIXEL_SIZE_M, Tile, tile_containing, lonlat_to_xy, utm_epsg
-from s2mos_transforms.maps.outputs import local_copy, tile_relpath, write_text
+from s2mos_transforms import fileio
+from s2mos_transforms.maps.outputs import tile_relpath
 
 REPORT = "map_report.json"
 N_SAMPLE_POINTS = 60          # points drawn in the AOI when the preset's own campaign is too sparse there
@@ -28,7 +29,7 @@ MIN_CAMPAIGN_POINTS = 30      # below this many of the preset's samples in the A
 
 def _read_band(out: str, record: dict, band: int = 1) -> np.ndarray:
     import rasterio
-    with local_copy(f"{out}/{tile_relpath(record)}") as path, rasterio.open(path) as ds:
+    with fileio.local_copy(f"{out}/{tile_relpath(record)}") as path, rasterio.open(path) as ds:
         return ds.read(band)
 
 
@@ -116,7 +117,7 @@ def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict
 
 
 def write(rep: dict, out: str) -> str:
-    return write_text(f"{out.rstrip('/')}/{REPORT}", json.dumps(rep, indent=2))
+    return fileio.write_text(f"{out.rstrip('/')}/{REPORT}", json.dumps(rep, indent=2))
 
 
 def _fmt(block: dict) -> str:
