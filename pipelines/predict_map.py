@@ -43,6 +43,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference", choices=("fast", "padded"), default="fast",
                         help="fast: conv stack on the real dates only (same numbers); padded: the SavedModel")
     parser.add_argument("--no-report", action="store_true", help="skip the map report on the embedded world")
+    from s2mos_transforms.beam_options import GPUS
+    parser.add_argument("--gpu", choices=tuple(GPUS), metavar="TYPE",
+                        help="Dataflow GPU workers of this type (" + ", ".join(GPUS) + "): adds the worker "
+                             "accelerator service option and a matching machine type unless --machine_type is given")
+    parser.add_argument("--gpu-count", type=int, default=1, metavar="N",
+                        help="GPUs per Dataflow worker with --gpu (default 1)")
     ex = parser.add_argument_group(
         "extraction settings (default: the model's own, those of the dataset it was trained on; "
         "a different value is refused unless --override-extraction)")
@@ -166,7 +172,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from s2mos_transforms.maps import plan as map_plan
     from s2mos_transforms.maps import tiling
 
-    options = beam_options.pipeline_options(extra, "predict-map")       # a typo in a Beam flag: first
+    options = beam_options.pipeline_options(extra, "predict-map",       # a typo in a Beam flag: first
+                                            gpu=args.gpu, gpu_count=args.gpu_count)
     config, aoi, source, preset, warnings = resolve(args)
     for line in warnings:
         print(f"s2mos: {line}", file=sys.stderr)
