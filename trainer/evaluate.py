@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from s2mos_transforms import fileio, metrics
-from trainer import bagging
+from trainer import bagging, intervals
 from trainer.figures import plot_scatters
 from trainer.interpret import interpretability
 from trainer.model_dir import MAIN_MODEL
@@ -70,6 +70,9 @@ def evaluate(model_dir: str, data_dir: str, out_dir: str | None = None, top_frac
                          "max_abs_diff_std": float(np.max(np.abs(e_std - std))) if len(std) else 0.0}
             mean, std, source = e_mean.astype(np.float64), e_std.astype(np.float64), "serving ensemble (raw inputs)"
         m = metrics.summary(observed, mean)
+        if rec.get("intervals"):
+            lo, hi = intervals.bounds(mean, std, rec["intervals"])
+            m["interval"] = {**intervals.coverage(observed, lo, hi), "level": rec["intervals"]["level"]}
         paper = paper_result(spec)
         m.update(description=spec.description, family=spec.family, input=spec.input, channels=spec.channels,
                  use_coords=spec.use_coords, mean_bag_std=float(np.mean(std)) if len(std) else 0.0,
@@ -89,12 +92,13 @@ def evaluate(model_dir: str, data_dir: str, out_dir: str | None = None, top_frac
     if cnn_rec is not None:
         cal = data.read_split(data_dir, "calibration")
         interp = interpretability(model_dir, cal, stats, cnn_rec["channels"], top_fraction, out_dir, log)
+    aoa_scores = test_aoa(model_dir, test, preds.get(MAIN_MODEL), observed) if MAIN_MODEL in preds else None
     report = {"data": data_dir, "model_dir": model_dir, "n_test": len(test), "bags": manifest["bags"],
               "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "extraction": manifest.get("extraction"), "extraction_source": manifest.get("extraction_source"),
               "models": results, "comparisons": comparisons(observed, preds),
               "not_scored": not_scored, "ensemble_check": ens_check,
-              "interpretability": interp, "seconds": round(time.perf_counter() - t0, 2)}
+              "interpretability": interp, "aoa": aoa_scores, "seconds": round(time.perf_counter() - t0, 2)}
     fileio.write_json(fileio.join(out_dir, "report.json"), report)
     fileio.write_text(fileio.join(out_dir, "report.md"), report_markdown(report))
     header = ",".join(csv_cols)
@@ -104,6 +108,21 @@ def evaluate(model_dir: str, data_dir: str, out_dir: str | None = None, top_frac
     print_table(report, log)
     log(f"report: {fileio.join(out_dir, 'report.md')}")
     return report
+
+
+def test_aoa(model_dir: str, test, pred: tuple, observed: np.ndarray) -> dict | None:
+    """The serving ensemble's test points inside vs outside its area of applicability."""
+    from trainer import aoa as aoa_mod
+    from trainer import data, model_dir as md, trust
+
+    meta = md.read_meta(model_dir)
+    if not meta.aoa:
+        return None
+    t = trust.Trust.load(model_dir, meta)
+    feature = meta.sequence_feature or "s2s1"
+    values, lengths = aoa_mod.ragged(test.sequences[feature], len(meta.channels))
+    di = t.aoa.di(trust.aoa_features(values, lengths, test.coords, meta.use_coords))
+    return aoa_mod.split_errors(observed, pred[0], di, t.aoa.threshold)
 
 
 # ---------------------------------------------------------------- CLI (s2mos evaluate)

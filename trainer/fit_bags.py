@@ -1,5 +1,9 @@
 """One model, every bag: fit (RF with its CV grid, or Keras alone / side by side), save the bag
-models and histories, and predict the test split once, after fitting (predictions/<name>.npz)."""
+models and histories, and predict the test split once, after fitting (predictions/<name>.npz).
+
+Each bag also predicts the calibration split (``cal_bags`` in the same file): the points it
+did not train on give the out-of-bag residuals the conformal intervals are calibrated on
+(`trainer.intervals`); the record carries the fitted interval parameters."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +12,7 @@ import time
 import numpy as np
 
 from s2mos_transforms import fileio
-from trainer import bagging, model_dir
+from trainer import bagging, intervals, model_dir
 from trainer.callbacks import EpochLog, tensorboard_callback
 from trainer.config import Log, TrainConfig
 from trainer.fit import fit_keras, fit_keras_parallel, predict_keras
@@ -86,21 +90,23 @@ def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: T
 
 
 def fit_rf_bag(spec: ModelSpec, p_cal: Prepared, p_test: Prepared, y_cal: np.ndarray, bag: np.ndarray,
-               k: int, rf_params: dict, cfg: TrainConfig) -> tuple[np.ndarray, dict]:
-    """Fit RF bag k; its test-row predictions and its manifest record (saved with --save-rf)."""
+               k: int, rf_params: dict, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Fit RF bag k; its test-row and calibration-row predictions and its manifest record
+    (saved with --save-rf)."""
     from trainer import baselines
 
     x_tr, own_tr = select_rows(p_cal, bag)
     y_tr = y_cal[own_tr]
     rf = baselines.fit_rf(x_tr["features"], y_tr, rf_params, bagging.bag_seed(cfg.seed, k), cfg.rf_jobs)
     rows = rf.predict(p_test.x["features"]) if len(p_test.x["features"]) else np.zeros(0)
+    cal_rows = rf.predict(p_cal.x["features"]) if len(p_cal.x["features"]) else np.zeros(0)
     if cfg.save_rf:
         import io
         import joblib
         buf = io.BytesIO()
         joblib.dump(rf, buf, compress=3)
         fileio.write_bytes(model_dir.rf_bag_path(cfg.model_dir, spec.name, k), buf.getvalue())
-    return rows, {"bag": k, "n_points": int(len(bag)), "n_rows": int(len(y_tr))}
+    return rows, cal_rows, {"bag": k, "n_points": int(len(bag)), "n_rows": int(len(y_tr))}
 
 
 def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: TrainConfig, log: Log) -> dict:
@@ -113,7 +119,7 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
     p_cal, p_test = prepare(spec, cal, stats), prepare(spec, test, stats)
     record: dict = {"name": spec.name, "family": spec.family, "input": spec.input, "channels": spec.channels,
                     "use_coords": spec.use_coords, "description": spec.description, "bags": []}
-    test_preds = []
+    test_preds, cal_preds = [], []
     log(f"[{spec.name}] {spec.description}: {len(cal)} calibration points, {len(bags)} bags")
 
     rf_params = None
@@ -131,7 +137,7 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
         fill = float(np.mean(y_cal[bag]))
         tb = time.perf_counter()
         if spec.family == "rf":
-            rows, bag_rec = fit_rf_bag(spec, p_cal, p_test, y_cal, bag, k, rf_params, cfg)
+            rows, cal_rows, bag_rec = fit_rf_bag(spec, p_cal, p_test, y_cal, bag, k, rf_params, cfg)
         else:
             if stacked is not None:
                 model, history, batch, n_rows = stacked[k]
@@ -148,6 +154,7 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
             fileio.save_keras(model, path)
             fileio.write_json(fileio.join(cfg.model_dir, "history", spec.name, f"bag_{k}.json"), history)
             rows = predict_keras(model, p_test.x)
+            cal_rows = predict_keras(model, p_cal.x)
             bag_rec = {"bag": k, "n_points": int(len(bag)), "n_rows": int(n_rows), "batch_size": batch,
                        "path": path, "final_loss": history["loss"][-1] if history.get("loss") else None}
             if stacked is None:
@@ -157,6 +164,8 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                 tb -= stacked_seconds / len(bags)                     # this bag's share of it
         z = per_point(np.asarray(rows, np.float64), p_test, len(test), fill)
         test_preds.append(data.clay_from_target(z, stats))
+        z_cal = per_point(np.asarray(cal_rows, np.float64), p_cal, len(cal), fill)
+        cal_preds.append(data.clay_from_target(z_cal, stats))
         bag_rec["fill"] = fill   # normalised prediction of a test point without any row (per_date inputs)
         bag_rec["seconds"] = round(time.perf_counter() - tb, 2)
         record["bags"].append(bag_rec)
@@ -166,8 +175,15 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
         keras.backend.clear_session(free_memory=False)
     preds = np.stack(test_preds).astype(np.float32)
     mean, std = bagging.combine(preds)
+    cal_stack = np.stack(cal_preds).astype(np.float32)
     fileio.save_npz(model_dir.predictions_path(cfg.model_dir, spec.name),
                     point_id=test.point_id.astype(str), observed=test.clay.astype(np.float32),
-                    bags=preds, mean=mean.astype(np.float32), std=std.astype(np.float32))
+                    bags=preds, mean=mean.astype(np.float32), std=std.astype(np.float32),
+                    cal_point_id=cal.point_id.astype(str), cal_observed=cal.clay.astype(np.float32),
+                    cal_bags=cal_stack)
+    try:
+        record["intervals"] = intervals.fit(cal.clay, cal_stack, bags)
+    except ValueError as err:       # too few out-of-bag points (tiny data, one bag)
+        log(f"[{spec.name}] no prediction intervals: {err}")
     record["seconds"] = round(time.perf_counter() - t0, 2)
     return record

@@ -3,7 +3,10 @@
 MODEL_DIR/
   ensemble/                  the serving SavedModel (`trainer.ensemble`), with
     s2mos_model.json         channels, use_coords, max_dates, bags, stats, bag_models,
-                             extraction (the dataset's `ExtractConfig.as_dict`), …
+                             extraction (the dataset's `ExtractConfig.as_dict`), and the
+                             trust layer (`trainer.trust`): intervals (conformal q, eps),
+                             aoa (DI weights, threshold), recalibration, calibration_clay_mean
+    aoa.npz                  the AOA's training points (weighted, standardised, float32)
     stats.json               normalisation stats of the calibration set
   bags/bag_K.keras           the main CNN's bag Keras models (the map's fast inference path)
   models/NAME/bag_K.keras    every other Keras model family (ablations, ANNs); models/NAME/…
@@ -23,6 +26,7 @@ MODEL_META = "s2mos_model.json"
 BAGS_DIR = "bags"
 MODELS_DIR = "models"
 PREDICTIONS_DIR = "predictions"
+AOA_FILE = "aoa.npz"        # ensemble/aoa.npz: the AOA's training features (`trainer.aoa`)
 MAIN_MODEL = "cnn"          # the model whose bags are the serving ensemble (kept in BAGS_DIR)
 
 
@@ -60,6 +64,13 @@ class EnsembleMeta:
     # scene-cloud limit, NDVI/NBR2 thresholds, band-order rule, outlier sigma, S1 pairing
     # window, date cap). None for models exported before they were recorded.
     extraction: dict | None = None
+    # The trust layer (`trainer.trust`): conformal interval parameters, the AOA's metadata,
+    # a local recalibration (`s2mos recalibrate`) and the calibration set's mean clay. None
+    # for models exported before they existed (their maps carry nodata in those bands).
+    intervals: dict | None = None
+    aoa: dict | None = None
+    recalibration: dict | None = None
+    calibration_clay_mean: float | None = None
 
     def extract_config(self):
         """The `sequences.ExtractConfig` the map must use (the paper's defaults if not recorded)."""
@@ -95,7 +106,19 @@ def read_meta(model_dir: str) -> EnsembleMeta:
                         stats=NormStats.from_json(json.dumps(raw["stats"])),
                         sequence_feature=str(raw.get("sequence_feature", "")),
                         bag_models=tuple(raw.get("bag_models", ())),
-                        extraction=raw.get("extraction"))
+                        extraction=raw.get("extraction"), intervals=raw.get("intervals"),
+                        aoa=raw.get("aoa"), recalibration=raw.get("recalibration"),
+                        calibration_clay_mean=raw.get("calibration_clay_mean"))
+
+
+def update_meta(model_dir: str, **updates) -> dict:
+    """Add or replace keys of ensemble/s2mos_model.json (the trust layer is written after export)."""
+    from s2mos_transforms import fileio
+    path = f"{ensemble_dir(model_dir)}/{MODEL_META}"
+    raw = fileio.read_json(path)
+    raw.update(updates)
+    fileio.write_json(path, raw)
+    return raw
 
 
 def bag_paths(model_dir: str, meta: EnsembleMeta) -> list[str]:

@@ -66,6 +66,25 @@ def extraction_lines(report: dict) -> list[str]:
     return [f"- extraction settings ({report.get('extraction_source') or 'unknown source'}): {values}"]
 
 
+def interval_lines(report: dict) -> list[str]:
+    """PICP and mean width of every model's 90 % interval on the test split; the AOA split."""
+    rows = [(n, m["interval"]) for n, m in report["models"].items() if m.get("interval")]
+    lines = []
+    if rows:
+        lines += ["", "## 90 % prediction intervals (test split)", "",
+                  "Split-conformal on out-of-bag calibration residuals, scaled by the bag spread "
+                  "(`trainer.intervals`). PICP = share of test points inside their interval (target 0.90).", "",
+                  "| model | PICP | mean width (% clay) | n |", "|---|---:|---:|---:|"]
+        lines += [f"| {n} | {_fmt(iv['picp'])} | {_fmt(iv['mean_width'])} | {iv['n']} |" for n, iv in rows]
+    a = report.get("aoa")
+    if a:
+        lines += ["", "## Area of applicability (serving ensemble, test split)", "",
+                  f"Threshold DI {a['threshold']:.3f}: {a['n_inside']} test points inside, {a['n_outside']} outside; "
+                  f"MAE inside {_fmt(a['mae_inside'])}, outside {_fmt(a['mae_outside'])} % clay"
+                  + (f" (ratio {a['ratio']:.2f})." if a.get("ratio") else ".")]
+    return lines
+
+
 def report_markdown(report: dict) -> str:
     res = report["models"]
     lines = [
@@ -89,6 +108,7 @@ def report_markdown(report: dict) -> str:
     comp = comparison_lines(res, report.get("comparisons"))
     if comp:
         lines += ["", "## CNN against the median-composite baselines", ""] + comp
+    lines += interval_lines(report)
     abl = [n for n in ("cnn", "cnn_nocoords", "cnn_nosar", "cnn_nosar_nocoords") if n in res]
     if len(abl) > 1:
         lines += ["", "## Ablations (paper Section 3.3, Appendix B)", "",
@@ -121,8 +141,16 @@ def report_markdown(report: dict) -> str:
 
 
 def print_table(report: dict, log) -> None:
-    log(f"{'model':<20s} {'n':>5s} {'R2':>6s} {'RMSE':>6s} {'RPIQ':>6s} {'CCC':>6s} {'bias':>6s}  paper R2/RPIQ")
+    log(f"{'model':<20s} {'n':>5s} {'R2':>6s} {'RMSE':>6s} {'RPIQ':>6s} {'CCC':>6s} {'bias':>6s} "
+        f"{'PICP90':>6s} {'width':>6s}  paper R2/RPIQ")
     for name, m in report["models"].items():
         paper = f"{m['paper_r2']:.2f}/{m['paper_rpiq']:.2f}" if m.get("paper_r2") is not None else "–"
+        iv = m.get("interval") or {}
+        picp = f"{iv['picp']:>6.3f}" if iv.get("picp") is not None else f"{'–':>6s}"
+        width = f"{iv['mean_width']:>6.1f}" if iv.get("mean_width") is not None else f"{'–':>6s}"
         log(f"{name:<20s} {m['n']:>5d} {m['r2']:>6.3f} {m['rmse']:>6.2f} {m['rpiq']:>6.2f} {m['ccc']:>6.3f} "
-            f"{m['bias']:>6.2f}  {paper}")
+            f"{m['bias']:>6.2f} {picp} {width}  {paper}")
+    a = report.get("aoa")
+    if a:
+        log(f"AOA (cnn, test): {a['n_inside']} inside / {a['n_outside']} outside (DI ≤ {a['threshold']:.3f}); "
+            f"MAE inside {_fmt(a['mae_inside'])}, outside {_fmt(a['mae_outside'])} % clay")

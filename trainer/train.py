@@ -88,6 +88,19 @@ def export_ensemble(spec, n_bags: int, stats, extraction, cfg: TrainConfig, log:
     return path
 
 
+def store_trust(spec, cal, bags, cfg: TrainConfig, log: Log) -> None:
+    """The serving ensemble's intervals and AOA (`trainer.trust`), from its calibration predictions."""
+    from trainer import data, trust
+
+    saved = fileio.load_npz(model_dir.predictions_path(cfg.model_dir, spec.name))
+    feature, names = data.CHANNEL_SETS[spec.channels]
+    try:
+        trust.fit_and_store(cfg.model_dir, cal, names, feature, spec.use_coords, saved["cal_bags"], bags,
+                            cfg.seed, log)
+    except ValueError as err:     # tiny data or a single bag: the map carries nodata in those bands
+        log(f"[trust] not fitted: {err}")
+
+
 def train(cfg: TrainConfig, log: Log | None = None) -> dict:
     """The whole `s2mos train` run; returns the manifest (also written to manifest.json)."""
     import keras
@@ -131,6 +144,7 @@ def train(cfg: TrainConfig, log: Log | None = None) -> dict:
         records.append(train_model(spec, cal, test, stats, bags, cfg, log))
         if spec.name == model_dir.MAIN_MODEL:
             export_ensemble(spec, len(bags), stats, settings, cfg, log)
+            store_trust(spec, cal, bags, cfg, log)
 
     exported = any(s.name == model_dir.MAIN_MODEL for s in chosen)
     manifest = {"models": records, "n_calibration": len(cal), "n_test": len(test), "bags": len(bags),

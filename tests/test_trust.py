@@ -1,0 +1,107 @@
+"""The trust layer: conformal intervals, the area of applicability, and what `train`/`evaluate`
+store and report (real training on a small dataset)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import trainer_fixtures as fx
+from trainer import aoa, intervals, model_dir, trust
+
+
+def test_ragged_median_equals_numpy_median():
+    rng = np.random.default_rng(0)
+    lengths = np.array([1, 2, 5, 0, 8, 3])
+    values = rng.normal(size=(lengths.sum(), 3)).astype(np.float32)
+    got = aoa.median_features(values, lengths)
+    o = np.concatenate([[0], np.cumsum(lengths)])
+    for i, n in enumerate(lengths):
+        if n == 0:
+            assert np.isnan(got[i]).all()
+        else:
+            np.testing.assert_allclose(got[i], np.median(values[o[i]:o[i + 1]], axis=0), rtol=1e-6)
+
+
+def test_conformal_covers_at_the_level_on_exchangeable_data():
+    rng = np.random.default_rng(1)
+    n, k = 4000, 5
+    truth = rng.uniform(5, 60, n)
+    noise_sd = 2 + 0.2 * truth                                  # heteroscedastic
+    bags = [np.sort(rng.choice(n, int(0.8 * n), replace=False)) for _ in range(k)]
+    y = truth + rng.normal(0, noise_sd)
+    preds = truth[None, :] + rng.normal(0, 0.1 * noise_sd, (k, n))
+    params = intervals.fit(y, preds, bags)
+    assert params["n"] == pytest.approx(n * (1 - 0.8 ** k), rel=0.1)
+    # new points from the same process
+    truth2 = rng.uniform(5, 60, n)
+    sd2 = 2 + 0.2 * truth2
+    y2 = truth2 + rng.normal(0, sd2)
+    p2 = truth2[None, :] + rng.normal(0, 0.1 * sd2, (k, n))
+    lo, hi = intervals.bounds(p2.mean(0), p2.std(0), params)
+    cov = intervals.coverage(y2, lo, hi)
+    assert 0.87 <= cov["picp"] <= 0.94
+    assert cov["mean_width"] > 0
+
+
+def test_conformal_quantile_is_the_finite_sample_rank():
+    scores = np.arange(1, 20, dtype=float)       # n = 19 → ceil(20 · 0.9) = 18th smallest
+    assert intervals.conformal_quantile(scores, 0.9) == 18.0
+    assert intervals.conformal_quantile(scores[:5], 0.9) == np.inf
+
+
+def test_aoa_marks_points_far_from_the_training_data():
+    rng = np.random.default_rng(2)
+    n = 600
+    coords = np.stack([rng.uniform(44, 52, n), rng.uniform(2, 14, n)], 1)
+    x = rng.normal(0, 1, (n, 3))
+    y = 20 + 5 * x[:, 0] + rng.normal(0, 1, n)
+    meta, train = aoa.fit(x, y, coords, ["a", "b", "c"], seed=0)
+    assert train.dtype == np.float32 and train.shape == (n, 3)
+    assert meta["weights"][0] > meta["weights"][1]          # the informative feature weighs most
+    area = aoa.AOA(meta, train)
+    near = rng.normal(0, 1, (200, 3))
+    far = near.copy()
+    far[:, 0] += 8.0
+    di_near, di_far = area.di(near), area.di(far)
+    assert area.inside(di_near).mean() > 0.9
+    assert not area.inside(di_far).any()
+    assert np.isnan(area.di(np.array([[np.nan, 0, 0]])))[0]
+
+
+def test_upper_whisker_drops_outliers():
+    v = np.concatenate([np.linspace(0, 1, 99), [50.0]])
+    assert aoa.upper_whisker(v) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from pipelines.cli import main
+    root = tmp_path_factory.mktemp("trust")
+    data_dir, mdir = str(root / "data"), str(root / "model")
+    fx.write_dataset(data_dir, n_calibration=60, n_test=20, seed=3, max_dates=40)
+    assert main(["train", "--data", data_dir, "--model-dir", mdir, "--epochs", "2", "--bags", "3",
+                 "--models", "cnn,rf", "--quick-grid", "--cv-folds", "2", "--seed", "5", "--quiet"]) == 0
+    assert main(["evaluate", "--data", data_dir, "--model-dir", mdir, "--quiet"]) == 0
+    return data_dir, mdir
+
+
+@pytest.mark.slow
+def test_train_stores_the_trust_layer_and_evaluate_reports_it(trained):
+    data_dir, mdir = trained
+    meta = model_dir.read_meta(mdir)
+    assert meta.intervals["level"] == 0.9 and np.isfinite(meta.intervals["q"]) and meta.intervals["eps"] > 0
+    assert meta.aoa["threshold"] > 0 and len(meta.aoa["weights"]) == len(meta.channels) + 2
+    assert os.path.exists(os.path.join(mdir, "ensemble", model_dir.AOA_FILE))
+    assert 0 < meta.calibration_clay_mean < 80
+    report = json.load(open(os.path.join(mdir, "evaluation", "report.json")))
+    for name in ("cnn", "rf"):
+        iv = report["models"][name]["interval"]
+        assert 0.0 <= iv["picp"] <= 1.0 and iv["mean_width"] > 0 and iv["n"] == 20
+    a = report["aoa"]
+    assert a["n_inside"] + a["n_outside"] == 20
+    md = open(os.path.join(mdir, "evaluation", "report.md")).read()
+    assert "90 % prediction intervals" in md and "Area of applicability" in md
+    # the trust layer on the test sequences: same bounds as evaluate's
+    t = trust.Trust.load(mdir)
+    assert t.aoa is not None and t.aoa.tree.n == meta.aoa["n_stored"]

@@ -1,0 +1,99 @@
+"""The trust layer of a model: intervals, area of applicability and local recalibration.
+
+Fitted by `s2mos train` (after the serving ensemble is exported) and stored with it in
+ensemble/s2mos_model.json (+ ensemble/aoa.npz); applied by `evaluate` on the test split and
+by predict-map on every pixel, through one function (`Trust.apply`) whatever the inference
+path, so `fast` and `padded` maps differ only by their (self-checked) clay_mean/clay_std.
+
+Bands it adds to a map: clay_p05, clay_p95 (90 % conformal interval, `trainer.intervals`),
+di, aoa (Meyer & Pebesma 2021, `trainer.aoa`). A recalibration (`s2mos recalibrate`,
+`trainer.recalibrate`) is a monotone map a + b·clay applied to clay_mean and both bounds
+(and b·clay_std), recorded in the metadata and shown in the map's settings and report.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from s2mos_transforms import fileio
+from trainer import aoa as aoa_mod
+from trainer import intervals, model_dir
+
+TRUST_BANDS = ("clay_p05", "clay_p95", "di", "aoa")
+
+
+def aoa_features(values: np.ndarray, lengths: np.ndarray, coords: np.ndarray, use_coords: bool) -> np.ndarray:
+    """The AOA's feature rows of ragged sequences (median per channel, + lat/lon if the model uses them)."""
+    return aoa_mod.median_features(values, lengths, coords if use_coords else None)
+
+
+def feature_names(channels, use_coords: bool) -> list[str]:
+    return [f"median_{c}" for c in channels] + (["lat", "lon"] if use_coords else [])
+
+
+def fit_and_store(root: str, cal, channels, feature: str, use_coords: bool, cal_bag_preds: np.ndarray,
+                  bags: list[np.ndarray], seed: int = 0, log=print) -> dict:
+    """Fit the conformal intervals and the AOA of the serving ensemble on the calibration split and
+    write them into MODEL_DIR/ensemble. Returns the metadata added."""
+    observed = cal.clay.astype(np.float64)
+    iv = intervals.fit(observed, cal_bag_preds, bags)
+    values, lengths = aoa_mod.ragged(cal.sequences[feature], len(channels))
+    feats = aoa_features(values, lengths, cal.coords, use_coords)
+    a_meta, train = aoa_mod.fit(feats, observed, cal.coords, feature_names(channels, use_coords), seed)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, train=train)
+    fileio.write_bytes(f"{model_dir.ensemble_dir(root)}/{model_dir.AOA_FILE}", buf.getvalue())
+    a_meta["file"] = model_dir.AOA_FILE
+    added = {"intervals": iv, "aoa": a_meta, "calibration_clay_mean": float(observed.mean())}
+    model_dir.update_meta(root, **added)
+    log(f"[trust] 90 % conformal intervals: q {iv['q']:.2f}, eps {iv['eps']:.2f} % clay "
+        f"({iv['n']} out-of-bag calibration points); AOA: {a_meta['n_training']} training points, "
+        f"threshold DI {a_meta['threshold']:.3f}")
+    return added
+
+
+def correct(x: np.ndarray, recal: dict | None) -> np.ndarray:
+    """a + b·x (float32) of a recalibration, x itself without one."""
+    if not recal:
+        return np.asarray(x, np.float32)
+    return (np.float32(recal["a"]) + np.float32(recal["b"]) * np.asarray(x, np.float32)).astype(np.float32)
+
+
+class Trust:
+    """What a model directory says about how far to trust each prediction."""
+
+    def __init__(self, meta: model_dir.EnsembleMeta, aoa: aoa_mod.AOA | None):
+        self.meta, self.aoa = meta, aoa
+
+    @classmethod
+    def load(cls, root: str, meta: model_dir.EnsembleMeta | None = None) -> "Trust":
+        meta = meta or model_dir.read_meta(root)
+        area = None
+        if meta.aoa:
+            raw = fileio.read_bytes(f"{model_dir.ensemble_dir(root)}/{meta.aoa.get('file', model_dir.AOA_FILE)}")
+            with np.load(io.BytesIO(raw)) as z:
+                area = aoa_mod.AOA(meta.aoa, z["train"])
+        return cls(meta, area)
+
+    def apply(self, mean: np.ndarray, std: np.ndarray, values: np.ndarray, lengths: np.ndarray,
+              coords: np.ndarray) -> dict[str, np.ndarray]:
+        """Every band of the map for these pixels: clay_mean, clay_std (recalibrated if the model
+        is), clay_p05, clay_p95, di, aoa (NaN where the model carries no such layer)."""
+        n = np.asarray(mean).size
+        nan = np.full(n, np.nan, np.float32)
+        recal = self.meta.recalibration
+        out = {"clay_mean": correct(mean, recal),
+               "clay_std": (np.asarray(std, np.float32) * np.float32(recal["b"] if recal else 1.0)).astype(np.float32)}
+        if self.meta.intervals:
+            lo, hi = intervals.bounds(mean, std, self.meta.intervals)
+            out["clay_p05"], out["clay_p95"] = correct(lo, recal), correct(hi, recal)
+        else:
+            out["clay_p05"], out["clay_p95"] = nan, nan.copy()
+        if self.aoa is not None and n:
+            di = self.aoa.di(aoa_features(values, lengths, coords, self.meta.use_coords))
+            out["di"] = di
+            out["aoa"] = np.where(np.isfinite(di), self.aoa.inside(di), np.nan).astype(np.float32)
+        else:
+            out["di"], out["aoa"] = nan.copy(), nan.copy()
+        return out
