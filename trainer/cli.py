@@ -9,7 +9,10 @@ from s2mos_transforms.errors import UserError
 _positive = int_at_least(1)
 
 
-def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True) -> None:
+def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True,
+                    vertex: bool | None = None) -> None:
+    """The training flags; ``vertex`` (default: ``require_paths``, i.e. `s2mos train`, not the
+    job's own entry `python -m trainer.task`) adds the Vertex AI submission flags."""
     parser.add_argument("--data", required=require_paths, metavar="DIR",
                         help="dataset directory of `s2mos build-dataset` (local or gs://)")
     parser.add_argument("--model-dir", required=require_paths, metavar="DIR",
@@ -41,12 +44,62 @@ def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True)
     parser.add_argument("--save-rf", action="store_true", help="also save every RF bag (joblib; can be large)")
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=1,
                         help="no progress output")
+    if (require_paths if vertex is None else vertex):
+        add_vertex_flags(parser)
+
+
+class _VertexAction(argparse.Action):
+    """``--vertex``: the command's module becomes `trainer.vertex` (`pipelines.cli` runs
+    ``args._module.run``), so `s2mos train --vertex` submits instead of training here."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from trainer import vertex
+        setattr(namespace, self.dest, True)
+        namespace._module = vertex
+
+
+def add_vertex_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "Vertex AI", "--vertex: run this training as a Vertex AI custom job on the project's image instead "
+                     "of here; every path gs://; the model lands in MODEL_DIR/model (AIP_MODEL_DIR)")
+    g.add_argument("--vertex", nargs=0, action=_VertexAction, default=False,
+                   help="submit as a Vertex AI custom job (prints its resource name) instead of training here")
+    g.add_argument("--project", help="Google Cloud project of the job")
+    g.add_argument("--region", help="Vertex AI region, e.g. europe-west4")
+    g.add_argument("--staging-bucket", metavar="gs://BUCKET", help="Vertex AI staging bucket")
+    g.add_argument("--machine-type", default=None,
+                   help="machine type (default: one that holds the accelerators, n1-standard-8 for a T4)")
+    g.add_argument("--accelerator-type", default=None,
+                   help="Vertex AI accelerator: NVIDIA_TESLA_T4 (N1; the default), NVIDIA_TESLA_V100/P4/P100 (N1), "
+                        "NVIDIA_L4 (G2), NVIDIA_TESLA_A100/NVIDIA_A100_80GB (A2), or none for CPU only "
+                        "(default: the GPU of a G2/A2 --machine-type, else NVIDIA_TESLA_T4)")
+    g.add_argument("--accelerator-count", type=_positive, default=None,
+                   help="GPUs per machine (default 1; G2/A2 machine types fix it)")
+    g.add_argument("--image", default=None,
+                   help="training image (default REGION-docker.pkg.dev/PROJECT/s2mos/s2mos:latest, "
+                        "built by cloudbuild.yaml)")
+    g.add_argument("--display-name", default=None, help="job name (default s2mos-train-<UTC time>)")
+    g.add_argument("--service-account", default=None,
+                   help="service account the job runs as (default: Vertex AI's custom code service agent)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="with --vertex: print the CustomJob spec as JSON, send nothing")
+
+
+def check_vertex_flags(args) -> None:
+    """Vertex flags without --vertex would be ignored silently (a --dry-run would train): refuse."""
+    from trainer.vertex import VERTEX_DESTS
+
+    given = [f"--{d.replace('_', '-')}" for d in VERTEX_DESTS[1:]
+             if getattr(args, d, None) not in (None, False)]
+    if given and not getattr(args, "vertex", False):
+        raise UserError(f"{', '.join(given)}: only with --vertex (a Vertex AI job)")
 
 
 def train_config(args, model_dir: str | None = None, checkpoint_dir: str | None = None,
                  tensorboard_dir: str | None = None):
     from trainer.config import TrainConfig
 
+    check_vertex_flags(args)
     model_dir = model_dir or args.model_dir
     if not args.data or not model_dir:
         raise UserError("--data and --model-dir are required")
