@@ -38,7 +38,7 @@ def trainer_outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
     any work (the other stages check their own outputs: world, build-dataset, tune-thresholds,
     predict-map)."""
     if args.command == "train":
-        return [(args.model_dir, "--model-dir")]
+        return [] if getattr(args, "vertex", False) else [(args.model_dir, "--model-dir")]  # the job writes
     if args.command == "evaluate":
         if args.out:
             return [(args.out, "--out")]
