@@ -1,7 +1,11 @@
-"""The one I/O module: local or gs:// paths for every stage, so any data path may be a bucket.
+"""The one I/O module: local paths or any filesystem URI for every stage, so any data path may be a bucket.
 
-Local paths use the standard library (no TensorFlow import for a CSV); remote paths
-(``gs://``, and TensorFlow's ``ram://`` used in tests) go through ``tf.io.gfile``.
+Local paths use the standard library (no TensorFlow or Beam import for a CSV). A URI
+(``scheme://…``) goes through Apache Beam's FileSystems when Beam has a filesystem for its
+scheme (``gs://``, ``s3://``, ``hdfs://``, or any registered `FileSystem` subclass, such as
+the tests' in-memory ``mem://``), else through ``tf.io.gfile`` (TensorFlow's ``ram://``, and
+schemes only a TensorFlow plug-in knows). Nothing here calls ``open()`` on a URI: the tests
+register a scheme that the operating system cannot open, so a bypass fails.
 `check_writable` is the one up-front check of an output flag: every stage calls it before
 any work, so an unwritable output is one line, not a traceback half-way through.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -17,13 +22,21 @@ from typing import Any, BinaryIO, Iterator
 
 from s2mos_transforms.errors import UserError
 
+_SCHEME = re.compile(r"^([a-zA-Z][-a-zA-Z0-9+.]*)://")
+
 
 def join(*parts: str) -> str:
     return "/".join([parts[0].rstrip("/")] + [p.strip("/") for p in parts[1:]])
 
 
+def scheme(path: str) -> str | None:
+    """The URI scheme of ``path`` (``gs``, ``mem``, ``ram`` …), None for a local path."""
+    m = _SCHEME.match(path)
+    return m.group(1).lower() if m else None
+
+
 def is_remote(path: str) -> bool:
-    return "://" in path
+    return scheme(path) is not None
 
 
 def _gfile():
@@ -36,17 +49,92 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path.rstrip("/") else ""
 
 
+def _beam_fs(path: str):
+    """Beam's FileSystem for the scheme of ``path``, or None when Beam has none (``ram://``)."""
+    from apache_beam.io.filesystems import FileSystems
+    try:
+        return FileSystems.get_filesystem(path)
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _open_read(path: str) -> Iterator[BinaryIO]:
+    fs = _beam_fs(path)
+    if fs is None:
+        with _gfile().GFile(path, "rb") as fh:
+            yield fh
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+    fh = fs.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        yield fh
+    finally:
+        fh.close()
+
+
+def upload(local: str, path: str) -> None:
+    """Copy the local file ``local`` to the URI ``path`` in one piece (object stores take whole objects)."""
+    fs = _beam_fs(path)
+    if fs is None:
+        _gfile().copy(local, path, overwrite=True)
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+    out = fs.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        with open(local, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 22)
+    finally:
+        out.close()
+
+
+def download(path: str, local: str) -> None:
+    with _open_read(path) as src, open(local, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 22)
+
+
+def remove(path: str) -> None:
+    """Delete one file (local or URI)."""
+    if not is_remote(path):
+        os.remove(path)
+        return
+    fs = _beam_fs(path)
+    if fs is None:
+        _gfile().remove(path)
+    else:
+        fs.delete([path])
+
+
+def glob(pattern: str) -> list[str]:
+    """Sorted paths matching ``pattern`` (``*`` within one path segment)."""
+    if not is_remote(pattern):
+        import glob as _glob
+        return sorted(_glob.glob(pattern))
+    fs = _beam_fs(pattern)
+    if fs is None:
+        return sorted(_gfile().glob(pattern))
+    return sorted(m.path for m in fs.match([pattern])[0].metadata_list)
+
+
 def makedirs(path: str) -> None:
+    """Create a directory and its parents; nothing to do on object stores (no directories)."""
     if not path:
         return
-    if is_remote(path):
-        _gfile().makedirs(path)
-    else:
+    if not is_remote(path):
         os.makedirs(path, exist_ok=True)
+        return
+    fs = _beam_fs(path)
+    if fs is None:
+        _gfile().makedirs(path)
+    elif fs.has_dirs() and not fs.exists(path):
+        fs.mkdirs(path)
 
 
 def exists(path: str) -> bool:
-    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+    if not is_remote(path):
+        return os.path.exists(path)
+    fs = _beam_fs(path)
+    return _gfile().exists(path) if fs is None else fs.exists(path)
 
 
 def write_bytes(path: str, data: bytes) -> str:
@@ -57,7 +145,7 @@ def write_bytes(path: str, data: bytes) -> str:
 
 def read_bytes(path: str) -> bytes:
     if is_remote(path):
-        with _gfile().GFile(path, "rb") as fh:
+        with _open_read(path) as fh:
             return fh.read()
     with open(path, "rb") as fh:
         return fh.read()
@@ -102,7 +190,7 @@ def open_write(path: str) -> Iterator[BinaryIO]:
         local = os.path.join(tmp, "part")
         with open(local, "wb") as fh:
             yield fh
-        _gfile().copy(local, path, overwrite=True)
+        upload(local, path)
 
 
 @contextlib.contextmanager
@@ -114,7 +202,7 @@ def local_copy(path: str) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="s2mos-read-") as tmp:
         local = os.path.join(tmp, os.path.basename(path))
-        _gfile().copy(path, local, overwrite=True)
+        download(path, local)
         yield local
 
 
@@ -133,10 +221,8 @@ def check_writable(path: str, flag: str, is_file: bool = False) -> None:
         probe = f"{path}.s2mos-write-test-{uuid.uuid4().hex[:8]}" if is_file else \
             join(path, f".s2mos-write-test-{uuid.uuid4().hex[:8]}")
         try:
-            gfile = _gfile()
-            with gfile.GFile(probe, "wb") as fh:
-                fh.write(b"")
-            gfile.remove(probe)
+            write_bytes(probe, b"")
+            remove(probe)
         except Exception as err:  # noqa: BLE001 — any failure of the store (credentials, bucket, network)
             raise UserError(f"{flag} {path}: cannot write {what} ({_first_line(err)})") from None
         return
@@ -180,7 +266,7 @@ def save_keras(model, path: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, os.path.basename(path))
         model.save(local)
-        _gfile().copy(local, path, overwrite=True)
+        upload(local, path)
 
 
 def load_keras(path: str):
@@ -189,7 +275,7 @@ def load_keras(path: str):
         return keras.saving.load_model(path, compile=False)
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, os.path.basename(path))
-        _gfile().copy(path, local, overwrite=True)
+        download(path, local)
         return keras.saving.load_model(local, compile=False)
 
 
@@ -209,14 +295,13 @@ def load_npz(path: str) -> dict:
 
 
 def copy_tree_to(local_dir: str, remote_dir: str) -> None:
-    """Upload a local directory tree (e.g. a SavedModel written locally) to gs://."""
-    gfile = _gfile()
+    """Upload a local directory tree (e.g. a SavedModel written locally) to a URI."""
     for root, _, files in os.walk(local_dir):
         rel = os.path.relpath(root, local_dir)
         target = remote_dir if rel == "." else join(remote_dir, rel)
-        gfile.makedirs(target)
+        makedirs(target)
         for f in files:
-            gfile.copy(os.path.join(root, f), join(target, f), overwrite=True)
+            upload(os.path.join(root, f), join(target, f))
 
 
 def remove_local_tree(path: str) -> None:

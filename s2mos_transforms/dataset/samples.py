@@ -26,7 +26,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from s2mos_transforms import bands
+from s2mos_transforms import bands, fileio
 from s2mos_transforms.errors import UserError
 
 # Reasons, in the order the checks run.
@@ -102,16 +102,12 @@ def read_table_file(path: str, what: str) -> pd.DataFrame:
 
 
 def _read_bytes(path: str) -> bytes:
-    if "://" in path:
-        from apache_beam.io.filesystems import FileSystems
-        if not FileSystems.exists(path):
+    if fileio.is_remote(path):
+        if not fileio.exists(path):
             raise FileNotFoundError(path)
-        with FileSystems.open(path, compression_type="uncompressed") as fh:
-            return fh.read()
-    if os.path.isdir(path):
+    elif os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory")
-    with open(path, "rb") as fh:
-        return fh.read()
+    return fileio.read_bytes(path)
 
 
 def canonical_columns(df: pd.DataFrame, path: str, what: str = "samples") -> pd.DataFrame:

@@ -21,8 +21,10 @@ from typing import Sequence
 
 import numpy as np
 
-BAND_NAMES: tuple[str, ...] = ("clay_mean", "clay_std", "n_obs")
-BAND_UNITS: tuple[str, ...] = ("%", "%", "count")
+from s2mos_transforms import fileio
+
+BAND_NAMES: tuple[str, ...] = ("clay_mean", "clay_std", "n_obs", "clay_p05", "clay_p95", "di", "aoa")
+BAND_UNITS: tuple[str, ...] = ("%", "%", "count", "%", "%", "1", "1")
 NODATA: float = -9999.0
 
 
@@ -77,13 +79,10 @@ def write_cog_local(path: str, data: np.ndarray, transform, crs, nodata: float =
 
 
 def publish(local_path: str, dest: str) -> str:
-    """Copy a finished local file to `dest` atomically (temp name beside it, then rename)."""
-    if dest.startswith("gs://") or "://" in dest:
-        from apache_beam.io.filesystems import FileSystems
-        tmp = f"{dest}.tmp-{uuid.uuid4().hex}"
-        with open(local_path, "rb") as src, FileSystems.create(tmp) as out:
-            shutil.copyfileobj(src, out, 4 << 20)
-        FileSystems.rename([tmp], [dest])
+    """Copy a finished local file to `dest` atomically: locally a temp name beside it, then rename; a URI
+    (gs://, any filesystem `fileio` knows) in one whole upload, so no half-written tile carries the name."""
+    if fileio.is_remote(dest):
+        fileio.upload(local_path, dest)          # one whole object: never seen half-written
         return dest
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     tmp = f"{dest}.tmp-{uuid.uuid4().hex}"
@@ -103,9 +102,8 @@ def write_cog(dest: str, data: np.ndarray, transform, crs, nodata: float = NODAT
 
 def exists(path: str) -> bool:
     """Whether a complete file is published at `path` (only complete files ever carry the name)."""
-    if "://" in path:
-        from apache_beam.io.filesystems import FileSystems
-        return FileSystems.exists(path)
+    if fileio.is_remote(path):
+        return fileio.exists(path)
     return os.path.isfile(path)
 
 

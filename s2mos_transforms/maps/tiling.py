@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 
+from s2mos_transforms import fileio
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import PIXEL_SIZE_M, Tile, lonlat_to_xy, utm_epsg
 
@@ -94,9 +95,7 @@ def _checked(geom) -> Polygon | MultiPolygon:
 def read_aoi(path: str) -> Polygon | MultiPolygon:
     """Read a GeoJSON AOI from a local or gs:// path; one-line UserError if unreadable."""
     try:
-        from apache_beam.io.filesystems import FileSystems
-        with FileSystems.open(path) as fh:
-            text = fh.read().decode("utf-8")
+        text = fileio.read_text(path)
     except Exception as err:
         raise UserError(f"cannot read AOI file {path}: {type(err).__name__}: {err}".splitlines()[0]) from None
     try:

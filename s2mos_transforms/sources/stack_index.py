@@ -24,6 +24,7 @@ Bad rows and files become notes (one line each, naming the file) and are skipped
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -32,7 +33,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from s2mos_transforms import bands
+from s2mos_transforms import bands, fileio
 from s2mos_transforms.errors import UserError
 
 INDEX_NAME = "index.csv"
@@ -118,7 +119,15 @@ def load_stack(path: str) -> tuple[list[Acquisition], list[str]]:
 
     UserError only when `path` itself is unusable (missing, an index without its columns);
     a bad row or file is a note and is skipped."""
-    if os.path.isdir(path):
+    if fileio.is_remote(path):                  # an object store: an index object, or a prefix
+        index = fileio.join(path, INDEX_NAME)
+        if fileio.exists(index):
+            acqs, notes = read_index(index)
+        elif path.lower().endswith(".csv") and fileio.exists(path):
+            acqs, notes = read_index(path)
+        else:
+            acqs, notes = scan_folder(path)
+    elif os.path.isdir(path):
         index = os.path.join(path, INDEX_NAME)
         acqs, notes = read_index(index) if os.path.isfile(index) else scan_folder(path)
     elif os.path.isfile(path):
@@ -133,7 +142,7 @@ def load_stack(path: str) -> tuple[list[Acquisition], list[str]]:
 
 def read_index(path: str) -> tuple[list[Acquisition], list[str]]:
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(io.BytesIO(fileio.read_bytes(path)), dtype=str, keep_default_na=False)
     except Exception as err:  # noqa: BLE001 — any parse failure is one line about the file
         raise UserError(f"--stack {path}: cannot read the index CSV ({str(err).splitlines()[0]})") from None
     cols = {c.strip().lower(): c for c in table.columns}
@@ -141,7 +150,7 @@ def read_index(path: str) -> tuple[list[Acquisition], list[str]]:
     if missing:
         raise UserError(f"--stack {path}: index is missing column(s) {', '.join(missing)} "
                         f"(found: {', '.join(table.columns) or 'none'})")
-    root = os.path.dirname(os.path.abspath(path))
+    root = path.rstrip("/").rsplit("/", 1)[0] if fileio.is_remote(path) else os.path.dirname(os.path.abspath(path))
     notes: list[str] = []
     groups: dict[tuple, Acquisition] = {}
     for i, row in enumerate(table.to_dict("records"), start=2):    # line 1 is the header
@@ -151,7 +160,7 @@ def read_index(path: str) -> tuple[list[Acquisition], list[str]]:
         if not file_path:
             notes.append(f"{where}: empty path, row skipped")
             continue
-        full = file_path if os.path.isabs(file_path) or "://" in file_path else os.path.join(root, file_path)
+        full = file_path if os.path.isabs(file_path) or fileio.is_remote(file_path) else _join(root, file_path)
         sensor = sensor_of(cell["sensor"])
         names = band_list(cell["band"])
         unit = _unit(cell.get("unit"))
@@ -169,7 +178,7 @@ def read_index(path: str) -> tuple[list[Acquisition], list[str]]:
         if problem:
             notes.append(f"{where} ({file_path}): {problem}, row skipped")
             continue
-        if not os.path.isfile(full) and "://" not in full:
+        if not (fileio.exists(full) if fileio.is_remote(full) else os.path.isfile(full)):
             notes.append(f"{where}: {file_path} does not exist, row skipped")
             continue
         scene = cell.get("scene", "").strip()
@@ -186,19 +195,19 @@ def read_index(path: str) -> tuple[list[Acquisition], list[str]]:
 def scan_folder(root: str) -> tuple[list[Acquisition], list[str]]:
     notes: list[str] = []
     acqs: list[Acquisition] = []
-    for folder, _, files in sorted(os.walk(root)):
+    for folder, files in _walk(root):
         tifs = sorted(f for f in files if f.lower().endswith((".tif", ".tiff")))
         if not tifs:
             continue
-        name = os.path.basename(folder)
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
         m = _TIME_RE.search(name)
-        sensor = sensor_of(name) or sensor_of(os.path.basename(os.path.dirname(folder)))
+        sensor = sensor_of(name) or sensor_of(folder.rstrip("/").rsplit("/", 2)[-2] if "/" in folder else "")
         if not m or not sensor:
             notes.append(f"{folder}: folder name has no YYYYMMDDTHHMMSS time or no S2/S1 sensor, "
                          f"{len(tifs)} file(s) skipped")
             continue
         when = np.datetime64(pd.Timestamp(m.group(1)).to_datetime64(), "s")
-        meta = _read_meta(os.path.join(folder, "meta.json"), notes)
+        meta = _read_meta(_join(folder, "meta.json"), notes)
         unit = _unit(meta.get("unit")) or "dB"
         acq = Acquisition(sensor, when, name, [], _number(meta.get("scene_cloud_pct")), _number(meta.get("angle")))
         for f in tifs:
@@ -208,19 +217,37 @@ def scan_folder(root: str) -> tuple[list[Acquisition], list[str]]:
                 last = band_name(stem.split("_")[-1])
                 names = (last,) if last else None
             if names is None:
-                notes.append(f"{os.path.join(folder, f)}: the file name names no band, file skipped")
+                notes.append(f"{_join(folder, f)}: the file name names no band, file skipped")
                 continue
-            acq.files.append(StackFile(os.path.join(folder, f), names, unit, _number(meta.get("offset"), 0.0)))
+            acq.files.append(StackFile(_join(folder, f), names, unit, _number(meta.get("offset"), 0.0)))
         if acq.files:
             acqs.append(acq)
     return acqs, notes
 
 
+def _join(folder: str, name: str) -> str:
+    return fileio.join(folder, name) if fileio.is_remote(folder) else os.path.join(folder, name)
+
+
+def _walk(root: str):
+    """(folder, file names) under ``root``, sorted: os.walk locally; on an object store the
+    objects under the prefix, grouped by their parent "folder"."""
+    if not fileio.is_remote(root):
+        for folder, _, files in sorted(os.walk(root)):
+            yield folder, files
+        return
+    folders: dict[str, list[str]] = {}
+    for path in fileio.glob(root.rstrip("/") + "/**"):
+        folder, _, name = path.rpartition("/")
+        folders.setdefault(folder, []).append(name)
+    yield from sorted(folders.items())
+
+
 def _read_meta(path: str, notes: list[str]) -> dict:
-    if not os.path.isfile(path):
+    if not fileio.exists(path):
         return {}
     try:
-        meta = json.loads(open(path, encoding="utf-8").read())
+        meta = json.loads(fileio.read_text(path))
         return meta if isinstance(meta, dict) else {}
     except (OSError, ValueError) as err:
         notes.append(f"{path}: not readable JSON ({err}), ignored")
