@@ -12,7 +12,7 @@ from s2mos_transforms.grid import Tile
 
 def _data(size: int) -> np.ndarray:
     rng = np.random.default_rng(size)
-    d = rng.uniform(5, 60, (3, size, size)).astype(np.float32)
+    d = rng.uniform(5, 60, (len(cog.BAND_NAMES), size, size)).astype(np.float32)
     d[:, :3, :] = cog.NODATA
     return d
 
@@ -27,7 +27,7 @@ def test_tile_cog_is_valid_and_reads_back(tmp_path):
         assert ok and not errors and not warnings
         with rasterio.open(path) as ds:
             assert ds.descriptions == cog.BAND_NAMES
-            assert ds.nodata == cog.NODATA and ds.dtypes == ("float32",) * 3
+            assert ds.nodata == cog.NODATA and ds.dtypes == ("float32",) * len(cog.BAND_NAMES)
             assert ds.crs.to_epsg() == 32632 and ds.transform == tile.transform
             assert ds.block_shapes[0][0] < size and ds.overviews(1) and ds.profile["compress"].lower() == "deflate"
             np.testing.assert_array_equal(ds.read(), data)

@@ -41,7 +41,7 @@ def _manifest(out: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def mapped():
     out = fx.tmpdir("map")
-    rc = main(_args(fx.ensemble_dir(), out))
+    rc = main(_args(fx.trusted_dir(), out))
     assert rc == 0
     return out
 
@@ -58,11 +58,12 @@ def test_every_tile_cog_reads_back(mapped):
         epsg, col, row = map(int, name.split("_"))
         tile = Tile(epsg, col, row, SIZE)
         with rasterio.open(path) as ds:
-            assert ds.descriptions == ("clay_mean", "clay_std", "n_obs") and ds.count == 3
+            assert ds.descriptions == cog.BAND_NAMES and ds.count == 7
+            assert ds.descriptions[:3] == ("clay_mean", "clay_std", "n_obs")
             assert ds.nodata == cog.NODATA and ds.dtypes[0] == "float32"
             assert ds.crs.to_epsg() == epsg and ds.transform == tile.transform
             assert (ds.width, ds.height) == (SIZE, SIZE)
-            mean, std, n_obs = ds.read()
+            mean, std, n_obs, p05, p95, di, aoa = ds.read()
         inside = tasks[name].inside_mask()
         assert (mean[~inside] == cog.NODATA).all() and (n_obs[~inside] == cog.NODATA).all()
         assert (n_obs[inside] >= 0).all()
@@ -70,7 +71,10 @@ def test_every_tile_cog_reads_back(mapped):
         assert (valid == (inside & (n_obs >= 1))).all()
         assert valid.sum() == man[name]["n_valid"] and inside.sum() == man[name]["n_aoi"]
         assert ((std[valid] >= 0) & (mean[valid] > 0) & (mean[valid] < 100)).all()
-
+        for band in (p05, p95, di, aoa):            # the trust bands: exactly where clay_mean is
+            assert ((band != cog.NODATA) == valid).all()
+        assert (p05[valid] < mean[valid]).all() and (mean[valid] < p95[valid]).all()
+        assert set(np.unique(aoa[valid])) <= {0.0, 1.0} and (di[valid] >= 0).all()
 
 def test_pixel_equals_the_ensemble_called_directly(mapped):
     import tensorflow as tf
@@ -81,7 +85,7 @@ def test_pixel_equals_the_ensemble_called_directly(mapped):
     preset = get_preset("quick")
     stack = fx.quick_source().tile_stack(tile, preset.start, preset.end)
     with rasterio.open(os.path.join(mapped, "tiles", f"{name}.tif")) as ds:
-        mean, std, n_obs = ds.read()
+        mean, std, n_obs = ds.read()[:3]
     valid = np.flatnonzero((mean != cog.NODATA).ravel())
     picks = valid[np.linspace(0, valid.size - 1, 5).astype(int)]
     seqs = pixels.pixel_sequences(stack, picks)
@@ -115,7 +119,9 @@ def test_map_level_outputs(mapped):
     assert {"mosaic", "tiles_32632", "quicklook", "manifest"} <= set(item.assets)
     assert item.assets["mosaic"].extra_fields["proj:code"] == "EPSG:32632"
     bands_ = item.assets["mosaic"].extra_fields["raster:bands"]
-    assert [b["nodata"] for b in bands_] == [cog.NODATA] * 3 and bands_[0]["unit"] == "%"
+    assert [b["nodata"] for b in bands_] == [cog.NODATA] * 7 and bands_[0]["unit"] == "%"
+    assert [b["name"] for b in bands_] == list(cog.BAND_NAMES) and "90 %" in bands_[3]["description"]
+    assert item.properties["s2mos:intervals"]["level"] == 0.9 and item.properties["s2mos:aoa"]["threshold"] > 0
     assert item.properties["start_datetime"].startswith("2018-01-01")
     # The fixture's model records no extraction settings: the paper's, said so, everywhere.
     from s2mos_transforms.sequences import ExtractConfig
@@ -130,6 +136,10 @@ def test_map_level_outputs(mapped):
     rep = json.load(open(os.path.join(mapped, "map_report.json")))
     assert rep["pixels"]["n"] == sum(r["n_valid"] for r in _manifest(mapped).values())
     assert 0.5 < rep["pixels"]["share_mapped"] <= 1.0 and "rmse" in rep["pixels"]
+    px = rep["pixels"]                 # the trust layer scored on every pixel against the truth
+    assert px["reference"]["n"] == px["n"] and px["reference"]["clay"] == pytest.approx(rep["reference_clay"])
+    assert px["interval"]["n"] == px["n"] and 0 <= px["interval"]["picp"] <= 1
+    assert px["aoa"]["n_inside"] + px["aoa"]["n_outside"] == px["n"]
     pts = rep["sample_points"]       # a small AOI in a wide world: the preset's campaign is too sparse there
     assert pts["campaign"] == "drawn_in_aoi" and 0 < pts["n"] <= pts["points_in_aoi"] <= 60
 
@@ -139,12 +149,12 @@ def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
     _, names = fx.small_aoi_bbox(SIZE)
     paths = {n: os.path.join(mapped, "tiles", f"{n}.tif") for n in names}
     before = {n: os.stat(p).st_mtime_ns for n, p in paths.items()}
-    assert main(_args(fx.ensemble_dir(), mapped, "--no-report")) == 0
+    assert main(_args(fx.trusted_dir(), mapped, "--no-report")) == 0
     man = _manifest(mapped)
     assert all(r["status"] == "written" and r["reused"] for r in man.values())
     assert {n: os.stat(p).st_mtime_ns for n, p in paths.items()} == before
     os.remove(paths[names[1]])
-    assert main(_args(fx.ensemble_dir(), mapped, "--no-report")) == 0
+    assert main(_args(fx.trusted_dir(), mapped, "--no-report")) == 0
     man = _manifest(mapped)
     assert not man[names[1]]["reused"] and all(man[n]["reused"] for n in names if n != names[1])
     assert cog.validate(paths[names[1]])[0]
@@ -154,7 +164,7 @@ def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
 
 def test_rerun_with_other_settings_is_refused_before_any_work(mapped, capsys):
     before = sorted(os.listdir(os.path.join(mapped, "tiles")))
-    assert main(_args(fx.ensemble_dir(), mapped, "--min-obs", "3", "--no-report")) == 2
+    assert main(_args(fx.trusted_dir(), mapped, "--min-obs", "3", "--no-report")) == 2
     err = capsys.readouterr().err.strip()
     assert "other settings (min_obs: 1 there, 3 now)" in err and "\n" not in err
     assert sorted(os.listdir(os.path.join(mapped, "tiles"))) == before
@@ -165,7 +175,7 @@ def test_coarser_resolution_samples_the_pixel_centre(mapped):
     pixel under its centre (row 4r+1, column 4c+2), so its prediction equals that pixel's."""
     out = fx.tmpdir("map40")
     q = SIZE // 4
-    assert main(_args(fx.ensemble_dir(), out, "--resolution", "40", "--tile-size", str(q), "--no-report")) == 0
+    assert main(_args(fx.trusted_dir(), out, "--resolution", "40", "--tile-size", str(q), "--no-report")) == 0
     _, names = fx.small_aoi_bbox(SIZE)
     assert sorted(_manifest(out)) == names
     name = names[-1]

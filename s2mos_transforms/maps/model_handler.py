@@ -1,5 +1,7 @@
 """The Beam RunInference `ModelHandler` of the map: one engine load per worker, tiles batched
-by pixel count (`batch_elements_kwargs`)."""
+by pixel count (`batch_elements_kwargs`). After the engine, the model's trust layer
+(`trainer.trust.Trust`: recalibration, 90 % interval, DI/AOA) turns (mean, std) into every
+band of the map, by one NumPy function whichever engine ran, so `fast` and `padded` agree."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +34,10 @@ class TileInputs:
 class TilePrediction:
     task: Any
     pixels: np.ndarray        # flat indices
-    clay_mean: np.ndarray     # float32 (P,)
+    clay_mean: np.ndarray     # float32 (P,) (recalibrated when the model is)
     clay_std: np.ndarray
     n_obs: np.ndarray
+    bands: dict = dataclasses.field(default_factory=dict)   # every per-pixel band (`Trust.apply`), NaN = none
 
 
 def _import_base():
@@ -59,7 +62,9 @@ class ClayEnsembleHandler(_import_base().ModelHandler):
         self.max_batch_pixels = int(max_batch_pixels)
 
     def load_model(self) -> Ensemble:
+        from trainer.trust import Trust
         engine = load_engine(self.model_dir, self.mode)
+        engine.trust = Trust.load(self.model_dir, engine.meta)
         log.info("loaded %s ensemble from %s", engine.name, self.model_dir)
         return engine
 
@@ -75,10 +80,12 @@ class ClayEnsembleHandler(_import_base().ModelHandler):
             mean, std = model.predict(values, lengths, coords, self.batch_size)
         else:
             mean = std = np.zeros(0, np.float32)
+        bands = model.trust.apply(mean, std, values, lengths, coords)
         out, start = [], 0
         for t in batch:
             n = t.n_pixels
-            out.append(TilePrediction(t.task, t.seqs.pixels, mean[start:start + n], std[start:start + n], t.n_obs))
+            part = {k: v[start:start + n] for k, v in bands.items()}
+            out.append(TilePrediction(t.task, t.seqs.pixels, part["clay_mean"], part["clay_std"], t.n_obs, part))
             start += n
         return out
 

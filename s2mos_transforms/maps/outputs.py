@@ -4,7 +4,8 @@
 * ``tiles_<epsg>.vrt``: a GDAL VRT per UTM zone indexing the tiles (relative paths), always.
 * ``mosaic.tif``: one COG over every tile of the AOI, when it lies in one zone and has at
   most ``--mosaic-max-tiles`` tiles.
-* ``quicklook.png``: clay_mean with a colour bar and a scale bar.
+* ``quicklook.png``: clay_mean (scale bar), 90 % interval width and AOA side by side (the map
+  report adds the embedded world's true clay and the error).
 * ``map.stac.json``: a STAC Item describing the map (projection and raster extensions).
 * ``summary.json``: the counts the command prints.
 * ``map_settings.json``: what the tiles depend on (model, dates, resolution, extraction
@@ -32,6 +33,27 @@ QUICKLOOK = "quicklook.png"
 STAC_ITEM = "map.stac.json"
 SUMMARY = "summary.json"
 STATUSES = ("written", "empty", "failed")
+BAND_UNITS = {"clay_mean": "%", "clay_std": "%", "n_obs": "count", "clay_p05": "%", "clay_p95": "%",
+              "di": "1", "aoa": "1"}
+BAND_DESCRIPTIONS = {
+    "clay_mean": "topsoil clay, mean of the bagged CNNs (recalibrated when the model is)",
+    "clay_std": "spread (population sd) of the bagged CNNs; not an interval",
+    "n_obs": "bare-soil observations used",
+    "clay_p05": "lower bound of the 90 % prediction interval (split-conformal, 5th percentile)",
+    "clay_p95": "upper bound of the 90 % prediction interval (split-conformal, 95th percentile)",
+    "di": "dissimilarity index to the training data (Meyer & Pebesma 2021)",
+    "aoa": "area of applicability: 1 where di <= the training threshold, 0 outside"}
+
+
+def trust_properties(model_dir: str) -> dict:
+    """STAC properties of the model's trust layer (intervals, AOA threshold, recalibration)."""
+    try:
+        from trainer import model_dir as md
+        meta = md.read_meta(model_dir)
+    except Exception:  # noqa: BLE001 — a map without readable metadata keeps its other properties
+        return {}
+    aoa = meta.aoa and {k: meta.aoa[k] for k in ("method", "threshold", "features", "n_training") if k in meta.aoa}
+    return {"s2mos:intervals": meta.intervals, "s2mos:aoa": aoa, "s2mos:recalibration": meta.recalibration}
 
 
 def claim_output(out: str, settings: dict) -> None:
@@ -171,43 +193,80 @@ def _nice_length(max_m: float) -> float:
     return k
 
 
-def read_decimated(path: str, max_pixels: int = 1024) -> tuple[np.ndarray, float]:
-    """clay_mean as a masked array at most max_pixels on a side, and its pixel size (m)."""
+def read_decimated(path: str, max_pixels: int = 1024, band: int = 1) -> tuple[np.ndarray, float]:
+    """One band as a masked array at most max_pixels on a side, and its pixel size (m)."""
     import rasterio
     with fileio.local_copy(path) as local, rasterio.open(local) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / max_pixels))
         shape = (max(1, ds.height // f), max(1, ds.width // f))
-        band = ds.read(1, out_shape=shape, masked=True)
-        return band, float(ds.res[0]) * ds.width / shape[1]
+        data = ds.read(band, out_shape=shape, masked=True) if band <= ds.count else \
+            np.ma.masked_all(shape, np.float32)
+        return data, float(ds.res[0]) * ds.width / shape[1]
+
+
+def _decimate(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour sample of a full-resolution array onto a decimated grid."""
+    rows = (np.arange(shape[0]) * a.shape[0] // shape[0]).astype(int)
+    cols = (np.arange(shape[1]) * a.shape[1] // shape[1]).astype(int)
+    return a[np.ix_(rows, cols)]
+
+
+def _panel(fig, ax, data, cmap, vmin, vmax, title: str, label: str):
+    import matplotlib
+    cm = matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9")
+    im = ax.imshow(data, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    cb.set_label(label)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None = None,
-              vmax: float | None = None) -> str:
-    """PNG of clay_mean with a colour bar (% clay) and a scale bar."""
+              vmax: float | None = None, truth: np.ndarray | None = None) -> str:
+    """PNG panels side by side: clay_mean (scale bar), [true clay, error = map − truth when
+    `truth` (full resolution, the grid of `src`) is given], 90 % interval width, AOA."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     band, px = read_decimated(src)
+    names = cog.BAND_NAMES
+    p05 = read_decimated(src, band=names.index("clay_p05") + 1)[0] if "clay_p05" in names else None
+    p95 = read_decimated(src, band=names.index("clay_p95") + 1)[0] if "clay_p95" in names else None
+    area = read_decimated(src, band=names.index("aoa") + 1)[0] if "aoa" in names else None
     valid = band.compressed()
     if vmin is None or vmax is None:
         lo, hi = (np.percentile(valid, [2, 98]) if valid.size else (0.0, 60.0))
+        if truth is not None and np.isfinite(truth).any():
+            t = _decimate(truth, band.shape)
+            lo, hi = min(lo, np.nanpercentile(t, 2)), max(hi, np.nanpercentile(t, 98))
         vmin, vmax = (lo, hi) if hi > lo else (lo - 1, hi + 1)
+    panels = [(band, "YlOrBr", vmin, vmax, title, "clay (%)")]
+    if truth is not None:
+        t = np.ma.masked_invalid(_decimate(truth, band.shape))
+        err = np.ma.masked_array(band.filled(np.nan) - t.filled(np.nan), mask=band.mask | t.mask)
+        e = float(np.nanpercentile(np.abs(err.compressed()), 98)) if err.count() else 1.0
+        panels += [(t, "YlOrBr", vmin, vmax, "true clay (embedded world)", "clay (%)"),
+                   (err, "RdBu_r", -max(e, 0.1), max(e, 0.1), "error: map − truth", "% clay")]
+    if p05 is not None and p95 is not None and p05.count():
+        width = p95 - p05
+        panels.append((width, "viridis", float(width.min()), float(width.max()) + 1e-6,
+                       "90 % interval width (p95 − p05)", "% clay"))
+    if area is not None and area.count():
+        panels.append((area, "RdYlGn", 0.0, 1.0, "area of applicability (1 inside)", "AOA"))
     h, w = band.shape
-    fig, ax = plt.subplots(figsize=(7, 7 * h / w + 0.6), dpi=120)
-    cmap = matplotlib.colormaps["YlOrBr"].with_extremes(bad="#d9d9d9")
-    im = ax.imshow(band, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    cb.set_label("clay (%)")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * h / w + 0.8), dpi=110,
+                             squeeze=False)
+    for ax, (data, cmap, lo_, hi_, name, label) in zip(axes[0], panels):
+        _panel(fig, ax, data, cmap, lo_, hi_, name, label)
+    ax = axes[0][0]
     bar_m = _nice_length(w * px / 4)
     bar_px = bar_m / px
     x0, y0 = w * 0.05, h * 0.94
     ax.plot([x0, x0 + bar_px], [y0, y0], color="black", lw=4, solid_capstyle="butt")
     ax.text(x0 + bar_px / 2, y0 - h * 0.02, f"{bar_m / 1000:g} km" if bar_m >= 1000 else f"{bar_m:g} m",
             ha="center", va="bottom", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
     with tempfile.TemporaryDirectory(prefix="s2mos-ql-") as d:
         local = os.path.join(d, os.path.basename(dest))
         fig.savefig(local, bbox_inches="tight")
@@ -234,11 +293,14 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
         start_datetime=dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc),
         end_datetime=dt.datetime.fromisoformat(end).replace(tzinfo=dt.timezone.utc),
         properties={"title": "Topsoil clay content (S2MoS)", "s2mos:model_dir": model_dir,
-                    "s2mos:tiles": summarize(records) | {"failures": None}, **(properties or {})})
-    units = {"clay_mean": "%", "clay_std": "%", "n_obs": "count"}
-    bands_meta = [RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=units[n],
-                                    spatial_resolution=_grid_extent(records)[5] if records else PIXEL_SIZE_M)
-                  for n in cog.BAND_NAMES]
+                    "s2mos:tiles": summarize(records) | {"failures": None}, **trust_properties(model_dir),
+                    **(properties or {})})
+    bands_meta = []
+    for n in cog.BAND_NAMES:
+        b = RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=BAND_UNITS[n],
+                              spatial_resolution=_grid_extent(records)[5] if records else PIXEL_SIZE_M)
+        b.properties.update(name=n, description=BAND_DESCRIPTIONS[n])
+        bands_meta.append(b)
 
     def add_raster(key: str, href: str, title: str, epsg: int, recs: Sequence[dict], media: str):
         c0, c1, r0, r1, size, res = _grid_extent(recs)

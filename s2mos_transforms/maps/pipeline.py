@@ -79,14 +79,19 @@ def prepare_tile(task, source, config: MapConfig, extract=None):
 
 
 def tile_raster(pred, size: int) -> np.ndarray:
-    """(3, size, size) float32 bands from a TilePrediction (NODATA outside / below min-obs)."""
-    mean = np.full(size * size, cog.NODATA, np.float32)
-    std = np.full(size * size, cog.NODATA, np.float32)
-    mean[pred.pixels] = pred.clay_mean
-    std[pred.pixels] = pred.clay_std
-    n_obs = pred.n_obs.astype(np.float32)
-    n_obs[pred.n_obs < 0] = cog.NODATA
-    return cog.stack_bands(mean.reshape(size, size), std.reshape(size, size), n_obs)
+    """(len(cog.BAND_NAMES), size, size) float32 bands from a TilePrediction: NODATA outside the
+    AOI, below min-obs, and in a band the model does not carry (NaN: no interval or AOA)."""
+    per_pixel = dict(pred.bands) or {}
+    per_pixel.setdefault("clay_mean", pred.clay_mean)
+    per_pixel.setdefault("clay_std", pred.clay_std)
+    out = np.full((len(cog.BAND_NAMES), size * size), cog.NODATA, np.float32)
+    for b, name in enumerate(cog.BAND_NAMES):
+        if name == "n_obs":
+            out[b] = np.where(pred.n_obs.ravel() < 0, cog.NODATA, pred.n_obs.ravel().astype(np.float32))
+        elif name in per_pixel:
+            v = np.asarray(per_pixel[name], np.float32)
+            out[b, pred.pixels] = np.where(np.isfinite(v), v, cog.NODATA)
+    return out.reshape(len(cog.BAND_NAMES), size, size)
 
 
 # ------------------------------------------------------------------ DoFns
@@ -173,8 +178,10 @@ class WriteTile(beam.DoFn):
             return
         self._written.inc()
         n_aoi = int(np.count_nonzero(pred.n_obs >= 0))
+        aoa = np.asarray(pred.bands.get("aoa", []), np.float32)
         yield record(task, "written", reused=False, path=path, n_aoi=n_aoi, n_valid=int(pred.pixels.size),
-                     clay_mean=round(float(np.mean(pred.clay_mean)), 3) if pred.pixels.size else None)
+                     clay_mean=round(float(np.mean(pred.clay_mean)), 3) if pred.pixels.size else None,
+                     n_outside_aoa=int(np.sum(aoa == 0)) if aoa.size and np.isfinite(aoa).any() else None)
 
 
 # ------------------------------------------------------------------ composite transforms

@@ -4,7 +4,11 @@ Two views: (1) every valid pixel of the map against the world's true clay raster
 (`SyntheticSource.truth_clay`), with the share of the AOI that got a value; (2) the AOI's
 sample points (laboratory clay, as a field campaign would measure) against the map pixel
 they fall in. Metrics are those of the evaluation report (`metrics.summary`: R², RMSE,
-RPIQ, CCC, bias, r² of the correlation, n).
+RPIQ, CCC, bias, r² of the correlation, n); beside each, the same metrics of a map that
+predicts the calibration set's mean clay everywhere (``reference``: what a model that learnt
+nothing would score). On every pixel also: the coverage (PICP) and mean width of the 90 %
+interval (clay_p05 … clay_p95), said to fall short below 0.87, and the error inside vs
+outside the area of applicability (`aoa` band). The model's recalibration, if any, is named.
 """
 from __future__ import annotations
 
@@ -23,14 +27,21 @@ from s2mos_transforms import fileio
 from s2mos_transforms.maps.outputs import tile_relpath
 
 REPORT = "map_report.json"
+BAND = {name: i + 1 for i, name in enumerate(cog.BAND_NAMES)}
+SHORTFALL = 0.87              # a 90 % interval covering less than this is reported as falling short
 N_SAMPLE_POINTS = 60          # points drawn in the AOI when the preset's own campaign is too sparse there
 MIN_CAMPAIGN_POINTS = 30      # below this many of the preset's samples in the AOI, draw N_SAMPLE_POINTS
 
 
-def _read_band(out: str, record: dict, band: int = 1) -> np.ndarray:
+def _read_bands(out: str, record: dict) -> dict[str, np.ndarray]:
+    """Every band of a tile by name (NaN where NODATA, and for a band the file lacks)."""
     import rasterio
     with fileio.local_copy(f"{out}/{tile_relpath(record)}") as path, rasterio.open(path) as ds:
-        return ds.read(band)
+        data = ds.read().astype(np.float64)
+        names = ds.descriptions
+    data[data == cog.NODATA] = np.nan
+    got = {n: data[i] for i, n in enumerate(names) if n}
+    return {n: got.get(n, np.full(data.shape[1:], np.nan)) for n in cog.BAND_NAMES}
 
 
 def _safe_summary(observed: np.ndarray, predicted: np.ndarray) -> dict:
@@ -39,11 +50,44 @@ def _safe_summary(observed: np.ndarray, predicted: np.ndarray) -> dict:
     return metrics.summary(observed, predicted)
 
 
+def model_meta(out: str):
+    """The map's model metadata (via map_settings.json), or None when unreadable."""
+    try:
+        from trainer import model_dir
+        settings = json.loads(fileio.read_text(f"{out.rstrip('/')}/map_settings.json"))
+        return model_dir.read_meta(settings["model_dir"])
+    except Exception:  # noqa: BLE001 — the report goes on without the reference scores
+        return None
+
+
+def trust_scores(truth: np.ndarray, pred: dict[str, np.ndarray], reference: float | None) -> dict:
+    """The reference map's scores, interval coverage and AOA split of matched truth/prediction arrays."""
+    from trainer import aoa as aoa_mod
+    from trainer import intervals
+
+    out: dict = {}
+    if reference is not None and truth.size >= 2:
+        out["reference"] = {**_safe_summary(truth, np.full(truth.size, reference)), "clay": float(reference)}
+    lo, hi = pred["clay_p05"], pred["clay_p95"]
+    has = np.isfinite(lo) & np.isfinite(hi)
+    if has.any():
+        out["interval"] = {**intervals.coverage(truth[has], lo[has], hi[has]), "level": 0.9}
+    a = pred["aoa"]
+    if np.isfinite(a).any():
+        ok = np.isfinite(a)
+        out["aoa"] = aoa_mod.split_errors(truth[ok], pred["clay_mean"][ok], np.where(a[ok] > 0.5, 0.0, 2.0), 1.0)
+        out["aoa"].pop("threshold")
+        out["aoa"].pop("mean_di")
+        out["aoa"]["share_inside"] = float(np.mean(a[ok] > 0.5))
+    return out
+
+
 def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
-                 res: float = PIXEL_SIZE_M) -> dict:
-    """Every valid pixel vs the truth; share of the AOI's (source-covered) pixels mapped."""
+                 res: float = PIXEL_SIZE_M, reference: float | None = None) -> dict:
+    """Every valid pixel vs the truth; share of the AOI's (source-covered) pixels mapped;
+    the reference map's scores, interval coverage, AOA split (`trust_scores`)."""
     zones = {epsg: tiling.project(part, epsg) for epsg, part in tiling.zone_parts(aoi).items()}
-    truth_all, pred_all = [], []
+    truth_all, pred_all = [], {n: [] for n in cog.BAND_NAMES}
     n_aoi = 0
     for r in records:
         if int(r["epsg"]) not in zones:
@@ -55,19 +99,21 @@ def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
         n_aoi += int(inside.sum())
         if r["status"] != "written":
             continue
-        pred = _read_band(out, r)
-        valid = inside & (pred != cog.NODATA) & np.isfinite(pred)
+        bands_ = _read_bands(out, r)
+        valid = inside & np.isfinite(bands_["clay_mean"])
         if valid.any():
             truth_all.append(source.truth_clay(task.tile)[valid])
-            pred_all.append(pred[valid])
+            for n in cog.BAND_NAMES:
+                pred_all[n].append(bands_[n][valid])
     truth = np.concatenate(truth_all) if truth_all else np.zeros(0)
-    pred = np.concatenate(pred_all) if pred_all else np.zeros(0)
-    return {**_safe_summary(truth, pred), "aoi_pixels": n_aoi, "mapped_pixels": int(truth.size),
-            "share_mapped": float(truth.size / n_aoi) if n_aoi else 0.0}
+    pred = {n: np.concatenate(v) if v else np.zeros(0) for n, v in pred_all.items()}
+    return {**_safe_summary(truth, pred["clay_mean"]), "aoi_pixels": n_aoi, "mapped_pixels": int(truth.size),
+            "share_mapped": float(truth.size / n_aoi) if n_aoi else 0.0,
+            **trust_scores(truth, pred, reference)}
 
 
 def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
-                 n_points: int = N_SAMPLE_POINTS, res: float = PIXEL_SIZE_M) -> dict:
+                 n_points: int = N_SAMPLE_POINTS, res: float = PIXEL_SIZE_M, reference: float | None = None) -> dict:
     """The AOI's sample points (lab clay) vs the map pixel containing each.
 
     The points are the preset's own sampling campaign (`s2mos world export`) where at least
@@ -84,8 +130,8 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
         inside = shapely.contains_xy(aoi, pts["lon"].to_numpy(), pts["lat"].to_numpy())
     lat, lon = pts["lat"].to_numpy(), pts["lon"].to_numpy()
     written = {r["tile"]: r for r in records if r["status"] == "written"}
-    cache: dict[str, np.ndarray] = {}
-    obs, pred = [], []
+    cache: dict[str, dict] = {}
+    obs, pred = [], {n: [] for n in cog.BAND_NAMES}
     for la, lo, clay, ok in zip(lat, lon, pts["clay"].to_numpy(), inside):
         if not ok:
             continue
@@ -96,24 +142,49 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
         if rec is None:
             continue
         if tile.name not in cache:
-            cache[tile.name] = _read_band(out, rec)
+            cache[tile.name] = _read_bands(out, rec)
         col = int((float(x) - tile.x_min) // tile.res)
         row = int((tile.y_max - float(y)) // tile.res)
-        v = cache[tile.name][row, col]
-        if v != cog.NODATA and np.isfinite(v):
+        if np.isfinite(cache[tile.name]["clay_mean"][row, col]):
             obs.append(clay)
-            pred.append(v)
-    return {**_safe_summary(np.asarray(obs), np.asarray(pred)), "points_in_aoi": int(inside.sum()),
-            "campaign": campaign}
+            for n in cog.BAND_NAMES:
+                pred[n].append(cache[tile.name][n][row, col])
+    obs_a = np.asarray(obs, np.float64)
+    pred_a = {n: np.asarray(v, np.float64) for n, v in pred.items()}
+    return {**_safe_summary(obs_a, pred_a["clay_mean"]), "points_in_aoi": int(inside.sum()),
+            "campaign": campaign, **trust_scores(obs_a, pred_a, reference)}
 
 
 def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict:
+    """The map report; on the way, the quicklook is redrawn with the truth and error panels."""
     size = int(records[0]["size"]) if records else 256
     res = float(records[0].get("res", PIXEL_SIZE_M)) if records else PIXEL_SIZE_M
-    return {"preset": getattr(getattr(source, "preset", None), "name", None), "min_obs": min_obs,
-            "resolution_m": res,
-            "pixels": pixel_scores(out, records, source, aoi, size, res),
-            "sample_points": point_scores(out, records, source, aoi, size, res=res)}
+    meta = model_meta(out)
+    reference = meta.calibration_clay_mean if meta is not None else None
+    rep = {"preset": getattr(getattr(source, "preset", None), "name", None), "min_obs": min_obs,
+           "resolution_m": res, "reference_clay": reference,
+           "recalibration": meta.recalibration if meta is not None else None,
+           "pixels": pixel_scores(out, records, source, aoi, size, res, reference),
+           "sample_points": point_scores(out, records, source, aoi, size, res=res, reference=reference)}
+    truth_quicklook(out, records, source)
+    return rep
+
+
+def truth_quicklook(out: str, records: Sequence[dict], source) -> str | None:
+    """Redraw quicklook.png over the mosaic with the world's true clay and the error beside the map."""
+    from s2mos_transforms.maps import outputs
+
+    mosaic = f"{out.rstrip('/')}/{outputs.MOSAIC}"
+    written = [r for r in records if r["status"] == "written"]
+    if not written or not fileio.exists(mosaic) or len({r["epsg"] for r in written}) != 1:
+        return None
+    c0, c1, r0, r1, size, res = outputs._grid_extent(records)
+    truth = np.full(((r1 - r0 + 1) * size, (c1 - c0 + 1) * size), np.nan, np.float32)
+    for r in written:
+        tile = Tile(int(r["epsg"]), int(r["col"]), int(r["row"]), size, res)
+        y, x = (r1 - r["row"]) * size, (r["col"] - c0) * size
+        truth[y:y + size, x:x + size] = source.truth_clay(tile)
+    return outputs.quicklook(mosaic, f"{out.rstrip('/')}/{outputs.QUICKLOOK}", title="clay_mean (%)", truth=truth)
 
 
 def write(rep: dict, out: str) -> str:
@@ -127,11 +198,41 @@ def _fmt(block: dict) -> str:
             f"bias {block['bias']:+.1f} %  CCC {block['ccc']:.2f}  r² {block['r2_corr']:.2f}  n={block['n']}")
 
 
+def _ref(block: dict) -> str:
+    ref = block.get("reference")
+    if not ref or "r2" not in ref:
+        return ""
+    return (f"\n      a map of the calibration mean ({ref['clay']:.1f} %) scores: R² {ref['r2']:.2f}  "
+            f"RMSE {ref['rmse']:.1f} %  bias {ref['bias']:+.1f} %")
+
+
+def _trust(block: dict) -> list[str]:
+    lines = []
+    iv = block.get("interval")
+    if iv and iv.get("n"):
+        short = iv["picp"] < SHORTFALL
+        lines.append(f"      90 % interval: covers {iv['picp']:.1%} of {iv['n']} (mean width {iv['mean_width']:.1f} %)"
+                     + (" — FALLS SHORT of 90 %: the model is out of its depth here; recalibrate with local "
+                        "samples (s2mos recalibrate)" if short else ""))
+    a = block.get("aoa")
+    if a:
+        inside = f"{a['mae_inside']:.1f} %" if a["mae_inside"] is not None else "–"
+        outside = f"{a['mae_outside']:.1f} %" if a["mae_outside"] is not None else "–"
+        ratio = f" (×{a['ratio']:.2f})" if a.get("ratio") else ""
+        lines.append(f"      area of applicability: {a['share_inside']:.1%} inside; MAE inside {inside} "
+                     f"(n={a['n_inside']}), outside {outside} (n={a['n_outside']}){ratio}")
+    return lines
+
+
 def format_report(rep: dict) -> str:
     px, pt = rep["pixels"], rep["sample_points"]
-    return "\n".join([
-        f"map report ({rep['preset']} world, min-obs {rep['min_obs']}):",
-        f"  every valid pixel vs true clay: {_fmt(px)}",
+    recal = rep.get("recalibration")
+    head = [f"map report ({rep['preset']} world, min-obs {rep['min_obs']}):"]
+    if recal:
+        head.append(f"  model recalibrated with {recal['n']} local samples: {recal['kind']} "
+                    f"clay' = {recal['a']:+.2f} + {recal['b']:.3f}·clay")
+    return "\n".join(head + [
+        f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px),
         f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
         f"  sample points in the AOI (lab clay; {pt.get('points_in_aoi', 0)} in the AOI, those on a mapped "
-        f"pixel scored): {_fmt(pt)}"])
+        f"pixel scored): {_fmt(pt)}{_ref(pt)}", *_trust(pt)])
