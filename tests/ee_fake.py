@@ -7,7 +7,9 @@ It serves the discovery document and algorithm list that the ``ee`` package ship
 encodes the requests, translates the errors and pages. The answer is what Earth Engine would
 send for the request's expression — the collection it loads, the points of its
 FeatureCollection, its date range — encoded as Earth Engine encodes it (L2A integers, dB,
-``system:time_start`` in ms, one feature per image × point, pages of ``pageSize``).
+``system:time_start`` in ms, one feature per image × point, pages of ``pageSize``). Tiles
+(``image:computePixels``) are answered by tests/ee_fake_tiles.py; expressions are read by
+tests/ee_fake_expr.py.
 
 Faults are injected by rules: ``fake.faults.append(rule)`` (computeFeatures) and
 ``fake.pixel_faults.append(rule)`` (computePixels: ``info`` is the request body plus ``n``) where ``rule(info)`` returns None
@@ -17,7 +19,6 @@ deadline of a hung request passed); ``info`` has ``sensor``, ``point_ids``, ``st
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -29,13 +30,11 @@ import pytest
 import numpy as np
 import pandas as pd
 
+from ee_fake_expr import STATUS_NAMES, parse_expression  # noqa: F401 — parse_expression for the tests
+from ee_fake_tiles import FakeTiles, granule_index, tile_of  # noqa: F401 — tile_of for the tests
 from s2mos_transforms import bands
 from s2mos_transforms.sources.base import SamplePoint
 from s2mos_transforms.sources.synthetic import SyntheticSource
-
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
-                500: "INTERNAL", 503: "UNAVAILABLE"}
-
 
 def _ee_file(name: str) -> bytes:
     import ee
@@ -43,76 +42,17 @@ def _ee_file(name: str) -> bytes:
         return f.read()
 
 
-def parse_expression(expr: dict) -> dict[str, Any]:
-    """What a serialized expression asks for: collections loaded, points (id, lon, lat),
-    date ranges, selected bands, property filters, linked collections."""
-    found: dict[str, Any] = {"collections": [], "points": [], "dates": [], "select": [], "filters": [],
-                             "linked": [], "rect": [], "crs": [], "in_list": [], "to_bands": False,
-                             "unmask": []}
-
-    values = expr.get("values", {})
-
-    def const(v):
-        """A constant argument, through value references and arrays of constants."""
-        if not isinstance(v, dict):
-            return None
-        if "valueReference" in v:
-            return const(values[v["valueReference"]])
-        if "arrayValue" in v:
-            return [const(x) for x in v["arrayValue"].get("values", [])]
-        return v.get("constantValue")
-
-    def walk(node):
-        if isinstance(node, dict):
-            inv = node.get("functionInvocationValue")
-            if inv:
-                name, args = inv["functionName"], inv.get("arguments", {})
-                c = {k: const(v) for k, v in args.items()}
-                if name == "ImageCollection.load":
-                    found["collections"].append(c["id"])
-                elif name == "Feature" and isinstance(c.get("metadata"), dict) and "point_id" in c["metadata"]:
-                    geom = args["geometry"]
-                    geom = (values[geom["valueReference"]] if "valueReference" in geom else geom)["functionInvocationValue"]
-                    lon, lat = const(geom["arguments"]["coordinates"])
-                    found["points"].append((c["metadata"]["point_id"], lon, lat))
-                elif name == "DateRange":
-                    found["dates"].append((c["start"], c["end"]))
-                elif name == "Image.select":
-                    found["select"].append(c["bandSelectors"])
-                elif name == "Filter.listContains" and "leftValue" in c:          # ee.Filter.inList
-                    found["in_list"].append((c.get("rightField"), c.get("leftValue")))
-                elif name in ("Filter.equals", "Filter.listContains"):
-                    found["filters"].append((name, c.get("leftField"), c.get("rightValue")))
-                elif name == "Image.linkCollection":
-                    found["linked"].append(c.get("linkedBands"))
-                elif name == "GeometryConstructors.Rectangle":
-                    found["rect"].append(c["coordinates"])
-                elif name == "Projection":
-                    found["crs"].append(c["crs"])
-                elif name == "ImageCollection.toBands":
-                    found["to_bands"] = True
-                elif name == "Image.constant":
-                    found["unmask"].append(c.get("value"))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(expr)
-    return found
-
-
-class FakeEarthEngine:
+class FakeEarthEngine(FakeTiles):
     """Thread-safe fake transport; `requests` records every computeFeatures call."""
 
     def __init__(self, preset: str = "quick", latency_s: float = 0.0, cs_cloudy: float = 0.2,
-                 cs_clear: float = 0.9, empty: bool = False, overlap_every: int = 0):
+                 cs_clear: float = 0.9, empty: bool = False, overlap_every: int = 0, log_path: str | None = None):
         self.world = SyntheticSource(preset)
         self.latency_s = latency_s
         self.empty = empty                        # answer every request with no feature (benchmark)
         self.overlap_every = overlap_every        # every k-th S2 acquisition also in a 2nd granule
         self.cs_cloudy, self.cs_clear = cs_cloudy, cs_clear
+        self.log_path = log_path                  # append "pid time" per compute request (other processes)
         self.faults: list[Callable[[dict], tuple[int, str] | None]] = []
         self.requests: list[dict] = []            # every computeFeatures request (parsed)
         self.token_requests = 0
@@ -151,6 +91,7 @@ class FakeEarthEngine:
 
     # computeFeatures -----------------------------------------------------------------------
     def _compute_features(self, body: dict, headers: dict, uri: str):
+        self._log_request()
         with self._lock:
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
@@ -171,9 +112,7 @@ class FakeEarthEngine:
                 if isinstance(hit, BaseException):
                     raise hit                      # what the transport raises (a deadline passed, …)
                 if hit is not None:
-                    status, message = hit
-                    return self._json(status, {"error": {"code": status, "message": message,
-                                                         "status": STATUS_NAMES.get(status, "UNKNOWN")}})
+                    return self._error(*hit)
             if asked["rect"]:
                 features = self._image_features(asked, sensor, start, end)
             else:
@@ -231,109 +170,19 @@ class FakeEarthEngine:
             self._cache[key] = feats
         return feats
 
-    # tiles ------------------------------------------------------------------------------------
-    def _stack(self, tile, start: str, end: str):
-        key = (tile.name, tile.size, start, end)
-        with self._lock:
-            if key in self._stacks:
-                return self._stacks[key]
-        last = (pd.Timestamp(end) - pd.Timedelta(days=1)).date().isoformat()
-        stack = self.world.tile_stack(tile, start, last)
-        with self._lock:
-            self._stacks[key] = stack
-        return stack
+    def _log_request(self) -> None:
+        if self.log_path:
+            with self._lock, open(self.log_path, "a") as f:
+                f.write(f"{os.getpid()} {time.time():.6f}\n")
 
-    def _images(self, stack, sensor: str) -> list[tuple[str, int, int, int, int]]:
-        """(id, slot, granule, granules in the slot, time_start ms) of every image of the
-        stack: S2 ids like Earth Engine's (`granule_index`), every `overlap_every`-th S2
-        acquisition split over two overlapping granules; S1 one image per slot."""
-        times = stack.s2_times if sensor == bands.SENSOR_S2 else stack.s1_times
-        out = []
-        for k, t in enumerate(times):
-            ms = int(np.datetime64(t, "ms").astype(np.int64))
-            if sensor == bands.SENSOR_S1:
-                out.append((f"S1A_IW_GRDH_{pd.Timestamp(ms, unit='ms'):%Y%m%dT%H%M%S}_{k:04d}", k, 0, 1, ms))
-                continue
-            n = 2 if self.overlap_every and k % self.overlap_every == 0 else 1
-            out += [(granule_index(ms, g), k, g, n, ms + 3000 * g) for g in range(n)]
-        return out
-
-    def _image_features(self, asked: dict, sensor: str, start: str, end: str) -> list[dict]:
-        """The images touching the requested rectangle."""
-        x0, y0, x1, y1 = asked["rect"][0]
-        stack = self._stack(tile_of(asked["crs"][0], x0, y1, x1 - x0), start, end)
-        feats = []
-        for iid, k, _, _, ms in self._images(stack, sensor):
-            props = {"index": iid, "t": ms}
-            if sensor == bands.SENSOR_S2:
-                pct = np.unique(stack.scene_cloud_pct[k][~np.isnan(stack.scene_cloud_pct[k])])
-                if pct.size != 1:
-                    raise ValueError("fake: a tile across S2 granules is not modelled")
-                props["cloud"] = float(pct[0])
-            feats.append({"type": "Feature", "geometry": None, "id": iid, "properties": props})
-        return feats
-
-    def _compute_pixels(self, body: dict, uri: str):
-        with self._lock:
-            self.pixel_requests.append(body)
-            n = len(self.pixel_requests)
-        for rule in list(self.pixel_faults):
-            hit = rule({"n": n, **body})
-            if hit is not None:
-                status, message = hit
-                return self._json(status, {"error": {"code": status, "message": message,
-                                                     "status": STATUS_NAMES.get(status, "UNKNOWN")}})
-        asked = parse_expression(body["expression"])
-        g = body["grid"]
-        aff, dim = g["affineTransform"], g["dimensions"]
-        size = int(dim["width"])
-        tile = tile_of(g["crsCode"], aff["translateX"], aff["translateY"], size * aff["scaleX"])
-        sensor = bands.SENSOR_S2 if "COPERNICUS/S2_SR_HARMONIZED" in asked["collections"] else bands.SENSOR_S1
-        start, end = asked["dates"][0]
-        stack = self._stack(tile, start, end)
-        wanted_ids = set(asked["in_list"][0][1])
-        wanted = [im for im in self._images(stack, sensor) if im[0] in wanted_ids]   # toBands: collection order
-        names = (list(bands.S2_BANDS) + ["SCL"]) if sensor == bands.SENSOR_S2 else ["VV", "VH", "angle"]
-        dtype = np.int16 if sensor == bands.SENSOR_S2 else np.float32
-        out = np.zeros((size, size), dtype=[(f"{im[0]}_{b}", dtype) for im in wanted for b in names])
-        cols = np.arange(size)[None, :].repeat(size, 0)
-        for iid, k, part, parts, _ in wanted:
-            # Two granules of one datatake: the first covers the west 60 %, the second the east 60 %.
-            inside = np.ones((size, size), bool) if parts == 1 else \
-                (cols < 0.6 * size if part == 0 else cols >= 0.4 * size)
-            if sensor == bands.SENSOR_S2:
-                for b, name in enumerate(bands.S2_BANDS):
-                    out[f"{iid}_{name}"] = np.where(inside, stack.s2[k, b], 0)
-                out[f"{iid}_SCL"] = np.where(inside, stack.scl[k], 0)
-            else:
-                fill = np.float32(asked["unmask"][0])                       # unmask(): explicit nodata
-                covered = ~np.isnan(stack.s1[k, 0])
-                out[f"{iid}_VV"] = np.where(covered, stack.s1[k, 0], fill)
-                out[f"{iid}_VH"] = np.where(covered, stack.s1[k, 1], fill)
-                out[f"{iid}_angle"] = np.where(covered, stack.angle[k], fill)
-        buf = io.BytesIO()
-        np.save(buf, out, allow_pickle=False)
-        return httplib2.Response({"status": 200, "content-type": "application/octet-stream"}), buf.getvalue()
+    def _error(self, status: int, message: str):
+        return self._json(status, {"error": {"code": status, "message": message,
+                                             "status": STATUS_NAMES.get(status, "UNKNOWN")}})
 
     @staticmethod
     def _json(status: int, payload: dict):
         return httplib2.Response({"status": status, "content-type": "application/json"}), \
             json.dumps(payload).encode()
-
-
-def granule_index(ms: int, k: int) -> str:
-    """An S2 ``system:index`` like Earth Engine's (``DATATAKE_GRANULETIME_TILE``): granule k
-    of the datatake sensed at `ms`."""
-    t = pd.Timestamp(int(ms), unit="ms", tz="UTC")
-    return f"{t:%Y%m%dT%H%M%S}_{t + pd.Timedelta(seconds=3 * k):%Y%m%dT%H%M%S}_T31TC{'JK'[k]}"
-
-
-def tile_of(crs_code: str, x_min: float, y_max: float, span: float, res: float = 10.0):
-    """The grid tile whose upper-left corner and span these are."""
-    from s2mos_transforms.grid import Tile
-    size = int(round(span / res))
-    return Tile(epsg=int(str(crs_code).split(":")[1]), col=int(round(x_min / (size * res))),
-                row=int(round(y_max / (size * res))) - 1, size=size, res=res)
 
 
 def burst(status: int, message: str, first: int, last: int):

@@ -24,6 +24,8 @@ from s2mos_transforms.sources.base import SamplePoint, utc_times
 S2_COLLECTION = "COPERNICUS/S2_SR_HARMONIZED"
 S1_COLLECTION = "COPERNICUS/S1_GRD"
 CS_PLUS_COLLECTION = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
+CS_BAND = "cs_cdf"
+CS_MISSING = -1.0                # cs_cdf where Cloud Score+ has no value (tiles unmask to it): never cloud
 S2_SELECT: tuple[str, ...] = bands.S2_BANDS + ("SCL",)
 S1_SELECT: tuple[str, ...] = bands.S1_BANDS + ("angle",)
 SCALE_M = 10
@@ -119,8 +121,8 @@ def expression(req: Request, cloud_score_plus: bool = False):
     if req.sensor == bands.SENSOR_S2:
         select = list(S2_SELECT)
         if cloud_score_plus:
-            col = col.linkCollection(ee.ImageCollection(CS_PLUS_COLLECTION), ["cs_cdf"])
-            select.append("cs_cdf")
+            col = col.linkCollection(ee.ImageCollection(CS_PLUS_COLLECTION), [CS_BAND])
+            select.append(CS_BAND)
         props = {CLOUD: "CLOUDY_PIXEL_PERCENTAGE", INDEX: "system:index"}
     else:
         col = col.filter(ee.Filter.eq("instrumentMode", "IW")) \
@@ -174,8 +176,8 @@ def decode(features: Sequence[dict], sensor: str, cs_threshold: float | None = N
             cols[b] = pd.array([p.get(b) for p in props], dtype="Int16")
         scl = np.array([_num(p.get("SCL"), 0) for p in props], np.float64)
         if cs_threshold is not None:
-            cs = np.array([_num(p.get("cs_cdf")) for p in props], np.float64)
-            scl = np.where(cs < cs_threshold, bands.SCL_CLOUD_HIGH, scl)
+            cs = np.array([_num(p.get(CS_BAND)) for p in props], np.float64)
+            scl = cloud_score_scl(scl, cs, cs_threshold)
         cols["SCL"] = pd.array(scl.astype(np.uint8), dtype="UInt8")
         for c in bands.OBS_S1_COLUMNS:
             cols[c] = np.full(n, np.nan, np.float32)
@@ -191,6 +193,18 @@ def decode(features: Sequence[dict], sensor: str, cs_threshold: float | None = N
     for c in ("point_id", "sensor"):
         frame[c] = frame[c].astype(str)
     return frame[list(bands.OBS_COLUMNS)]
+
+
+def cloud_score_scl(scl: np.ndarray, cs: np.ndarray, threshold: float) -> np.ndarray:
+    """SCL with Cloud Score+ applied, for points and tiles alike: where the sample is covered
+    (SCL not no-data) and its ``cs_cdf`` is known (0 … 1) and below `threshold`, SCL 9
+    (cloud, high probability), so the chain's one SCL mask drops it; unknown cs_cdf (NaN,
+    `CS_MISSING`) leaves SCL as it is."""
+    scl = np.asarray(scl)
+    cs = np.asarray(cs, np.float64)
+    with np.errstate(invalid="ignore"):
+        cloud = (cs >= 0.0) & (cs < threshold) & (scl != bands.SCL_NO_DATA)
+    return np.where(cloud, np.asarray(bands.SCL_CLOUD_HIGH, scl.dtype), scl)
 
 
 def datatake(index: Any) -> str | None:

@@ -11,6 +11,11 @@ slot; the S2 granules of one datatake are one slot (`s2_acquisitions`), as for p
 Masks are explicit: S2 bands are unmasked to 0 (the L2A no-data value, SCL 0 = no data) and
 S1 bands to `S1_FILL` (read back as NaN), so a pixel an image does not cover is nodata in the
 stack, never a silent zero reflectance.
+
+With Cloud Score+ the S2 images carry ``cs_cdf`` too (``linkCollection`` on ``system:index``,
+float32, unmasked to `CS_MISSING` where Cloud Score+ has no image or pixel) and the stack's
+SCL is 9 (cloud) where it is below the threshold — `ee_requests.cloud_score_scl`, the one
+rule of points and tiles.
 """
 from __future__ import annotations
 
@@ -23,12 +28,14 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
 from s2mos_transforms.sources.base import ImageStack, s2_missing
-from s2mos_transforms.sources.ee_requests import (CLOUD, INDEX, S1_COLLECTION, S1_SELECT, S2_COLLECTION,
-                                                  S2_SELECT, TIME, acquisition_ms, datatake)
+from s2mos_transforms.sources.ee_requests import (CLOUD, CS_BAND, CS_MISSING, CS_PLUS_COLLECTION, INDEX,
+                                                  S1_COLLECTION, S1_SELECT, S2_COLLECTION, S2_SELECT, TIME,
+                                                  acquisition_ms, cloud_score_scl, datatake)
 
 REQUEST_BYTES_MAX = 50_331_648            # 48 MB: 'Total request size … must be ≤ 50331648 bytes'
 S2_BYTES_PER_PIXEL = len(S2_SELECT) * (2 + 1)        # int16 + one mask byte per band
 S1_BYTES_PER_PIXEL = len(S1_SELECT) * (4 + 1)        # float32 + one mask byte per band
+CS_BYTES_PER_PIXEL = 4 + 1                            # cs_cdf: float32 + its mask byte
 S1_FILL = -9999.0
 
 
@@ -40,10 +47,22 @@ def grid(tile: Tile) -> dict[str, Any]:
             "dimensions": {"width": int(tile.size), "height": int(tile.size)}}
 
 
-def images_per_request(tile: Tile, sensor: str) -> int:
+def bytes_per_pixel(sensor: str, cloud_score_plus: bool = False) -> int:
+    """Bytes one image adds per pixel to a computePixels request (bands + mask bytes)."""
+    if sensor == bands.SENSOR_S1:
+        return S1_BYTES_PER_PIXEL
+    return S2_BYTES_PER_PIXEL + (CS_BYTES_PER_PIXEL if cloud_score_plus else 0)
+
+
+def images_per_request(tile: Tile, sensor: str, cloud_score_plus: bool = False) -> int:
     """How many images one computePixels request may carry under `REQUEST_BYTES_MAX`."""
-    per_px = S2_BYTES_PER_PIXEL if sensor == bands.SENSOR_S2 else S1_BYTES_PER_PIXEL
-    return max(1, REQUEST_BYTES_MAX // (tile.size * tile.size * per_px))
+    return max(1, REQUEST_BYTES_MAX // (tile.size * tile.size * bytes_per_pixel(sensor, cloud_score_plus)))
+
+
+def id_batches(ids: list[str], tile: Tile, sensor: str, cloud_score_plus: bool = False) -> list[list[str]]:
+    """The images of a tile cut into computePixels requests of `images_per_request` each."""
+    step = images_per_request(tile, sensor, cloud_score_plus)
+    return [ids[lo:lo + step] for lo in range(0, len(ids), step)]
 
 
 def _collection(sensor: str, tile: Tile, start: dt.date, end: dt.date):
@@ -72,24 +91,35 @@ def metadata_expression(sensor: str, tile: Tile, start: dt.date, end: dt.date):
     return ee.FeatureCollection(_collection(sensor, tile, start, end).map(describe))
 
 
-def pixels_expression(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: list[str]):
+def pixels_expression(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: list[str],
+                      cloud_score_plus: bool = False):
     """The images `ids` as one multi-band image (``toBands``: bands ``<index>_<band>``),
     masks made explicit (module docstring)."""
     import ee
     col = _collection(sensor, tile, start, end).filter(ee.Filter.inList("system:index", ids))
-    if sensor == bands.SENSOR_S2:
+    if sensor == bands.SENSOR_S2 and cloud_score_plus:
+        col = col.linkCollection(ee.ImageCollection(CS_PLUS_COLLECTION), [CS_BAND]).map(
+            lambda img: img.select(list(S2_SELECT)).unmask(0).toInt16()
+            .addBands(img.select([CS_BAND]).unmask(CS_MISSING).toFloat()))
+    elif sensor == bands.SENSOR_S2:
         col = col.map(lambda img: img.select(list(S2_SELECT)).unmask(0).toInt16())
     else:
         col = col.map(lambda img: img.select(list(S1_SELECT)).unmask(S1_FILL).toFloat())
     return col.toBands()
 
 
+def pixels_request(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: list[str],
+                   cloud_score_plus: bool = False) -> dict[str, Any]:
+    """The computePixels parameters for `ids` (the expression still an ``ee`` object)."""
+    return {"expression": pixels_expression(sensor, tile, start, end, ids, cloud_score_plus), "fileFormat": "NPY",
+            "grid": grid(tile)}
+
+
 def fetch_pixels(sensor: str, tile: Tile, start: dt.date, end: dt.date, ids: list[str],
-                 send: Callable[[Callable[[], Any]], Any]) -> np.ndarray:
+                 send: Callable[[Callable[[], Any]], Any], cloud_score_plus: bool = False) -> np.ndarray:
     """The NPY answer for `ids` as a structured array (H, W), fields ``<index>_<band>``."""
     import ee
-    params = {"expression": pixels_expression(sensor, tile, start, end, ids), "fileFormat": "NPY",
-              "grid": grid(tile)}
+    params = pixels_request(sensor, tile, start, end, ids, cloud_score_plus)
     raw = send(lambda: ee.data.computePixels(params))
     # One field per image and band: the header outgrows numpy's default 10 kB cap (it is a
     # literal read with ast.literal_eval; no pickle).
@@ -108,16 +138,18 @@ def s2_acquisitions(meta: list[dict]) -> list[list[dict]]:
 
 
 def assemble(tile: Tile, s2_meta: list[dict], s2_pix: dict[str, np.ndarray], s1_meta: list[dict],
-             s1_pix: dict[str, np.ndarray]) -> ImageStack:
+             s1_pix: dict[str, np.ndarray], cs_threshold: float | None = None) -> ImageStack:
     """The `ImageStack` from the images' metadata and their pixel fields: one S2 slot per
     acquisition (its granules merged, the first by index wins where they overlap, each
-    pixel with the scene cloud of the granule it came from), one S1 slot per image."""
+    pixel with the scene cloud — and Cloud Score+, with `cs_threshold` — of the granule it
+    came from), one S1 slot per image."""
     h = w = tile.size
     takes = s2_acquisitions(s2_meta)
     t2, t1 = len(takes), len(s1_meta)
     s2 = np.zeros((t2, len(bands.S2_BANDS), h, w), np.int16)
     scl = np.zeros((t2, h, w), np.uint8)
     scene_cloud = np.full((t2, h, w), np.nan, np.float32)
+    cs = np.full((t2, h, w), np.nan, np.float32) if cs_threshold is not None else None
     for k, granules in enumerate(takes):
         for m in granules:
             g_s2 = np.stack([np.asarray(s2_pix[f"{m[INDEX]}_{name}"], np.int16) for name in bands.S2_BANDS])
@@ -126,6 +158,10 @@ def assemble(tile: Tile, s2_meta: list[dict], s2_pix: dict[str, np.ndarray], s1_
             s2[k][:, take] = g_s2[:, take]
             scl[k][take] = g_scl[take]
             scene_cloud[k][take] = np.nan if m.get(CLOUD) is None else np.float32(m[CLOUD])
+            if cs is not None:
+                cs[k][take] = np.asarray(s2_pix[f"{m[INDEX]}_{CS_BAND}"], np.float32)[take]
+    if cs is not None:
+        scl = cloud_score_scl(scl, cs, cs_threshold)
     s1 = np.full((t1, len(bands.S1_BANDS), h, w), np.nan, np.float32)
     angle = np.full(t1, np.nan, np.float32)
     for k, m in enumerate(s1_meta):
