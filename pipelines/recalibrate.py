@@ -1,0 +1,118 @@
+"""`s2mos recalibrate`: adapt a trained model to a new site from a few local samples.
+
+    s2mos recalibrate --model-dir M --samples site.csv --out M2 [--kind auto|bias|linear] [--source …]
+
+The samples (the sample table build-dataset reads: point_id, lat, lon, clay) go through the
+dataset's own per-point chain (`dataset.transforms.process_point`: masks → S1 pairing →
+dates) with the model's recorded extraction settings, from the chosen source; the model
+predicts them (the SavedModel, as the map's `padded` path); the correction of
+`trainer.recalibrate` (bias for n < 5, shrunk linear otherwise) is fitted on the
+uncorrected predictions; M2 is a full copy of M whose s2mos_model.json records it
+("recalibration": kind, a, b, n, RMSE/bias before and after on the samples), with
+M2/recalibration.json listing each sample. predict-map applies it in both inference paths,
+and shows it in the STAC Item, the tiles' model and the map report.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from s2mos_transforms.errors import UserError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True, help="trained model directory (with ensemble/)")
+    parser.add_argument("--samples", required=True, metavar="PATH",
+                        help="local samples: CSV or Parquet, point_id, lat, lon, clay (as build-dataset reads)")
+    parser.add_argument("--out", required=True, help="the recalibrated model directory to write (a full copy)")
+    parser.add_argument("--kind", choices=("auto", "bias", "linear"), default="auto",
+                        help="auto (default): bias below 5 samples, linear shrunk towards slope 1 from 5 on")
+    from s2mos_transforms import sources
+    sources.add_source_arguments(parser, sources.POINTS)
+
+
+def local_sequences(points, source, config, feature: str):
+    """(kept point rows, their raw sequences in the model's channels, rejections) through the
+    dataset's own per-point chain."""
+    from s2mos_transforms import sequences
+    from s2mos_transforms.dataset.transforms import process_point
+    from s2mos_transforms.sources import SamplePoint
+
+    sample = [SamplePoint(str(p["point_id"]), float(p["lat"]), float(p["lon"]), float(p["clay"])) for p in points]
+    obs = sequences.point_observations(source.observations(sample)) if sample else {}
+    kept, seqs, rejected = [], [], []
+    for p in points:
+        record, rej, _ = process_point(p, obs.get(str(p["point_id"])), config)
+        if rej is not None:
+            rejected.append({"point_id": rej.point_id, "reason": rej.reason, "detail": rej.detail})
+        elif len(record[feature]) == 0:
+            rejected.append({"point_id": str(p["point_id"]), "reason": f"no {feature} date", "detail": ""})
+        else:
+            kept.append(p)
+            seqs.append(record[feature])
+    return kept, seqs, rejected
+
+
+def copy_model(src: str, dest: str) -> None:
+    """Every file of model directory `src` under `dest` (local or remote)."""
+    import tensorflow as tf
+    src, dest = src.rstrip("/"), dest.rstrip("/")
+    for root, _, files in tf.io.gfile.walk(src):
+        rel = root[len(src):].lstrip("/")
+        target = f"{dest}/{rel}" if rel else dest
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(f"{root}/{name}", f"{target}/{name}", overwrite=True)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    import numpy as np
+    from s2mos_transforms import fileio, sources
+    from s2mos_transforms.dataset.samples import read_samples
+    from s2mos_transforms.maps.engines import PaddedEnsemble
+    from trainer import aoa as aoa_mod
+    from trainer import model_dir, recalibrate
+
+    problem = model_dir.check_model_dir(args.model_dir)
+    if problem:
+        raise UserError(problem)
+    if args.out.rstrip("/") == args.model_dir.rstrip("/"):
+        raise UserError("--out must differ from --model-dir (the original model is kept)")
+    fileio.check_writable(args.out, "--out")
+    table = read_samples(args.samples)
+    if table.points.empty:
+        raise UserError(f"--samples {args.samples}: no valid sample row")
+    try:
+        name, options = sources.resolve_source(args, sources.POINTS)
+        source = sources.create(name, options)
+    except sources.SourceError as err:
+        raise UserError(str(err)) from None
+    meta = model_dir.read_meta(args.model_dir)
+    feature = meta.sequence_feature or "s2s1"
+    points = table.points.to_dict("records")
+    kept, seqs, rejected = local_sequences(points, source, meta.extract_config(), feature)
+    if not kept:
+        raise UserError(f"none of the {len(points)} samples has a bare-soil sequence at this source "
+                        f"({len(rejected)} rejected)")
+    values, lengths = aoa_mod.ragged(seqs, len(meta.channels))
+    coords = np.array([[p["lat"], p["lon"]] for p in kept], np.float32)
+    mean, _ = PaddedEnsemble(args.model_dir).predict(values, lengths.astype(np.int32), coords)
+    observed = np.array([p["clay"] for p in kept], np.float64)
+    correction = recalibrate.fit(observed, mean, args.kind)
+    correction.update(samples=args.samples, source=name, replaces=meta.recalibration,
+                      date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      from_model_dir=args.model_dir)
+    copy_model(args.model_dir, args.out)
+    model_dir.update_meta(args.out, recalibration=correction)
+    fileio.write_json(fileio.join(args.out, "recalibration.json"),
+                      {"correction": correction, "rejected": rejected,
+                       "samples": [{"point_id": str(p["point_id"]), "clay": float(y), "predicted": float(m),
+                                    "corrected": float(recalibrate.apply(m, correction))}
+                                   for p, y, m in zip(kept, observed, mean)]})
+    print(f"recalibrate: {len(kept)} of {len(points)} samples with a sequence ({len(rejected)} rejected); "
+          f"{correction['kind']}: clay' = {correction['a']:+.2f} + {correction['b']:.3f}·clay")
+    print(f"  on these samples: RMSE {correction['before']['rmse']:.2f} → {correction['after_in_sample']['rmse']:.2f} %, "
+          f"bias {correction['before']['bias']:+.2f} → {correction['after_in_sample']['bias']:+.2f} % "
+          f"(in-sample; score it on other samples or the map)")
+    print(f"  wrote {args.out}/ (a full model directory; ensemble/s2mos_model.json records the correction)")
+    return 0

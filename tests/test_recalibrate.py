@@ -1,0 +1,84 @@
+"""Local recalibration: the correction (pure), and `s2mos recalibrate` end to end on quick-world
+samples (the dataset's chain, the SavedModel, a full model copy that predict-map then applies)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import test_map_fixtures as fx
+from pipelines.cli import main
+from s2mos_transforms.maps import model_handler, pixels
+from trainer import model_dir, recalibrate
+
+
+def test_bias_below_five_samples_and_shrunk_line_from_five():
+    p = np.array([20.0, 22.0, 24.0])
+    c = recalibrate.fit(p + 7.0, p)
+    assert c["kind"] == "bias" and c["b"] == 1.0 and c["a"] == pytest.approx(7.0)
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(10, 50, 8)
+    y = 3.0 + 1.5 * pred
+    lin = recalibrate.fit(y, pred)
+    assert lin["kind"] == "linear" and 1.0 < lin["b"] < 1.5          # shrunk towards 1, not past the truth
+    assert lin["after_in_sample"]["rmse"] < lin["before"]["rmse"]
+    flat = recalibrate.fit(np.array([30.0, 31, 29, 30, 30]), np.array([24.0, 24.2, 23.9, 24.1, 24.0]))
+    assert flat["b"] == pytest.approx(1.0, abs=0.01)                   # predictions that barely vary: a bias
+    with pytest.raises(ValueError):
+        recalibrate.fit(np.array([np.nan]), np.array([1.0]))
+
+
+def test_curve_shrinks_a_site_offset():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(35, 55, 52)
+    pred = truth - 10 + rng.normal(0, 3, 52)
+    rows = {r["n"]: r for r in recalibrate.curve(truth, pred, repeats=50)}
+    assert rows[0]["rmse"] > 9 and abs(rows[0]["bias"]) > 9
+    assert rows[5]["rmse"] < 5 and abs(rows[10]["bias"]) < 1.5
+    assert rows[20]["rmse"] <= rows[3]["rmse"]
+
+
+@pytest.mark.slow
+def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
+    src = fx.quick_source()
+    pts = src.sample_points(8, within_aoi=True)
+    pts = pts[["point_id", "lat", "lon", "clay"]].copy()
+    pts["clay"] = pts["clay"] + 9.0                       # a site the model under-predicts
+    csv = tmp_path / "site.csv"
+    pts.to_csv(csv, index=False)
+    out = str(tmp_path / "m2")
+    base = fx.trusted_dir()
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(csv), "--out", out, "--preset", "quick"]) == 0
+    text = capsys.readouterr().out
+    assert "recalibrate:" in text and "linear" in text
+    meta = model_dir.read_meta(out)
+    rec = meta.recalibration
+    assert rec["kind"] == "linear" and 5 <= rec["n"] <= 8 and rec["from_model_dir"] == base
+    assert rec["after_in_sample"]["rmse"] < rec["before"]["rmse"]
+    assert meta.aoa == model_dir.read_meta(base).aoa and meta.intervals == model_dir.read_meta(base).intervals
+    detail = json.load(open(os.path.join(out, "recalibration.json")))
+    assert len(detail["samples"]) == rec["n"]
+    for s in detail["samples"]:
+        assert s["corrected"] == pytest.approx(rec["a"] + rec["b"] * s["predicted"], rel=1e-9)
+    # the map of the recalibrated model is the corrected map of the original one
+    stack = fx.quick_stack(32)
+    seqs = pixels.pixel_sequences(stack)
+    seqs = seqs.subset(seqs.lengths >= 1)
+    coords = pixels.coords_of(stack.tile, seqs.pixels)
+    res = {}
+    for d in (base, out):
+        h = model_handler.ClayEnsembleHandler(d, mode="fast")
+        (res[d],) = h.run_inference([model_handler.TileInputs(None, seqs, coords, np.zeros((32, 32), np.int16))],
+                                    h.load_model())
+    np.testing.assert_allclose(res[out].clay_mean, rec["a"] + rec["b"] * res[base].clay_mean, rtol=1e-5, atol=1e-4)
+
+
+def test_bad_inputs_fail_in_one_line(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    csv.write_text("point_id,lat,lon,clay\na,48.5,9.0,20\n")
+    base = fx.ensemble_dir()
+    assert main(["recalibrate", "--model-dir", str(tmp_path / "none"), "--samples", str(csv),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(csv), "--out", base]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(e.startswith("s2mos: error:") for e in err)
