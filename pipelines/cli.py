@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.train", "train the bagged CNN ensemble, its ablations and the RF/ANN baselines"),
     "evaluate": ("trainer.evaluate", "test-set metrics, paper-style report, scatter and filter figures"),
     "predict-map": ("pipelines.predict_map", "clay map of an AOI from a trained ensemble: COG tiles, mosaic, quicklook"),
+    "recalibrate": ("pipelines.recalibrate", "adapt a trained model to a new site from a few local samples (bias/linear)"),
     "demo": ("pipelines.demo", "run the whole chain on the embedded world"),
 }
 
