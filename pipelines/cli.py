@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
     else:
         args, extra = parser.parse_args(argv), []
+    args._beam_flags = list(extra)      # a source may size itself to the job (earthengine: --ee-max-rps)
     try:
         from s2mos_transforms import fileio
         for path, flag in trainer_outputs(args):

@@ -53,6 +53,7 @@ class FakeEarthEngine(FakeTiles):
         self.overlap_every = overlap_every        # every k-th S2 acquisition also in a 2nd granule
         self.cs_cloudy, self.cs_clear = cs_cloudy, cs_clear
         self.log_path = log_path                  # append "pid time" per compute request (other processes)
+        self.started: list[float] = []            # when each compute request (features, pixels) arrived
         self.faults: list[Callable[[dict], tuple[int, str] | None]] = []
         self.requests: list[dict] = []            # every computeFeatures request (parsed)
         self.token_requests = 0
@@ -171,6 +172,8 @@ class FakeEarthEngine(FakeTiles):
         return feats
 
     def _log_request(self) -> None:
+        with self._lock:
+            self.started.append(time.monotonic())
         if self.log_path:
             with self._lock, open(self.log_path, "a") as f:
                 f.write(f"{os.getpid()} {time.time():.6f}\n")

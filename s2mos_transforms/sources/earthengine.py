@@ -5,8 +5,9 @@ Per batch of points (build-dataset hands over batches of neighbours):
 
 1. `ee_requests.plan_requests`: groups of nearby points × {S2, S1} × the date range, each
    sized under Earth Engine's value limits;
-2. the requests run concurrently, at most ``--ee-max-inflight`` at a time and
-   ``--ee-max-rps`` started per second in this process, each fetched page by page with
+2. the requests run concurrently, at most ``--ee-max-inflight`` at a time in this process and
+   this process's share of the job's ``--ee-max-rps`` started per second (`ee_limits`), each
+   fetched page by page with
    ``ee.data.computeFeatures`` under the retry policy of `ee_faults` (backoff with jitter;
    too big → halved and retried; permanent → its points fail with the reason);
 3. the answers are decoded into the observation record.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
@@ -33,7 +33,7 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
-from s2mos_transforms.sources import ee_faults, ee_requests, ee_session, ee_tiles
+from s2mos_transforms.sources import ee_faults, ee_limits, ee_requests, ee_session, ee_tiles
 from s2mos_transforms.sources.base import POINTS, TILES, ImageStack, SamplePoint, SourceError, SourcePlugin
 from s2mos_transforms.sources.ee_requests import Request
 
@@ -50,15 +50,19 @@ class EarthEngineSource:
                  start: str = DEFAULT_START, end: str = DEFAULT_END, max_inflight: int = 8,
                  max_rps: float = 20.0, points_per_request: int = 50, cloud_score_plus: bool = False,
                  cs_threshold: float = CS_PLUS_DEFAULT, max_retries: int = 6, backoff_s: float = 1.0,
-                 page_size: int = 1000, deadline_s: float = 300.0):
+                 page_size: int = 1000, deadline_s: float = 300.0, worker_processes: int = 1,
+                 worker_processes_from: str = "one process"):
         self.project, self.endpoint = project, endpoint
         self.start, self.end = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
         self.max_inflight, self.points_per_request, self.page_size = max_inflight, points_per_request, page_size
         self.cs_threshold = cs_threshold if cloud_score_plus else None
         self.policy = ee_faults.RetryPolicy(max_retries=max_retries, backoff_s=backoff_s)
-        self.gate, self.limiter = _process_limits(max_inflight, max_rps)
+        # --ee-max-rps is the job's: this process holds its share (`ee_limits`).
+        self.process_rps = float(max_rps) / max(1, int(worker_processes))
+        self.gate, self.limiter = ee_limits.process_limits(max_inflight, self.process_rps)
         self.counters = ee_faults.Counters()
-        self.notes: list[str] = []
+        self.notes: list[str] = [ee_limits.describe(max_rps, max_inflight, max(1, int(worker_processes)),
+                                                    worker_processes_from)]
         if cloud_score_plus:
             self.notes.append(f"earthengine: Cloud Score+ cs_cdf < {cs_threshold:g} counted as cloud (SCL 9)")
         self._last: tuple[pd.DataFrame, dict[str, str], set[str]] | None = None
@@ -91,31 +95,32 @@ class EarthEngineSource:
 
     def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
         """Every S2 and S1 acquisition touching the tile between start and end (inclusive;
-        default --ee-start/--ee-end), on its exact grid (`ee_tiles`). A permanent error, or
+        default --ee-start/--ee-end), on its exact grid (`ee_tiles`); with Cloud Score+, S2
+        pixels below the threshold are cloud (SCL 9), as for points. A permanent error, or
         one that persists after the retries, is a `SourceError` naming the tile."""
         first = dt.date.fromisoformat(start) if start else self.start
         last = (dt.date.fromisoformat(end) if end else self.end) + dt.timedelta(days=1)
+        cs_plus = self.cs_threshold is not None
         meta, pixels = {}, {}
         try:
             for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
                 expr = ee_tiles.metadata_expression(sensor, tile, first, last)
                 meta[sensor] = ee_tiles.sort_meta(list(ee_requests.fetch_pages(expr, self.page_size, self._send)))
                 ids = [str(m[ee_tiles.INDEX]) for m in meta[sensor]]
-                step = ee_tiles.images_per_request(tile, sensor)
                 pixels[sensor] = {}
-                for lo in range(0, len(ids), step):
-                    pixels[sensor].update(self._pixels(sensor, tile, first, last, ids[lo:lo + step]))
+                for batch in ee_tiles.id_batches(ids, tile, sensor, cs_plus):
+                    pixels[sensor].update(self._pixels(sensor, tile, first, last, batch))
         except ee_faults.Permanent as err:
             raise SourceError(f"tile {tile.name}: Earth Engine: {err}") from None
         finally:
             self._publish()
         return ee_tiles.assemble(tile, meta[bands.SENSOR_S2], pixels[bands.SENSOR_S2], meta[bands.SENSOR_S1],
-                                 pixels[bands.SENSOR_S1])
+                                 pixels[bands.SENSOR_S1], self.cs_threshold)
 
     def _pixels(self, sensor: str, tile: Tile, first: dt.date, last: dt.date, ids: list[str]) -> dict:
         """The pixel fields of `ids`, halving the request while Earth Engine says too big."""
         try:
-            arr = ee_tiles.fetch_pixels(sensor, tile, first, last, ids, self._send)
+            arr = ee_tiles.fetch_pixels(sensor, tile, first, last, ids, self._send, self.cs_threshold is not None)
             return {name: arr[name] for name in arr.dtype.names}
         except ee_faults.NeedsSplit as err:
             if len(ids) == 1:
@@ -187,20 +192,6 @@ class EarthEngineSource:
             self._beam_counters[name].inc(n)
 
 
-# One in-flight cap and one rate limiter per process: a worker runs several DoFn instances
-# (threads), each with its own source; the flags hold for the process, not per instance.
-_LIMITS: dict[tuple[int, float], tuple[threading.Semaphore, ee_faults.RateLimiter]] = {}
-_LIMITS_LOCK = threading.Lock()
-
-
-def _process_limits(max_inflight: int, max_rps: float) -> tuple[threading.Semaphore, ee_faults.RateLimiter]:
-    with _LIMITS_LOCK:
-        key = (int(max_inflight), float(max_rps))
-        if key not in _LIMITS:
-            _LIMITS[key] = (threading.Semaphore(max_inflight), ee_faults.RateLimiter(max_rps))
-        return _LIMITS[key]
-
-
 # ---- flags and options ----------------------------------------------------------------------
 
 def _add_arguments(group) -> None:
@@ -216,10 +207,15 @@ def _add_arguments(group) -> None:
     group.add_argument("--ee-end", default=DEFAULT_END, metavar="DATE",
                        help=f"last acquisition date, inclusive (default {DEFAULT_END})")
     group.add_argument("--ee-max-inflight", type=int, default=8, metavar="N",
-                       help="requests in flight at once per worker process (default 8)")
+                       help="requests in flight at once per worker process (default 8; the job may have "
+                            "worker processes × N in flight: keep that under the project's ~40)")
     group.add_argument("--ee-max-rps", type=float, default=20.0, metavar="R",
-                       help="requests started per second per worker process (default 20; keep "
-                            "workers × R under the project's quota, about 100/s)")
+                       help="requests started per second by the whole job (default 20; the project's quota "
+                            "is about 100/s), shared among the worker processes the Beam flags declare")
+    group.add_argument("--ee-worker-processes", type=int, default=None, metavar="N",
+                       help="worker processes the job runs at once, to share --ee-max-rps among (default: from "
+                            "the Beam flags: --direct_num_workers, or Dataflow's --max_num_workers × vCPUs of "
+                            "--machine_type)")
     group.add_argument("--ee-points-per-request", type=int, default=50, metavar="N",
                        help="sample points per request, grouped by place (default 50)")
     group.add_argument("--ee-max-retries", type=int, default=6, metavar="N",
@@ -251,14 +247,19 @@ def _options(args) -> dict[str, Any]:
               ("--ee-max-retries", args.ee_max_retries, 0, 50), ("--ee-backoff", args.ee_backoff, 0, 600),
               ("--ee-deadline", args.ee_deadline, 1, 3600),
               ("--cloud-score-plus-threshold", args.cloud_score_plus_threshold, 0, 1))
+    if args.ee_worker_processes is not None:
+        checks += (("--ee-worker-processes", args.ee_worker_processes, 1, 100_000),)
     for flag, value, lo, hi in checks:
         if not lo <= value <= hi:
             raise SourceError(f"{flag} must be between {lo:g} and {hi:g}, got {value:g}")
+    # The Beam flags the stage was given (pipelines/cli.py keeps them on args): the job's parallelism.
+    processes, how = ee_limits.job_processes(getattr(args, "_beam_flags", None) or [], args.ee_worker_processes)
     return {"project": args.ee_project, "credentials": args.ee_credentials, "endpoint": args.ee_endpoint,
             "start": args.ee_start, "end": args.ee_end, "max_inflight": args.ee_max_inflight,
             "max_rps": args.ee_max_rps, "points_per_request": args.ee_points_per_request,
             "max_retries": args.ee_max_retries, "backoff_s": args.ee_backoff, "deadline_s": args.ee_deadline,
-            "cloud_score_plus": bool(args.cloud_score_plus), "cs_threshold": args.cloud_score_plus_threshold}
+            "cloud_score_plus": bool(args.cloud_score_plus), "cs_threshold": args.cloud_score_plus_threshold,
+            "worker_processes": processes, "worker_processes_from": how}
 
 
 def _plan_points(points, options: dict[str, Any]) -> dict[str, Any]:
