@@ -160,6 +160,9 @@ def test_template_runs_pass_parameters_their_template_and_stage_accept(run_id, s
     argv = [f"--{k}={v}" for k, v in params.items()]
     args, extra = cli.build_parser().parse_known_args([stage, *argv])
     assert extra == [] and args.command == stage and args.source == "earthengine"
+    # the dates of the series: points take --ee-start/--ee-end, maps their own --start/--end (README)
+    dates = ("ee_start", "ee_end") if stage == "build-dataset" else ("start", "end")
+    assert [str(getattr(args, d)) for d in dates] == [resolve("${_START_DATE}"), resolve("${_END_DATE}")]
     assert flex_main().pick_stage(argv) == stage
 
 
