@@ -126,20 +126,21 @@ def dry_run(args, extra: list[str]) -> dict[str, Any]:
     return plan
 
 
-def build(args, extra: list[str]) -> dict[str, Any]:
-    """Run the whole build; returns the summary (also written to OUT/summary.json)."""
+def construct(args, extra: list[str]):
+    """Checks, inputs and the Beam pipeline of a build, not yet run → (pipeline, staging dir,
+    what `finalize` needs). Everything before the first Beam bundle, so the Dataflow job a
+    build would submit can be built and inspected offline (tests/test_dataflow_job.py)."""
     _check_args(args)
+    import apache_beam as beam
     from s2mos_transforms import beam_options, fileio
     from s2mos_transforms.masks import MaskThresholds
     from s2mos_transforms.dataset import staging as staging_mod
-    from s2mos_transforms.dataset.finalize import AccountingError, beam_counters, finalize
     from s2mos_transforms.dataset.pipeline import BuildDataset
     from s2mos_transforms.dataset.samples import read_sample_tables
     from s2mos_transforms.sequences import ExtractConfig
 
     options = beam_options.pipeline_options(extra, "build-dataset")      # a typo fails first
     fileio.check_writable(args.out.rstrip("/"), "--out")
-    start = time.time()
     points_df, row_rejections, n_input = read_sample_tables(args.samples, args.holdout_samples)
     source_name, source_options, notes = _source_spec(args)
     config = ExtractConfig(thresholds=MaskThresholds(scene_cloud_max=args.scene_cloud_max,
@@ -152,17 +153,30 @@ def build(args, extra: list[str]) -> dict[str, Any]:
               for r in points_df.itertuples(index=False)]
     inputs = {"samples": args.samples, "holdout_samples": args.holdout_samples, "source": args.source,
               **source_options}
-
     staging = staging_mod.prepare_output(args.out)
-    import apache_beam as beam
     try:
         p = beam.Pipeline(options=options)
         _ = p | "BuildDataset" >> BuildDataset(points, staging, source_name, source_options, config,
                                                args.test_fraction, num_shards, args.batch_size)
+    except BaseException:
+        staging_mod.remove(staging)
+        raise
+    return p, staging, dict(inputs=inputs, n_input=n_input, row_rejections=row_rejections, config=config,
+                            notes=notes, num_shards=num_shards)
+
+
+def build(args, extra: list[str]) -> dict[str, Any]:
+    """Run the whole build; returns the summary (also written to OUT/summary.json)."""
+    from s2mos_transforms.dataset import staging as staging_mod
+    from s2mos_transforms.dataset.finalize import AccountingError, beam_counters, finalize
+
+    start = time.time()
+    p, staging, ctx = construct(args, extra)
+    try:
         result = p.run()
         result.wait_until_finish()
-        summary = finalize(staging, inputs, args.test_fraction, n_input, row_rejections, config, notes,
-                           num_shards, beam_counters(result))
+        summary = finalize(staging, ctx["inputs"], args.test_fraction, ctx["n_input"], ctx["row_rejections"],
+                           ctx["config"], ctx["notes"], ctx["num_shards"], beam_counters(result))
     except AccountingError:
         raise                                    # the partial output stays, for inspection
     except BaseException:
