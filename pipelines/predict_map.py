@@ -188,8 +188,35 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"{head} (dry run, planned in {time.time() - t0:.1f} s; nothing written)")
         print(map_plan.format_summary(planned, config.tile_size, config.res))
         print(_settings_line(config))
+        _print_source_plan(config, tile_plan, planned.tiles)
         return 0
     return _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head)
+
+
+# Tiles a dry run lists with their requests (the others are counted): a continental map has millions.
+DRY_RUN_LISTED_TILES = 2
+
+
+def _print_source_plan(config, tile_plan, n_tiles: int) -> None:
+    """For a source with a `plan_tiles` hook (earthengine): the requests the map would send —
+    the first tiles' grids and serialized expressions, request counts and data volume for all
+    tiles — as JSON after one summary line; nothing is requested."""
+    import itertools
+    import json
+
+    from s2mos_transforms import sources
+    hook = sources.get_plugin(config.source).plan_tiles
+    if hook is None:
+        return
+    tasks = (task for rng in tile_plan.ranges for task in tile_plan.tasks(rng))
+    first = [task.tile for task in itertools.islice(tasks, DRY_RUN_LISTED_TILES)]
+    plan = hook(first, n_tiles, config.start, config.end, config.source_options)
+    if "requests" in plan:
+        size = plan["estimated_bytes"]
+        size = f"{size / 1e12:,.1f} TB" if size >= 1e12 else f"{size / 1e9:,.2f} GB"
+        print(f"  {config.source} requests (none sent): {plan['requests']:,} ({plan['requests_per_tile']} per "
+              f"tile), answers about {size}; the first {len(first)} tile(s) listed:")
+    print(json.dumps(plan, indent=1))
 
 
 def _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head: str) -> int:

@@ -179,6 +179,10 @@ class SourcePlugin:
     # Optional: what the source would request for these points, without requesting anything
     # (a JSON-able dict, printed by `build-dataset --dry-run`); called with (points, options).
     plan_points: Callable[[Sequence[SamplePoint], dict[str, Any]], dict[str, Any]] | None = None
+    # Optional: what the source would request for a map's tiles, without requesting anything
+    # (a JSON-able dict, printed by `predict-map --dry-run`); called with (the first few tiles,
+    # the number of tiles, start, end, options): those tiles listed, totals for all of them.
+    plan_tiles: Callable[[Sequence[Tile], int, str, str, dict[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self):
         unknown = set(self.serves) - {POINTS, TILES}

@@ -270,6 +270,15 @@ def _plan_points(points, options: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _plan_tiles(tiles, n_tiles: int, start: str, end: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The requests a map of `n_tiles` tiles would send (nothing is sent); the serialized
+    expressions of the listed tiles need ``ee`` started (the API description, no computation)."""
+    from s2mos_transforms.sources.ee_plan import plan_tiles
+    ee_session.initialize(options["project"], options["credentials"], options["endpoint"],
+                          float(options.get("deadline_s", 0.0)))
+    return plan_tiles(list(tiles), n_tiles, start, end, bool(options.get("cloud_score_plus")))
+
+
 PLUGIN = SourcePlugin(
     name="earthengine",
     summary="Sentinel-2 L2A and Sentinel-1 GRD from Google Earth Engine (points and tiles)",
@@ -278,4 +287,5 @@ PLUGIN = SourcePlugin(
     add_arguments=_add_arguments,
     options=_options,
     plan_points=_plan_points,
+    plan_tiles=_plan_tiles,
 )

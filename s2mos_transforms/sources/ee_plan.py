@@ -1,4 +1,4 @@
-"""What an Earth Engine build would send, before it sends anything: the request plan.
+"""What an Earth Engine build or map would send, before it sends anything: the request plan.
 
     python -m s2mos_transforms.sources.ee_plan --samples samples.csv [--ee-start … --ee-end …]
         [--ee-points-per-request N] [--show-expression --ee-project P [--ee-credentials …]]
@@ -8,6 +8,12 @@ Prints, for the sample table, the computeFeatures requests the `earthengine` sou
 for), and the estimated volume of the answers. With ``--show-expression`` it also starts the
 ``ee`` client (that fetches the API description and algorithm list, no computation) and prints
 the serialized expression of the first request of each sensor. No computation is requested.
+
+For a map (`plan_tiles`, behind ``predict-map --dry-run``): per tile one metadata request per
+sensor, then computePixels requests cut by `ee_tiles.id_batches` under the 48 MB limit; the
+number of images per tile is estimated from the dates (the metadata answer fixes it only when
+the job runs). The first few tiles are listed with their grids and serialized expressions,
+the rest counted.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import numpy as np
 
 from s2mos_transforms import bands
 from s2mos_transforms.sources.base import SamplePoint
+from s2mos_transforms.grid import Tile
 from s2mos_transforms.sources.ee_requests import (S1_IMAGES_PER_DAY, S2_IMAGES_PER_DAY, Request,
                                                   plan_requests)
 
@@ -70,6 +77,74 @@ def first_expressions(reqs: list[Request], project: str, credentials: str, endpo
         first = next((r for r in reqs if r.sensor == sensor), None)
         if first is not None:
             out[sensor] = serializer.encode(ee_requests.expression(first, cloud_score_plus), for_cloud_api=True)
+    return out
+
+
+# Bytes of one image's feature in a tile's metadata answer (index, time, scene cloud).
+META_FEATURE_BYTES = 150
+IDS_PLACEHOLDER = "<system:index of each image, from the tile's metadata answer>"
+
+
+def _tile_requests(tile: Tile, days: int, cloud_score_plus: bool, page_size: int) -> dict[str, Any]:
+    """The requests of one tile per sensor: metadata pages, pixel requests, bytes."""
+    from s2mos_transforms.sources import ee_tiles
+    out: dict[str, Any] = {}
+    for sensor, per_day in ((bands.SENSOR_S2, S2_IMAGES_PER_DAY), (bands.SENSOR_S1, S1_IMAGES_PER_DAY)):
+        images = int(np.ceil(days * per_day))
+        batches = ee_tiles.id_batches([""] * images, tile, sensor, cloud_score_plus)
+        npy_per_px = ee_tiles.bytes_per_pixel(sensor, cloud_score_plus) - ee_tiles.mask_bytes(sensor, cloud_score_plus)
+        out[sensor] = {
+            "estimated_images": images,
+            "metadata_requests": max(1, -(-images // page_size)),
+            "pixel_requests": len(batches),
+            "images_per_pixel_request": ee_tiles.images_per_request(tile, sensor, cloud_score_plus),
+            "largest_request_bytes": max((len(b) for b in batches), default=0) * tile.size ** 2
+            * ee_tiles.bytes_per_pixel(sensor, cloud_score_plus),
+            "estimated_bytes": images * (META_FEATURE_BYTES + tile.size ** 2 * npy_per_px)}
+    return out
+
+
+def tile_expressions(tile: Tile, start: dt.date, end: dt.date, cloud_score_plus: bool) -> dict[str, Any]:
+    """The serialized metadata and pixel expressions of one tile per sensor (``ee`` initialised);
+    the pixel expression's image ids are the metadata answer's, shown as a placeholder."""
+    from ee import serializer
+
+    from s2mos_transforms.sources import ee_tiles
+    out = {}
+    for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
+        out[sensor] = {
+            "metadata": serializer.encode(ee_tiles.metadata_expression(sensor, tile, start, end), for_cloud_api=True),
+            "pixels": {**ee_tiles.pixels_request(sensor, tile, start, end, [IDS_PLACEHOLDER], cloud_score_plus),
+                       "expression": serializer.encode(ee_tiles.pixels_expression(
+                           sensor, tile, start, end, [IDS_PLACEHOLDER], cloud_score_plus), for_cloud_api=True)}}
+    return out
+
+
+def plan_tiles(tiles: Sequence[Tile], n_tiles: int, start: str, end_inclusive: str, cloud_score_plus: bool,
+               page_size: int = 1000, expressions: bool = True) -> dict[str, Any]:
+    """The requests of a map of `n_tiles` tiles of the size of `tiles` (the first few, listed
+    with their grids and, with `expressions`, their serialized expressions), and the totals."""
+    from s2mos_transforms.sources import ee_tiles
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end_inclusive)
+    stop = last + dt.timedelta(days=1)                              # requests take [start, end)
+    days = (stop - first).days
+    out: dict[str, Any] = {"tiles": int(n_tiles), "start": first.isoformat(), "end": last.isoformat(),
+                           "cloud_score_plus": bool(cloud_score_plus),
+                           "request_bytes_max": ee_tiles.REQUEST_BYTES_MAX, "sensors": {}}
+    if not tiles:
+        return out
+    per_tile = _tile_requests(tiles[0], days, cloud_score_plus, page_size)
+    for sensor, r in per_tile.items():
+        out["sensors"][sensor] = {**r, "requests_per_tile": r["metadata_requests"] + r["pixel_requests"]}
+    out["requests_per_tile"] = sum(r["requests_per_tile"] for r in out["sensors"].values())
+    out["requests"] = out["requests_per_tile"] * int(n_tiles)
+    out["estimated_bytes"] = sum(r["estimated_bytes"] for r in per_tile.values()) * int(n_tiles)
+    out["first_tiles"] = []
+    for tile in tiles:
+        item: dict[str, Any] = {"tile": tile.name, "grid": ee_tiles.grid(tile)}
+        if expressions:
+            item["expressions"] = tile_expressions(tile, first, stop, cloud_score_plus)
+        out["first_tiles"].append(item)
     return out
 
 

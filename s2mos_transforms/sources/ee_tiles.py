@@ -54,6 +54,11 @@ def bytes_per_pixel(sensor: str, cloud_score_plus: bool = False) -> int:
     return S2_BYTES_PER_PIXEL + (CS_BYTES_PER_PIXEL if cloud_score_plus else 0)
 
 
+def mask_bytes(sensor: str, cloud_score_plus: bool = False) -> int:
+    """The mask bytes of `bytes_per_pixel` (counted by the limit, not in the NPY answer)."""
+    return len(S2_SELECT) + int(cloud_score_plus) if sensor == bands.SENSOR_S2 else len(S1_SELECT)
+
+
 def images_per_request(tile: Tile, sensor: str, cloud_score_plus: bool = False) -> int:
     """How many images one computePixels request may carry under `REQUEST_BYTES_MAX`."""
     return max(1, REQUEST_BYTES_MAX // (tile.size * tile.size * bytes_per_pixel(sensor, cloud_score_plus)))
