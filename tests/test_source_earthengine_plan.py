@@ -96,3 +96,18 @@ def test_a_continental_dry_run_counts_and_lists_a_few(fake, key_file, capsys):
     assert plan["tiles"] > 1_000_000 and len(plan["first_tiles"]) == 2
     assert plan["requests"] == plan["tiles"] * plan["requests_per_tile"]
     assert len(out) < 200_000 and fake.requests == [] and fake.pixel_requests == []
+
+
+def test_build_dataset_dry_run_prints_the_key_path_never_the_key(fake, quick_world, key_file, capsys):
+    code = main(["build-dataset", "--samples", str(quick_world / "samples.csv"), "--out", "never",
+                 "--source", "earthengine", "--ee-project", "s2mos-test", "--ee-credentials", str(key_file[0]),
+                 "--dry-run", "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    plan = json.loads(out[out.index("\n") + 1:])
+    assert plan["source_options"]["credentials"] == str(key_file[0])
+    assert plan["source_options"]["worker_processes"] == 2                   # the job-wide rate's share
+    secret = json.loads(key_file[0].read_text())
+    for text in (out, err):
+        assert all(line not in text for line in key_file[1].splitlines()[1:-1])
+        assert secret["private_key_id"] not in text and "fake-access-token" not in text
