@@ -117,7 +117,11 @@ def test_one_image_is_built_tested_pushed_and_used_everywhere():
     build = s["build-image"]["args"]
     assert resolve(build[build.index("-t") + 1]) == image()
     assert resolve(build[build.index("--build-arg") + 1]) == f"S2MOS_IMAGE={image()}"
-    assert [resolve(a) for a in s["push-image"]["args"]] == ["push", image()]
+    from trainer import vertex
+    latest = vertex.IMAGE_TEMPLATE.format(region=resolve("${_REGION}"), project=BUILTINS["PROJECT_ID"])
+    assert latest == image().rsplit(":", 1)[0] + ":latest" and build.count("-t") == 2
+    assert resolve(build[build.index("-t", build.index("-t") + 1) + 1]) == latest   # train --vertex's default
+    assert [resolve(a) for a in s["push-image"]["args"]] == ["push", "--all-tags", image().rsplit(":", 1)[0]]
     assert resolve(s["test-in-image"]["name"]) == resolve(s["train-vertex"]["name"]) == image()
     for stage in ("build-dataset", "predict-map"):
         assert f"--image={image()}" in commands(s[f"template-{stage}"])[0]
