@@ -10,6 +10,7 @@ import ee_fake
 from ee_fake import fake, key_file, world  # noqa: F401 — fixtures
 from s2mos_transforms import bands
 from s2mos_transforms.sources import ee_requests, ee_tiles
+from s2mos_transforms.grid import Tile
 from s2mos_transforms.sources.base import SamplePoint
 from s2mos_transforms.sources.earthengine import EarthEngineSource
 
@@ -78,3 +79,15 @@ def test_without_cloud_score_plus_nothing_is_linked(fake, tile):
     for body in fake.pixel_requests:
         asked = ee_fake.parse_expression(body["expression"])
         assert asked["linked"] == [] and "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" not in asked["collections"]
+
+
+def test_a_pixel_request_stays_under_the_band_cap_on_small_tiles():
+    """At 32 px the 48 MB budget would take ~1 500 S2 images (16 000 bands): the band cap binds."""
+    small, large = Tile(32634, 0, 0, 32), Tile(32634, 0, 0, 512)
+    for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
+        for cs in (False, True):
+            n = ee_tiles.images_per_request(small, sensor, cs)
+            assert n * ee_tiles.bands_per_image(sensor, cs) <= ee_tiles.MAX_BANDS_PER_REQUEST
+            assert n * 32 * 32 * ee_tiles.bytes_per_pixel(sensor, cs) < ee_tiles.REQUEST_BYTES_MAX
+    # At 512 px the bytes bind: 48 MB / (512² × 33 B) = 5 S2 images.
+    assert ee_tiles.images_per_request(large, bands.SENSOR_S2) == 50_331_648 // (512 * 512 * 33) == 5

@@ -92,7 +92,8 @@ def _tile_requests(tile: Tile, days: int, cloud_score_plus: bool, page_size: int
     for sensor, per_day in ((bands.SENSOR_S2, S2_IMAGES_PER_DAY), (bands.SENSOR_S1, S1_IMAGES_PER_DAY)):
         images = int(np.ceil(days * per_day))
         batches = ee_tiles.id_batches([""] * images, tile, sensor, cloud_score_plus)
-        npy_per_px = ee_tiles.bytes_per_pixel(sensor, cloud_score_plus) - ee_tiles.mask_bytes(sensor, cloud_score_plus)
+        # The answer holds the bands, not the mask bytes the limit counts.
+        npy_per_px = ee_tiles.bytes_per_pixel(sensor, cloud_score_plus) - ee_tiles.bands_per_image(sensor, cloud_score_plus)
         out[sensor] = {
             "estimated_images": images,
             "metadata_requests": max(1, -(-images // page_size)),

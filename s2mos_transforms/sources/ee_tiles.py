@@ -36,6 +36,10 @@ REQUEST_BYTES_MAX = 50_331_648            # 48 MB: 'Total request size … must 
 S2_BYTES_PER_PIXEL = len(S2_SELECT) * (2 + 1)        # int16 + one mask byte per band
 S1_BYTES_PER_PIXEL = len(S1_SELECT) * (4 + 1)        # float32 + one mask byte per band
 CS_BYTES_PER_PIXEL = 4 + 1                            # cs_cdf: float32 + its mask byte
+# Bands of one computePixels request: ≤ 1 024 (Earth Engine's docs; toBands itself takes up to
+# 5 000, its docstring in earthengine-api 1.7.35). Small tiles reach it before 48 MB: at 32 px
+# the byte budget would allow ~1 500 S2 images, 16 000 bands.
+MAX_BANDS_PER_REQUEST = 1024
 S1_FILL = -9999.0
 
 
@@ -54,14 +58,17 @@ def bytes_per_pixel(sensor: str, cloud_score_plus: bool = False) -> int:
     return S2_BYTES_PER_PIXEL + (CS_BYTES_PER_PIXEL if cloud_score_plus else 0)
 
 
-def mask_bytes(sensor: str, cloud_score_plus: bool = False) -> int:
-    """The mask bytes of `bytes_per_pixel` (counted by the limit, not in the NPY answer)."""
+def bands_per_image(sensor: str, cloud_score_plus: bool = False) -> int:
+    """Bands one image adds to a request (each also one mask byte per pixel in the limit)."""
     return len(S2_SELECT) + int(cloud_score_plus) if sensor == bands.SENSOR_S2 else len(S1_SELECT)
 
 
 def images_per_request(tile: Tile, sensor: str, cloud_score_plus: bool = False) -> int:
-    """How many images one computePixels request may carry under `REQUEST_BYTES_MAX`."""
-    return max(1, REQUEST_BYTES_MAX // (tile.size * tile.size * bytes_per_pixel(sensor, cloud_score_plus)))
+    """How many images one computePixels request may carry under `REQUEST_BYTES_MAX` and
+    `MAX_BANDS_PER_REQUEST`."""
+    by_bytes = REQUEST_BYTES_MAX // (tile.size * tile.size * bytes_per_pixel(sensor, cloud_score_plus))
+    by_bands = MAX_BANDS_PER_REQUEST // bands_per_image(sensor, cloud_score_plus)
+    return max(1, min(by_bytes, by_bands))
 
 
 def id_batches(ids: list[str], tile: Tile, sensor: str, cloud_score_plus: bool = False) -> list[list[str]]:
