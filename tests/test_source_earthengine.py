@@ -253,7 +253,8 @@ def test_cloud_score_plus_links_cs_cdf_and_masks_below_the_threshold(fake, world
     s2 = [r for r in fake.requests if r["sensor"] == bands.SENSOR_S2]
     assert all(r["asked"]["linked"] == [["cs_cdf"]] for r in s2)
     assert all("GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" in r["asked"]["collections"] for r in s2)
-    assert all(r["asked"]["select"] == [list(bands.S2_BANDS) + ["SCL", "cs_cdf"]] for r in s2)
+    assert all(r["asked"]["select"] == [list(bands.S2_BANDS) + ["SCL"], ["cs_cdf"]] for r in s2)
+    assert all(r["asked"]["unmask"] == [-1] for r in s2)               # a masked cs_cdf keeps the sample
     obs, state = world.observations_and_state(points[:3])
     cloudy = (state["cloud"] & (state["sensor"] == bands.SENSOR_S2)).to_numpy()
     assert cloudy.any()

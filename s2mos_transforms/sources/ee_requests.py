@@ -122,7 +122,6 @@ def expression(req: Request, cloud_score_plus: bool = False):
         select = list(S2_SELECT)
         if cloud_score_plus:
             col = col.linkCollection(ee.ImageCollection(CS_PLUS_COLLECTION), [CS_BAND])
-            select.append(CS_BAND)
         props = {CLOUD: "CLOUDY_PIXEL_PERCENTAGE", INDEX: "system:index"}
     else:
         col = col.filter(ee.Filter.eq("instrumentMode", "IW")) \
@@ -133,7 +132,12 @@ def expression(req: Request, cloud_score_plus: bool = False):
 
     def per_image(img):
         extra = {TIME: img.get("system:time_start"), **{k: img.get(v) for k, v in props.items()}}
-        return img.select(select).sampleRegions(collection=pts, properties=["point_id"], scale=SCALE_M,
+        image = img.select(select)
+        if cloud_score_plus and req.sensor == bands.SENSOR_S2:
+            # A masked cs_cdf (no Cloud Score+ image for the granule) must not drop the sample:
+            # unmasked to CS_MISSING, which `cloud_score_scl` reads as unknown, as for tiles.
+            image = image.addBands(img.select([CS_BAND]).unmask(CS_MISSING))
+        return image.sampleRegions(collection=pts, properties=["point_id"], scale=SCALE_M,
                                                 geometries=False).map(lambda f: f.set(extra))
 
     return col.map(per_image).flatten()
