@@ -38,6 +38,7 @@ def _ee_error(status, message):
     (400, "User memory limit exceeded.", ee_faults.SPLIT),
     (400, "Collection query aborted after accumulating over 5000 elements.", ee_faults.SPLIT),
     (413, "Request payload size exceeds the limit", ee_faults.SPLIT),
+    (400, "Too many bands: 1500 > 1024.", ee_faults.SPLIT),
     (404, "Image.load: Image asset 'X' not found.", ee_faults.PERMANENT),
     (403, "Caller does not have required permission to use project p.", ee_faults.PERMANENT),
     (400, "Image.select: Pattern 'B99' did not match any bands.", ee_faults.PERMANENT),

@@ -27,7 +27,9 @@ from typing import Any, Callable
 RETRY, SPLIT, PERMANENT = "retry", "split", "permanent"
 TIMED_OUT = "Computation timed out"
 
-SPLIT_MARKERS = ("request size", "payload size", "request payload", "too many values",
+# 'too many bands' is a guess at the wording of a band-count error (not seen live; the band
+# count is capped before sending, `ee_tiles.MAX_BANDS_PER_REQUEST`).
+SPLIT_MARKERS = ("request size", "payload size", "request payload", "too many values", "too many bands",
                  "user memory limit exceeded", "collection query aborted", "too large")
 RETRY_MARKERS = ("resource_exhausted", "too many concurrent aggregations", "quota", "rate limit",
                  "too many requests", "service unavailable", "internal error", "backend error",
