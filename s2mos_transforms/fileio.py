@@ -194,6 +194,27 @@ def open_write(path: str) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
+def local_target(path: str) -> Iterator[str]:
+    """A local file name to write ``path`` through, for writers that want a name (TensorFlow's
+    TFRecordWriter, Keras): a temporary sibling renamed into place locally, a temporary file
+    uploaded whole for a URI; nothing appears under ``path`` if the writer fails."""
+    makedirs(_parent(path))
+    if not is_remote(path):
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    with tempfile.TemporaryDirectory(prefix="s2mos-upload-") as tmp:
+        local = os.path.join(tmp, path.rstrip("/").rsplit("/", 1)[-1])
+        yield local
+        upload(local, path)
+
+
+@contextlib.contextmanager
 def local_copy(path: str) -> Iterator[str]:
     """A local path for reading ``path`` (copied to a temporary directory when remote), for
     libraries that want a file name (rasterio, h5py)."""

@@ -50,14 +50,10 @@ class NormStats:
                           for k, v in raw.items()})
 
     def save(self, directory: str) -> str:
-        import tensorflow as tf
-        path = f"{directory.rstrip('/')}/{STATS_FILE}"
-        with tf.io.gfile.GFile(path, "w") as fh:
-            fh.write(self.to_json())
-        return path
+        from s2mos_transforms import fileio
+        return fileio.write_text(f"{directory.rstrip('/')}/{STATS_FILE}", self.to_json())
 
     @staticmethod
     def load(directory: str) -> "NormStats":
-        import tensorflow as tf
-        with tf.io.gfile.GFile(f"{directory.rstrip('/')}/{STATS_FILE}") as fh:
-            return NormStats.from_json(fh.read())
+        from s2mos_transforms import fileio
+        return NormStats.from_json(fileio.read_text(f"{directory.rstrip('/')}/{STATS_FILE}"))

@@ -42,13 +42,17 @@ def beam_counters(result) -> dict[str, int] | None:
 
 
 def count_records(paths: list[str]) -> int:
-    """Examples in gzipped TFRecord files, counted by reading them back."""
+    """Examples in gzipped TFRecord files, counted by reading them back (one file at a time,
+    through a local copy when remote: TensorFlow itself knows only some schemes)."""
     import tensorflow as tf
+    from s2mos_transforms import fileio
 
-    if not paths:
-        return 0
-    ds = tf.data.TFRecordDataset(paths, compression_type="GZIP")
-    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    total = 0
+    for path in paths:
+        with fileio.local_copy(path) as local:
+            ds = tf.data.TFRecordDataset([local], compression_type="GZIP")
+            total += int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    return total
 
 
 def quantiles(values: list[int]) -> dict[str, float]:

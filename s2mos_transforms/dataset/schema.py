@@ -109,22 +109,19 @@ def schema_proto():
 def write_schema(directory: str) -> str:
     """Write schema.pbtxt (text proto) into a local or gs:// directory; returns its path."""
     from google.protobuf import text_format
-    import tensorflow as tf
+    from s2mos_transforms import fileio
 
     path = f"{directory.rstrip('/')}/{SCHEMA_FILE}"
-    with tf.io.gfile.GFile(path, "w") as fh:
-        fh.write(text_format.MessageToString(schema_proto()))
-    return path
+    return fileio.write_text(path, text_format.MessageToString(schema_proto()))
 
 
 def read_schema(directory: str):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
-    import tensorflow as tf
+    from s2mos_transforms import fileio
 
     path = f"{directory.rstrip('/')}/{SCHEMA_FILE}"
-    with tf.io.gfile.GFile(path) as fh:
-        return text_format.Parse(fh.read(), schema_pb2.Schema())
+    return text_format.Parse(fileio.read_text(path), schema_pb2.Schema())
 
 
 def feature_spec(schema=None) -> dict:

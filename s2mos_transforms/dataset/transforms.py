@@ -234,10 +234,14 @@ class WriteShard(beam.DoFn):
 
 
 def write_tfrecords(path: str, examples: Iterable[bytes]) -> None:
+    """A gzipped TFRecord file at a local path or any URI `fileio` knows (written locally, then
+    uploaded whole: TensorFlow itself knows only some schemes)."""
     import tensorflow as tf
-    with tf.io.TFRecordWriter(path, options=tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-        for example in examples:
-            writer.write(example)
+    from s2mos_transforms import fileio
+    with fileio.local_target(path) as local:
+        with tf.io.TFRecordWriter(local, options=tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for example in examples:
+                writer.write(example)
 
 
 class MinMaxCombine(beam.CombineFn):
