@@ -125,6 +125,15 @@ def test_bad_inputs_are_one_line(capsys, no_network, extra, message):
     assert err.startswith("s2mos: error: " + message) and err.count("\n") == 1, err
 
 
+def test_a_submission_without_credentials_is_one_line_and_sends_nothing(capsys, no_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
+    rc = cli.main(["train", "--vertex", *CLOUD, *PATHS])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and no_network == []
+    assert err == ("s2mos: error: no Google Cloud credentials: run `gcloud auth application-default login` "
+                   "(or run where a service account is attached)\n")
+
+
 def test_vertex_flags_without_vertex_are_refused(capsys, tmp_path):
     rc = cli.main(["train", "--data", str(tmp_path), "--model-dir", str(tmp_path / "m"), "--dry-run",
                    "--accelerator-type", "NVIDIA_L4"])

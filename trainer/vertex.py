@@ -187,12 +187,22 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"s2mos train --vertex --dry-run: nothing submitted; {where}", file=sys.stderr)
         return 0
     import google.auth
+    from google.api_core import exceptions as api_errors
+    from google.auth import exceptions as auth_errors
+
     from s2mos_transforms import fileio
 
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except auth_errors.DefaultCredentialsError:
+        raise UserError("no Google Cloud credentials: run `gcloud auth application-default login` "
+                        "(or run where a service account is attached)") from None
     fileio.check_writable(base, "--model-dir")
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    job = build_job(args, credentials=credentials)
-    job.submit(service_account=args.service_account)
+    try:
+        job = build_job(args, credentials=credentials)
+        job.submit(service_account=args.service_account)
+    except api_errors.GoogleAPICallError as err:
+        raise UserError(f"Vertex AI refused the job: {str(err).splitlines()[0]}") from None
     print(f"s2mos train --vertex: submitted {job.display_name}; {where}", file=sys.stderr)
     print(job.resource_name)
     return 0
