@@ -144,42 +144,65 @@ def flag(cmd: list[str], name: str) -> str:
     return value
 
 
+def stage_run(run_id: str):
+    """(stage, its parsed flags, the Beam options it passes, checked by the stage's own check)."""
+    from s2mos_transforms import beam_options
+    (cmd,) = commands(steps()[run_id])
+    assert cmd[0] == "s2mos"
+    args, extra = cli.build_parser().parse_known_args(cmd[1:])
+    options = beam_options.pipeline_options(extra, args.command)     # unknown Beam flags refused
+    return args, options.get_all_options(), cmd
+
+
 @pytest.mark.parametrize("run_id, stage", [("run-dataset", "build-dataset"), ("run-map", "predict-map")])
-def test_template_runs_pass_parameters_their_template_and_stage_accept(run_id, stage):
-    s = steps()
-    (run,) = commands(s[run_id])
-    assert run[:4] == ["gcloud", "dataflow", "flex-template", "run"] and JOB_NAME.match(run[4]), run[4]
-    built = commands(s[f"template-{stage}"])[0]
-    assert built[:4] == ["gcloud", "dataflow", "flex-template", "build"]
-    assert flag(built, "--sdk-language") == "PYTHON"
-    assert flag(run, "--template-file-gcs-location") == built[4]
-    assert flag(built, "--metadata-file") == f"deploy/templates/{stage}/metadata.json"
-    meta = json.loads((ROOT / flag(built, "--metadata-file")).read_text())
-    by_name = {p["name"]: p for p in meta["parameters"]}
-    params = dict(kv.split("=", 1) for kv in flag(run, "--parameters").split(","))
-    for name, value in params.items():
-        assert name in by_name, f"{name} is not a parameter of the {stage} template"
-        assert any(re.match(rx, value) for rx in by_name[name]["regexes"]), (name, value)
-    assert {n for n, p in by_name.items() if not p["isOptional"]} <= set(params)
-    argv = [f"--{k}={v}" for k, v in params.items()]
-    args, extra = cli.build_parser().parse_known_args([stage, *argv])
-    assert extra == [] and args.command == stage and args.source == "earthengine"
+def test_dataflow_runs_parse_with_the_stage_and_use_the_image(run_id, stage):
+    args, opts, _ = stage_run(run_id)
+    assert args.command == stage and args.source == "earthengine" and args.ee_project == BUILTINS["PROJECT_ID"]
+    assert opts["runner"] == "DataflowRunner" and JOB_NAME.match(opts["job_name"]), opts["job_name"]
+    assert opts["sdk_container_image"] == image() and opts["sdk_location"] == "container"
+    assert not opts.get("setup_file") and not opts.get("requirements_file")   # nothing staged at worker start
+    assert opts["service_account_email"] == resolve("${_RUNNER_SA}")
+    assert opts["temp_location"].startswith("gs://") and opts["region"] == resolve("${_REGION}")
+    for path in (args.out, getattr(args, "samples", None), getattr(args, "aoi", None), getattr(args, "model_dir", None)):
+        assert path is None or path.startswith("gs://"), path
     # the dates of the series: points take --ee-start/--ee-end, maps their own --start/--end (README)
     dates = ("ee_start", "ee_end") if stage == "build-dataset" else ("start", "end")
     assert [str(getattr(args, d)) for d in dates] == [resolve("${_START_DATE}"), resolve("${_END_DATE}")]
-    assert flex_main().pick_stage(argv) == stage
 
 
-def test_the_map_reads_the_model_the_vertex_job_writes():
+@pytest.mark.parametrize("run_id, stage", [("run-dataset", "build-dataset"), ("run-map", "predict-map")])
+def test_templates_are_built_for_the_same_stage_flags(run_id, stage):
+    """The templates built here take the very flags the chain's run gives (their metadata's
+    parameters, values matching its regexes), and the image's entry picks that stage."""
+    built = commands(steps()[f"template-{stage}"])[0]
+    assert built[:4] == ["gcloud", "dataflow", "flex-template", "build"] and built[4].startswith("gs://")
+    assert flag(built, "--sdk-language") == "PYTHON" and flag(built, "--image") == image()
+    assert flag(built, "--metadata-file") == f"deploy/templates/{stage}/metadata.json"
+    meta = json.loads((ROOT / flag(built, "--metadata-file")).read_text())
+    by_name = {p["name"]: p for p in meta["parameters"]}
+    args, _, cmd = stage_run(run_id)
+    entry = flex_main()
+    stage_flags = entry.stage_flags(stage)                  # the stage's own flags, not Beam's
+    own = {a.lstrip("-"): v for a, v in zip(cmd[2::2], cmd[3::2]) if a in stage_flags}
+    assert len(own) >= 6
+    for name, value in own.items():
+        assert name in by_name, f"--{name} is not a parameter of the {stage} template"
+        assert any(re.match(rx, value) for rx in by_name[name]["regexes"]), (name, value)
+    assert {n for n, p in by_name.items() if not p["isOptional"]} <= set(own)
+    assert entry.pick_stage([f"--{k}={v}" for k, v in own.items()]) == stage
+
+
+def test_the_chain_passes_each_output_to_the_next_stage():
     s = steps()
     (train,) = commands(s["train-vertex"])
-    (run_map,) = commands(s["run-map"])
-    params = dict(kv.split("=", 1) for kv in flag(run_map, "--parameters").split(","))
-    model_dir = train[train.index("--model-dir") + 1]
-    assert params["model-dir"] == model_dir + "/model"              # AIP_MODEL_DIR = base_output_dir/model
-    (run_ds,) = commands(s["run-dataset"])
-    ds = dict(kv.split("=", 1) for kv in flag(run_ds, "--parameters").split(","))
-    assert train[train.index("--data") + 1] == ds["out"]
+    dataset, _, _ = stage_run("run-dataset")
+    mapped, _, _ = stage_run("run-map")
+    assert train[train.index("--data") + 1] == dataset.out
+    assert mapped.model_dir == train[train.index("--model-dir") + 1] + "/model"   # AIP_MODEL_DIR = base/model
+    order = list(s)
+    assert order.index("run-dataset") < order.index("train-vertex") < order.index("wait-vertex") \
+        < order.index("run-map")
+    assert order.index("push-image") < order.index("run-dataset")
 
 
 def test_the_vertex_step_parses_and_builds_its_job_offline():
@@ -194,17 +217,16 @@ def test_the_vertex_step_parses_and_builds_its_job_offline():
     assert pool["machineSpec"]["acceleratorType"] == resolve("${_TRAIN_ACCELERATOR}")
 
 
-def test_each_job_is_waited_for_with_the_id_its_run_step_wrote():
+def test_the_vertex_job_is_waited_for_with_the_name_its_step_wrote():
     s = steps()
     order = list(s)
-    for run_id, wait_id, kind in (("run-dataset", "wait-dataset", "dataflow"), ("train-vertex", "wait-vertex", "vertex"),
-                                  ("run-map", "wait-map", "dataflow")):
-        line = resolve(s[run_id]["args"][1])
-        written = line.rsplit(">", 1)[1].strip()
-        wait = [resolve(a) for a in s[wait_id]["args"]]
-        assert wait[:4] == ["deploy/wait_job.sh", kind, resolve("${_REGION}"), "@" + written]
-        assert order.index(run_id) + 1 == order.index(wait_id)
-    assert order.index("wait-dataset") < order.index("train-vertex") and order.index("wait-vertex") < order.index("run-map")
+    line = resolve(s["train-vertex"]["args"][1])
+    written = line.rsplit(">", 1)[1].strip()
+    wait = [resolve(a) for a in s["wait-vertex"]["args"]]
+    assert wait[:4] == ["deploy/wait_job.sh", "vertex", resolve("${_REGION}"), "@" + written]
+    assert order.index("train-vertex") + 1 == order.index("wait-vertex")
+    assert all(int(t.rstrip("s")) <= int(CONFIG["timeout"].rstrip("s")) for t in
+               [s[i]["timeout"] for i in ("run-dataset", "run-map")] + [wait[4] + "s"])
 
 
 # deploy/wait_job.sh against a stand-in `gcloud` first on PATH: it logs its arguments and
