@@ -1,7 +1,9 @@
 """Benchmark the `earthengine` source's request machinery against a fake Earth Engine with a
 fixed latency per request (default 300 ms): requests in flight over time (never above the
 cap), request throughput against the ceiling cap / latency, points per second for the paper
-preset's 8 426 sample points, and what a 20 % rate of injected 429s does to the wall time.
+preset's 8 426 sample points, what a 20 % rate of injected 429s does to the wall time, and
+the request rate of several DoFn threads of one process under one ``--ee-max-rps`` (they share
+one limiter; across processes the launcher shares the rate, `ee_limits`).
 
     python benchmarks/bench_earthengine.py                       # paper preset, cap 8, 300 ms
     python benchmarks/bench_earthengine.py --n-points 1000 --cap 16
@@ -58,6 +60,28 @@ def run(points, cap: int, latency: float, error_rate: float, key_file: str, per_
             - src.counters.totals["ee_retries"]}
 
 
+def rate_run(points, rps: float, threads: int, latency: float, key_file: str, per_request: int) -> dict:
+    """`threads` sources (DoFn instances of one worker process) fetching at once under one
+    --ee-max-rps: the request starts per second, measured at the fake transport."""
+    fake = ee_fake.FakeEarthEngine("quick", latency_s=latency, empty=True)
+    ee_session.HTTP_TRANSPORT = lambda: fake
+    ee_session.reset()
+    os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = key_file
+    srcs = [EarthEngineSource("bench-project", max_inflight=64, max_rps=rps, points_per_request=per_request)
+            for _ in range(threads)]
+    share = len(points) // threads
+    workers = [threading.Thread(target=s.observations, args=(points[k * share:(k + 1) * share],))
+               for k, s in enumerate(srcs)]
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    starts = sorted(fake.started)
+    span = starts[-1] - starts[0] if len(starts) > 1 else float("nan")
+    return {"requests": len(starts), "rate": (len(starts) - 1) / span, "wall": time.monotonic() - t0}
+
+
 def inflight_profile(timeline, wall: float, step: float) -> str:
     """The largest number in flight in each `step`-second window."""
     out, i, n = [], 0, 0
@@ -79,6 +103,8 @@ def main(argv=None) -> None:
     ap.add_argument("--latency", type=float, default=0.3, help="seconds per request (default 0.3)")
     ap.add_argument("--points-per-request", type=int, default=50)
     ap.add_argument("--error-rate", type=float, default=0.2, help="share of requests answered 429 (default 0.2)")
+    ap.add_argument("--rps", type=float, default=20.0, help="--ee-max-rps of the rate run (default 20)")
+    ap.add_argument("--threads", type=int, default=4, help="DoFn threads of the rate run (default 4)")
     args = ap.parse_args(argv)
 
     ee.deprecation._FetchDataCatalogStac = lambda: {}
@@ -105,6 +131,9 @@ def main(argv=None) -> None:
         else:
             print(f"  wall time x{r['wall'] / base:.2f} of the run without 429s, nothing lost"
                   if r["lost"] == 0 else "  SOME REQUESTS WERE LOST")
+    r = rate_run(points[:400], args.rps, args.threads, args.latency, str(key), 4)
+    print(f"\n--ee-max-rps {args.rps:g}, {args.threads} DoFn threads of one process: {r['requests']} requests at "
+          f"{r['rate']:.2f}/s ({r['rate'] / args.rps:.2f} x the cap) in {r['wall']:.1f} s")
 
 
 if __name__ == "__main__":
