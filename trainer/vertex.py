@@ -10,7 +10,7 @@ gave, minus ``--model-dir``: the job's ``base_output_dir`` is ``--model-dir``, s
 which ``trainer.task`` prefers over flags. Every path must be gs:// (the job cannot read this
 machine's disk). The spec is built and checked here, without network (anonymous credentials),
 before anything is sent; ``--dry-run`` prints it as JSON and sends nothing. A submission prints
-the job's resource name on stdout (``deploy/wait_vertex.sh`` polls it) and returns at once.
+the job's resource name on stdout (``deploy/wait_job.sh vertex`` polls it) and returns at once.
 """
 from __future__ import annotations
 
