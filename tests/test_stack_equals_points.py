@@ -58,7 +58,7 @@ def test_tile_straddles_two_orbit_bands_and_two_granules(world):
     s1_cov = np.isfinite(s1).all(axis=1)
     assert s1_cov.any(axis=1).all() and not s1_cov.all(axis=1).any()
     assert np.all(np.diff(stack.s2_times.astype(np.int64)) >= 0) and stack.s2_times.dtype == "datetime64[s]"
-    assert np.isfinite(stack.angle).all() and np.unique(stack.angle).size == 2
+    assert np.isfinite(stack.angle).all() and np.unique(stack.angle).size >= 4   # 2 bands × 2–4 orbits
     # Per-pixel scene cloud: on some dates the two granules fall on either side of the filter.
     c = np.where(covered, cloud, np.nan)
     assert ((np.nanmin(c, axis=1) < bands.SCENE_CLOUD_MAX_PCT) & (np.nanmax(c, axis=1) >= bands.SCENE_CLOUD_MAX_PCT)).any()

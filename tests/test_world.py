@@ -64,18 +64,28 @@ def test_export_files_and_contract(quick_world, tables):
 def test_revisit_intervals_and_times_of_day(tables):
     obs = tables["obs"]
     one = obs[obs["point_id"] == obs["point_id"].iloc[0]]
-    for sensor, days in (("S2", 5), ("S1", 6)):
-        t = one[one["sensor"] == sensor]["datetime"].sort_values()
-        gaps_h = t.diff().dropna().dt.total_seconds() / 3600
-        assert np.all(np.abs(gaps_h - 24 * days) < 0.5), sensor
-    s2_hour = one[one["sensor"] == "S2"]["datetime"].dt.hour.median()
-    s1_hour = one[one["sensor"] == "S1"]["datetime"].dt.hour.median()
-    assert 8 <= s2_hour <= 11 and abs(s1_hour - s2_hour) >= 3
-    # So the ±1 day pairing is a real question: some S2 dates have an S1 within a day, some not.
-    t2 = one[one["sensor"] == "S2"]["datetime"].to_numpy()
-    t1 = one[one["sensor"] == "S1"]["datetime"].to_numpy()
+    s2t = one[one["sensor"] == "S2"]["datetime"].sort_values()
+    assert np.all(np.abs(s2t.diff().dropna().dt.total_seconds() / 3600 - 24 * 5) < 0.5)
+    # S1: 2–4 relative orbits, each with its own incidence angle, every 6 days (S1A + S1B).
+    s1 = one[one["sensor"] == "S1"]
+    orbits = s1.groupby("angle")["datetime"]
+    assert 2 <= orbits.ngroups <= 4
+    for _, t in orbits:
+        gaps_h = t.sort_values().diff().dropna().dt.total_seconds() / 3600
+        assert np.all(np.abs(gaps_h - 24 * 6) < 0.5)
+    s2_hour = s2t.dt.hour.median()
+    hours = s1["datetime"].dt.hour
+    assert 8 <= s2_hour <= 11 and (np.abs(hours - s2_hour) >= 3).all()
+    assert ((hours >= 3) & (hours <= 7)).any() and ((hours >= 15) & (hours <= 19)).any()  # desc. + asc.
+    # Every point is seen from ≥ 2 orbits at different angles, spread over the IW range.
+    per_point = obs[obs["sensor"] == "S1"].groupby("point_id")["angle"]
+    assert (per_point.nunique() >= 2).all() and (per_point.max() - per_point.min()).min() > 3
+    assert obs["angle"].min() >= 29 and obs["angle"].max() <= 46
+    # The ±1 day pairing is still a real question: most S2 dates have an S1 within a day, not all.
+    t2 = s2t.to_numpy()
+    t1 = s1["datetime"].to_numpy()
     nearest = np.min(np.abs(t2[:, None] - t1[None, :]), axis=1) / np.timedelta64(1, "h")
-    assert 0.2 < np.mean(nearest <= 24) < 0.9
+    assert 0.5 < np.mean(nearest <= 24) < 1.0
 
 
 def test_wet_bare_soil_is_darker_most_in_swir(tables):
@@ -101,8 +111,11 @@ def test_clay_lowers_b12_over_b11_on_dry_bare_soil(tables):
     coef, *_ = np.linalg.lstsq(X, ratio, rcond=None)
     assert coef[1] < -0.0006, coef   # B12/B11 falls by > 0.06 per 100 % clay
     # And the laboratory spectra show the same Al-OH absorption, free of moisture.
+    # As in real soil libraries resampled to S2, clay explains part of the ratio, not all of it.
+    from s2mos_transforms.world.physics_params import LAB_CLAY_RATIO_R
     lab = tables["lab"].merge(tables["samples"], on="point_id")
-    assert np.corrcoef(lab["clay"], lab["B12"] / lab["B11"])[0, 1] < -0.8
+    r = np.corrcoef(lab["clay"], np.log(lab["B12"] / lab["B11"]))[0, 1]
+    assert LAB_CLAY_RATIO_R[0] <= r <= LAB_CLAY_RATIO_R[1], r
 
 
 def test_dry_bare_reflectance_in_real_ranges(tables):
@@ -146,17 +159,18 @@ def test_vegetation_raises_ndvi_and_residue_raises_nbr2(tables):
 
 def test_clouds_are_flagged_and_bright(tables):
     obs, state, refl = _s2(tables)
-    cloud = state["cloud"].to_numpy()
+    cloud = state["cloud"].to_numpy()        # obstructed: cloud, cloud shadow or thin cirrus
     scl = obs["SCL"].to_numpy(int)
     assert 0.1 < cloud.mean() < 0.8
     flagged = np.isin(scl[cloud], bands.SCL_MASKED)
-    assert 0.9 < flagged.mean() < 1.0          # a few thin edges slip through: the 3σ filter's job
-    clear = ~cloud & ~state["snow"].to_numpy() & (scl != bands.SCL_CLOUD_SHADOW)
+    # Sen2Cor-like: thin edges, thin cirrus and shadows slip through (test_world_physics).
+    assert 0.75 < flagged.mean() < 0.92
+    clear = ~cloud & ~state["snow"].to_numpy()
     b2 = bands.S2_BANDS.index("B2")
     assert np.median(refl[cloud & (scl == bands.SCL_CLOUD_HIGH), b2]) > 3 * np.median(refl[clear, b2])
     # Scene cloud percentage follows the pixels: cloudy scenes have cloudy pixels.
     pct = obs["scene_cloud_pct"].to_numpy()
-    assert cloud[pct < 10].mean() < 0.1 < cloud[pct > 50].mean()
+    assert cloud[pct < 10].mean() < 0.15 < cloud[pct > 50].mean()
 
 
 def test_clouds_more_frequent_in_the_north():

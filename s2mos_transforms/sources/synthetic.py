@@ -103,7 +103,7 @@ class SyntheticSource:
         for name in bands.S2_BANDS:
             s1_frame[name] = pd.array([pd.NA] * (n * t1), dtype="Int16")
         s1_frame["SCL"] = pd.array([pd.NA] * (n * t1), dtype="UInt8")
-        s1_frame.update({"VV": s1["vv"].ravel(), "VH": s1["vh"].ravel(), "angle": np.float32(s1s.angle)})
+        s1_frame.update({"VV": s1["vv"].ravel(), "VH": s1["vh"].ravel(), "angle": np.tile(np.asarray(s1s.angle, np.float32), n)})
         frames = [_typed(pd.DataFrame(s2_frame)), _typed(pd.DataFrame(s1_frame))]
         states = []
         if with_state:
@@ -240,7 +240,7 @@ def _scatter(simulate, loc: Locations, sched: Schedule, slots: np.ndarray, px: n
     step = max(4, simulator.CHUNK_ELEMENTS // max(px.size, 1))
     for lo in range(0, len(sched.times), step):
         sl = slice(lo, lo + step)
-        res = simulate(loc, Schedule(sched.times[sl], sched.acq[sl], sched.day[sl], sched.angle))
+        res = simulate(loc, sched[sl])
         for key, target in targets.items():
             v = res[key]                                                  # (px, m) or (px, m, c)
             if v.ndim == 3:

@@ -17,7 +17,6 @@ PARCEL_SPACING_KM = 0.25
 WINTER, SUMMER, FALLOW = 0, 1, 2
 TILL_NONE, TILL_PLOUGH, TILL_STUBBLE, TILL_SEEDBED = 0, 1, 2, 3
 GRASSLAND_SHARE = 0.06
-SETTLE_DAYS = 45.0
 ROUGHNESS_SETTLED_CM = 0.7
 
 
@@ -37,6 +36,15 @@ def parcel_keys(x_km: np.ndarray, y_km: np.ndarray, seed: int) -> np.ndarray:
             best_d = np.where(closer, d, best_d)
             best_key = np.where(closer, i * 10_000_019 + j, best_key)
     return best_key
+
+
+def parcel_centre_km(keys: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seed point (km) of parcels `keys`: where a parcel's own rain is taken, whoever asks."""
+    keys = np.asarray(keys, np.int64)
+    i, j = np.floor_divide(keys, 10_000_019), np.mod(keys, 10_000_019)
+    sx = i + 0.1 + 0.8 * noise.uniform(seed, 41, i, j)
+    sy = j + 0.1 + 0.8 * noise.uniform(seed, 42, i, j)
+    return sx * PARCEL_SPACING_KM, sy * PARCEL_SPACING_KM
 
 
 def parcel_latitude(keys: np.ndarray) -> np.ndarray:
@@ -164,7 +172,8 @@ class LandUse:
 
 def fresh_roughness_table(clay: np.ndarray) -> np.ndarray:
     """RMS height (cm) of freshly tilled soil per location (n,) and tillage kind → (n, 4),
-    indexed by TILL_NONE … TILL_SEEDBED (no tillage: the settled crust)."""
+    indexed by TILL_NONE … TILL_SEEDBED (no tillage: the settled crust). Rain and time then
+    settle it towards ROUGHNESS_SETTLED_CM (simulator, physics_params.ROUGH_*)."""
     clay = np.asarray(clay, np.float64).ravel()
     table = np.empty((clay.size, 4))
     table[:, TILL_NONE] = ROUGHNESS_SETTLED_CM
@@ -172,23 +181,3 @@ def fresh_roughness_table(clay: np.ndarray) -> np.ndarray:
     table[:, TILL_STUBBLE] = 1.6 + 0.8 * clay / 100.0
     table[:, TILL_SEEDBED] = 1.1 + 0.3 * clay / 100.0
     return table
-
-
-def settling(till_age: np.ndarray) -> np.ndarray:
-    """Share of the fresh roughness (above the crust) left after `till_age` days."""
-    return np.exp(-np.asarray(till_age) / SETTLE_DAYS)
-
-
-def roughness_from(fresh: np.ndarray, settled: np.ndarray) -> np.ndarray:
-    return ROUGHNESS_SETTLED_CM + (fresh - ROUGHNESS_SETTLED_CM) * settled
-
-
-def roughness_cm(state: SurfaceState, clay: np.ndarray) -> np.ndarray:
-    """RMS height (cm): tillage makes it rough (clayey soils form larger clods), rain and time
-    settle it towards a smooth crust."""
-    clay = np.asarray(clay)[:, None] if np.ndim(clay) == 1 else np.asarray(clay)
-    fresh = np.select([state.till_kind == TILL_PLOUGH, state.till_kind == TILL_STUBBLE,
-                       state.till_kind == TILL_SEEDBED],
-                      [2.0 + 2.0 * clay / 100.0, 1.6 + 0.8 * clay / 100.0, 1.1 + 0.3 * clay / 100.0],
-                      ROUGHNESS_SETTLED_CM)
-    return roughness_from(fresh, settling(state.till_age))

@@ -112,6 +112,26 @@ def normal(*keys) -> np.ndarray:
     return normal_from_prefix(hash_prefix(*keys))
 
 
+def normal_pair(h) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent N(0, 1) from h = hash_prefix(*keys): both outputs of one Box–Muller
+    pair (half the hashing of two `normal` calls)."""
+    u1, u2 = _unit(hash_extend(h, 1)), _unit(hash_extend(h, 2))
+    radius = np.sqrt(-2.0 * np.log1p(-u1))
+    u2 *= 2.0 * np.pi
+    return radius * np.cos(u2), radius * np.sin(u2)
+
+
+def _wilson_hilferty(z, shape: float):
+    c = 1.0 / (9.0 * shape)
+    return np.maximum(1.0 - c + z * np.sqrt(c), 0.05) ** 3
+
+
+def gamma_pair(shape: float, *keys) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent Gamma(shape, 1/shape) from integer keys (one Box–Muller pair)."""
+    z1, z2 = normal_pair(hash_prefix(*keys))
+    return _wilson_hilferty(z1, shape), _wilson_hilferty(z2, shape)
+
+
 def gamma_unit_mean(shape: float, *keys) -> np.ndarray:
     """Gamma(shape, 1/shape) (mean 1) by the Wilson–Hilferty approximation: SAR speckle."""
     z = normal(*keys)

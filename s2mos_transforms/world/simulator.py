@@ -12,19 +12,20 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg, xy_to_lonlat
 from s2mos_transforms.world import noise, optics, radar
-from s2mos_transforms.world.land import (LandUse, fresh_roughness_table, parcel_keys, parcel_latitude,
-                                        roughness_from, settling)
+from s2mos_transforms.world import physics_params as P
+from s2mos_transforms.world.land import (ROUGHNESS_SETTLED_CM, LandUse, fresh_roughness_table,
+                                        parcel_centre_km, parcel_keys, parcel_latitude)
 from s2mos_transforms.world.presets import Preset, lonlat_to_km
-from s2mos_transforms.world.soil import SoilModel, SoilProperties
-from s2mos_transforms.world.weather import (CLOUD_SPACING_KM, CLOUD_TEXTURE_KM, EPOCH, RAIN_SPACING_KM,
-                                           Weather, synoptic_cells)
+from s2mos_transforms.world.soil import SoilModel, SoilProperties, hydraulics
+from s2mos_transforms.world.weather import (CLOUD_SPACING_KM, CLOUD_TEXTURE_KM, DEEP_FAST, EPOCH,
+                                           RAIN_SPACING_KM, SKIN_FAST, Weather, synoptic_cells)
 
 S2_REVISIT_DAYS = 5
-S1_REVISIT_DAYS = 6
+S1_REVISIT_DAYS = P.S1_ORBIT_REVISIT_DAYS   # per relative orbit; a site has 2–4 of them
 ORBIT_BAND_DEG = 3.0   # locations in one 3° longitude band share their acquisition schedule
 GRANULE_DEG = 1.0      # S2 scene (granule) over which the cloud percentage is reported
 # Dates are simulated in blocks of CHUNK_ELEMENTS // n (at least 4) for n locations, a memory
-# bound only: a day's wetness bucket starts from a fixed yearly anchor (weather.wetness_anchor)
+# bound only: a day's moisture reservoirs start from a fixed yearly anchor (weather.wetness_anchor)
 # and sees the crop years around it, so values never depend on the blocks (tested). Within a
 # block, locations are simulated in groups of about PIXEL_GROUP_ELEMENTS (locations × dates), so
 # band-sized arrays stay cache-sized.
@@ -64,7 +65,12 @@ class Schedule:
     times: np.ndarray        # datetime64[s] UTC
     acq: np.ndarray          # global acquisition number (noise key)
     day: np.ndarray          # fractional days since EPOCH
-    angle: float = float("nan")
+    angle: np.ndarray | float = float("nan")   # S1: incidence angle (deg) of each acquisition
+
+    def __getitem__(self, sl) -> "Schedule":
+        """The acquisitions `sl` (a slice or index) of this schedule."""
+        angle = self.angle[sl] if np.ndim(self.angle) else self.angle
+        return Schedule(self.times[sl], self.acq[sl], self.day[sl], angle)
 
 
 def _date_chunk(n_locations: int) -> int:
@@ -130,14 +136,17 @@ class World:
         return float((s - EPOCH) / np.timedelta64(1, "D")), float((e - EPOCH) / np.timedelta64(1, "D"))
 
     def _schedule(self, band: int, revisit: int, stream: int, local_hour: float,
-                  start: str | None, end: str | None) -> Schedule:
+                  start: str | None, end: str | None, orbit: int | None = None,
+                  phase: int | None = None) -> Schedule:
         lo, hi = self._days(start, end)
-        phase = int(noise.hash_keys(self.seed, stream, band) % np.uint64(revisit))
+        key = (band,) if orbit is None else (band, orbit)
+        if phase is None:
+            phase = int(noise.hash_keys(self.seed, stream, *key) % np.uint64(revisit))
         lon_centre = (band + 0.5) * ORBIT_BAND_DEG - 180.0
         hour = (local_hour - lon_centre / 15.0) % 24.0
         k = np.arange(np.ceil((lo - phase - hour / 24) / revisit), np.floor((hi - phase) / revisit) + 1)
         acq = k.astype(np.int64)
-        jitter_min = 4.0 * noise.normal(self.seed, stream + 1, band, acq)
+        jitter_min = 4.0 * noise.normal(self.seed, stream + 1, *key, acq)
         day = phase + revisit * acq + (hour + jitter_min / 60.0) / 24.0
         keep = (day >= lo) & (day < hi)
         day, acq = day[keep], acq[keep]
@@ -147,23 +156,50 @@ class World:
     def s2_schedule(self, band: int, start=None, end=None) -> Schedule:
         return self._schedule(band, S2_REVISIT_DAYS, 71, 10.5, start, end)
 
+    def s1_orbits(self, band: int) -> list[tuple[bool, float, float, int]]:
+        """The relative orbits that see an orbit band: (ascending, incidence angle (deg), local
+        hour, phase (day of the repeat cycle)) each; 2–4 of them, both directions, angles
+        spread across the IW swath, two orbits of one direction 2–4 days apart."""
+        s = self.seed
+        n = P.S1_ORBITS_MIN + int(noise.uniform(s, 76, band) * (P.S1_ORBITS_MAX - P.S1_ORBITS_MIN + 1))
+        first_up = noise.uniform(s, 73, band) < 0.5
+        u0, (lo, hi) = noise.uniform(s, 74, band), P.S1_INCIDENCE_DEG
+        orbits = []
+        for k in range(n):
+            up = first_up == (k % 2 == 0)
+            angle = lo + (hi - lo) * ((u0 + 0.618034 * k) % 1.0)
+            hour = (18.1 if up else 6.1) + 0.4 * (noise.uniform(s, 77, band, k) - 0.5)
+            base = int(noise.hash_keys(s, 75, band, int(up)) % np.uint64(S1_REVISIT_DAYS))
+            step = 2 + int(noise.hash_keys(s, 78, band, int(up)) % np.uint64(3))
+            orbits.append((bool(up), float(angle), float(hour), (base + (k // 2) * step) % S1_REVISIT_DAYS))
+        return orbits
+
     def s1_schedule(self, band: int, start=None, end=None) -> Schedule:
-        ascending = noise.uniform(self.seed, 73, band) < 0.5
-        sched = self._schedule(band, S1_REVISIT_DAYS, 75, 18.1 if ascending else 6.1, start, end)
-        sched.angle = float(31.0 + 14.0 * noise.uniform(self.seed, 74, band))
-        return sched
+        """Every S1 acquisition over an orbit band: each relative orbit every
+        S1_REVISIT_DAYS at its own phase, time and incidence angle, merged in time order.
+        Acquisition keys are orbit-distinct (cycle · 8 + orbit)."""
+        parts = []
+        for k, (_, angle, hour, phase) in enumerate(self.s1_orbits(band)):
+            sc = self._schedule(band, S1_REVISIT_DAYS, 75, hour, start, end, orbit=k, phase=phase)
+            parts.append(Schedule(sc.times, sc.acq * 8 + k, sc.day, np.full(len(sc.day), angle, np.float32)))
+        times = np.concatenate([p.times for p in parts])
+        order = np.argsort(times, kind="stable")
+        return Schedule(times[order], np.concatenate([p.acq for p in parts])[order],
+                        np.concatenate([p.day for p in parts])[order],
+                        np.concatenate([p.angle for p in parts])[order])
 
     # ---- per-location constants ----------------------------------------------------------
     def _site(self, loc: Locations) -> dict:
         """What does not change with the date, made once per set of locations: the parcels
-        (distinct, and each location's), the weather lattices, granules and noise cells of the
-        locations, and soil-only terms."""
+        (distinct, each location's, and where their rain falls), the weather lattices,
+        granules and noise cells of the locations, and soil-only terms (hydraulics)."""
         site = loc.site
         if site:
             return site
         parcels, where = np.unique(loc.parcel, return_inverse=True)
         site["parcels"], site["parcel_of"] = parcels, where.ravel()
         site["parcel_lat"] = parcel_latitude(parcels)
+        site["parcel_rain"] = noise.Lattice(*parcel_centre_km(parcels, self.seed), RAIN_SPACING_KM)
         site["rain"] = noise.Lattice(loc.x_km, loc.y_km, RAIN_SPACING_KM)
         site["cloud"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_SPACING_KM)
         site["texture"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_TEXTURE_KM)
@@ -173,39 +209,44 @@ class World:
         site["granule"] = noise.distinct(np.round(glat * 10), glon)
         site["lon_deg"] = noise.distinct(np.floor(loc.lon))
         site["fresh"] = fresh_roughness_table(loc.soil.clay)
-        clay, sand = loc.soil.clay[:, None], loc.soil.sand[:, None]
-        theta_res = self.air_dry(loc)
-        theta_fc = 0.20 + 0.25 * clay / 100.0 - 0.05 * sand / 100.0
-        site["theta_res"], site["theta_span"] = theta_res, theta_fc - theta_res
+        site.update(hydraulics(loc.soil))
         return site
 
     # ---- the hidden surface state ------------------------------------------------------
     def _surface_context(self, loc: Locations, day: np.ndarray) -> dict:
-        """Parcel- and lattice-level surface state for a block of days (m,)."""
+        """Parcel- and lattice-level surface state for a block of fractional days (m,)."""
         site = self._site(loc)
         state = self.land.surface(site["parcels"], site["parcel_lat"], day)
+        rain = self.weather.rain_since(site["parcel_rain"], day[None, :] - state.till_age, day)
         return {"green": state.green, "residue": state.residue, "grass": state.grassland,
-                "till_kind": state.till_kind, "settled": settling(state.till_age),
-                "wet": self.weather.wetness_nodes(site["rain"], np.floor(day).astype(np.int64))}
+                "till_kind": state.till_kind, "time_settled": np.exp(-state.till_age / P.ROUGH_TIME_DAYS),
+                "rain": rain, "layers": np.moveaxis(self.weather.layers_nodes(site["rain"], day), 0, 1)}
 
-    def _surface_rows(self, loc: Locations, ctx: dict, rows=slice(None)):
-        """Green, residue, roughness, moisture (each (rows, m)) and grassland of locations `rows`."""
+    def _surface_rows(self, loc: Locations, ctx: dict, rows=slice(None), skin: bool = True) -> dict:
+        """The surface of locations `rows`, each (rows, m): green, residue, roughness (cm),
+        crust (0–1), the wetness of the C-band layer and, with skin, of the optical skin
+        (0 air-dry … 1 saturated); and grassland."""
         site = self._site(loc)
         parcel = site["parcel_of"][rows]
+        rain = ctx["rain"][parcel]
         fresh = np.take_along_axis(site["fresh"][rows], ctx["till_kind"][parcel], axis=1)
-        rough = roughness_from(fresh, ctx["settled"][parcel])
-        wet = site["rain"].interpolate(ctx["wet"], rows)
-        theta = site["theta_res"][rows] + site["theta_span"][rows] * wet
-        return ctx["green"][parcel], ctx["residue"][parcel], rough, theta, ctx["grass"][parcel]
+        settled = np.exp(-rain * site["rough_rate"][rows]) * ctx["time_settled"][parcel]
+        rough = ROUGHNESS_SETTLED_CM + (fresh - ROUGHNESS_SETTLED_CM) * settled
+        crust = site["crust_sus"][rows] * (1.0 - np.exp(-rain / P.CRUST_RAIN_MM))
+        f = site["texture_f"][rows]
+        pick = slice(None) if skin else slice(DEEP_FAST, DEEP_FAST + 2)
+        lay = site["rain"].interpolate(ctx["layers"][:, pick], rows)          # (rows, L, m)
+        deep = lay[:, -2] + f * (lay[:, -1] - lay[:, -2])
+        out = {"green": ctx["green"][parcel], "residue": ctx["residue"][parcel], "roughness": rough,
+               "crust": crust, "deep": deep, "grass": ctx["grass"][parcel]}
+        if skin:
+            out["skin"] = np.maximum(lay[:, SKIN_FAST] + f * (lay[:, SKIN_FAST + 1] - lay[:, SKIN_FAST]),
+                                     P.SKIN_FROM_DEEP * deep)
+        return out
 
-    def surface(self, loc: Locations, day: np.ndarray):
-        """Green, residue, roughness and moisture at locations (n,) for days (m,), each (n, m)."""
-        return self._surface_rows(loc, self._surface_context(loc, day))
-
-    @staticmethod
-    def air_dry(loc: Locations) -> np.ndarray:
-        """Residual (air-dry) moisture: clay holds more; optics darken only above it."""
-        return (0.03 + 0.08 * loc.soil.clay / 100.0)[:, None]
+    def surface(self, loc: Locations, day: np.ndarray) -> dict:
+        """The surface (`_surface_rows`) at locations (n,) for fractional days (m,)."""
+        return self._surface_rows(loc, self._surface_context(loc, np.asarray(day, np.float64)))
 
     # ---- Sentinel-2 ---------------------------------------------------------------------
     def scene_cloud_pct(self, band_lat: float, band_lon: float, sched: Schedule) -> np.ndarray:
@@ -215,10 +256,12 @@ class World:
         cover = self.weather.cloud_cover(gx, gy, np.floor(sched.day).astype(np.int64))[0]
         return (100.0 * cover).astype(np.float32)
 
-    def s2(self, loc: Locations, sched: Schedule, with_state: bool = False, out: dict | None = None) -> dict:
+    def s2(self, loc: Locations, sched: Schedule, with_state: bool = False, out: dict | None = None,
+           extra: tuple[str, ...] = ()) -> dict:
         """S2 L2A at locations (n,) for the schedule (T,): 'refl' int16 (n, T, 10), 'scl' uint8
-        (n, T), and with_state the hidden truth per observation. `out` may hold arrays (or
-        views, any layout) of those shapes to write 'refl' and 'scl' into."""
+        (n, T), and with_state the hidden truth per observation ('cloud': obstructed by cloud,
+        its shadow or cirrus, whatever the SCL says). `out` may hold arrays (or views, any
+        layout) of those shapes to write 'refl' and 'scl' into."""
         n, T = len(loc), len(sched.day)
         out = dict(out or {})
         refl = out.get("refl")
@@ -229,6 +272,8 @@ class World:
         if with_state:
             state = {k: np.empty((n, T), np.float32) for k in ("moisture", "roughness", "green", "residue")}
             state.update({k: np.empty((n, T), bool) for k in ("cloud", "snow")})
+        # Hidden truth beyond the exported state (tests, docs): shadow, cirrus (bool), crust, skin, deep.
+        state.update({k: np.empty((n, T), bool if k in ("shadow", "cirrus") else np.float32) for k in extra})
         step = _date_chunk(n)
         for lo in range(0, T, step):
             sl = slice(lo, min(T, lo + step))
@@ -252,39 +297,30 @@ class World:
         atmos = 1.0 + 0.01 * noise.normal(s, 83, lon_deg[:, None], acq[None, :])
         band = np.arange(len(bands.S2_BANDS))[None, None, :]
         for g in _groups(len(loc), len(day)):
-            green, residue, rough, theta, _ = self._surface_rows(loc, ground, g)
+            sf = self._surface_rows(loc, ground, g)
             pixel = (loc.ix[g, None], loc.iy[g, None])
-            theta = np.clip(theta + 0.012 * noise.normal(s, 81, *pixel, acq[None, :]), 0.01, 0.5)
+            air, span = site["air_dry"][g], site["porosity"][g] - site["air_dry"][g]
+            wet = np.clip(sf["skin"] * (1.0 + P.WETNESS_REL_SD * noise.normal(s, 81, *pixel, acq[None, :])), 0.0, 1.0)
+            theta = air + span * wet
             sza = optics.sun_zenith_deg(loc.lat[g, None], day[None, :])
-            soil = optics.moist_soil(loc.dry[g, None, :], theta - site["theta_res"][g]) \
-                * optics.roughness_shading(rough, sza)[..., None]
-            r = optics.mix(soil, green, residue)
+            soil = optics.moist_soil(loc.dry[g, None, :], wet)
+            soil *= (optics.roughness_shading(sf["roughness"], sza) * optics.crust_brightening(sf["crust"]))[..., None]
+            r = optics.mix(soil, sf["green"], sf["residue"])
             del soil
-            # Clouds: regional cover, pixel texture; undetected thin edges and shadows beside them.
             cover = sky.cover(loc.y_km[g], g)
             tex = self.weather.texture_from(site["texture"].interpolate(texture[0], g))
-            cloud = tex < cover
-            detected = tex < 0.96 * cover
-            shadow = ~cloud & (tex < 1.2 * cover) & (cover > 0.02)
-            cirrus = ~cloud & ~shadow & (self.weather.texture_from(site["texture"].interpolate(texture[1], g))
-                                         < 0.25 * cover)
+            tex2 = self.weather.texture_from(site["texture"].interpolate(texture[1], g))
+            sc = clouds_and_scl(r, cover, tex, tex2, noise.uniform(s, 82, *pixel, acq))
             snow = self.weather.snow(loc.lat[g], dayi[None, :], snow_u[g_where[g]])
-            op = np.where(detected, 0.75 + 0.25 * noise.uniform(s, 82, *pixel, acq), 0.25)[..., None]
-            clouded = (1 - op) * r
-            clouded += op * optics.CLOUD
-            np.copyto(r, clouded, where=cloud[..., None])
-            del clouded
-            np.multiply(r, 0.4, out=r, where=shadow[..., None])
-            np.add(r, 0.03, out=r, where=cirrus[..., None])
             np.copyto(r, optics.SNOW, where=snow[..., None])
-            # Sensor and residual-atmosphere noise: r · atmos · (1 + 0.012 ε₁) + 0.002 ε₂.
+            # Sensor and residual-atmosphere noise: r · atmos · (1 + 0.012 ε₁) + 0.002 ε₂, ε₁ and
+            # ε₂ the two normals of one Box–Muller pair.
             key = (loc.ix[g, None, None], loc.iy[g, None, None], acq[None, :, None])
-            e1 = noise.normal_from_prefix(noise.hash_extend(noise.hash_prefix(s, 84, *key), band))
+            e1, e2 = noise.normal_pair(noise.hash_extend(noise.hash_prefix(s, 84, *key), band))
             e1 *= 0.012
             e1 += 1.0
             r *= atmos[lon_where[g]][..., None]
             r *= e1
-            e2 = noise.normal_from_prefix(noise.hash_extend(noise.hash_prefix(s, 85, *key), band))
             e2 *= 0.002
             r += e2
             np.multiply(r, bands.S2_SCALE, out=e2)
@@ -293,46 +329,88 @@ class World:
             refl_out[g] = e2
             vegetated = optics.ndvi(r) > 0.4
             scl_out[g] = np.select(
-                [snow, cloud & detected & (tex < 0.6 * cover), cloud & detected, shadow, cirrus, vegetated],
+                [snow, sc["flag_high"], sc["flag_medium"], sc["flag_shadow"], sc["flag_cirrus"], vegetated],
                 [bands.SCL_SNOW, bands.SCL_CLOUD_HIGH, bands.SCL_CLOUD_MEDIUM, bands.SCL_CLOUD_SHADOW,
                  bands.SCL_CIRRUS, bands.SCL_VEGETATION], bands.SCL_NOT_VEGETATED)
-            for k, v in (("moisture", theta), ("roughness", rough), ("green", green), ("residue", residue),
-                         ("cloud", cloud), ("snow", snow)):
+            values = {"moisture": theta, "roughness": sf["roughness"], "green": sf["green"],
+                      "residue": sf["residue"], "cloud": sc["cloud"] | sc["shadow"] | sc["cirrus"], "snow": snow, "shadow": sc["shadow"],
+                      "cirrus": sc["cirrus"], "crust": sf["crust"], "skin": sf["skin"], "deep": sf["deep"]}
+            for k, v in values.items():
                 if k in state_out:
                     state_out[k][g] = v
 
     # ---- Sentinel-1 ---------------------------------------------------------------------
     def s1(self, loc: Locations, sched: Schedule, with_state: bool = False, out: dict | None = None) -> dict:
-        """S1 GRD IW at locations (n,) for the schedule (T,): 'vv', 'vh' float32 dB (n, T).
-        `out` may hold arrays (or views) of that shape to write 'vv' and 'vh' into."""
+        """S1 GRD IW at locations (n,) for the schedule (T,): 'vv', 'vh' float32 dB (n, T),
+        each acquisition at its own incidence angle (sched.angle). `out` may hold arrays (or
+        views) of that shape to write 'vv' and 'vh' into. The state's moisture is that of the
+        few-cm layer C band senses."""
         n, T = len(loc), len(sched.day)
         res = {k: (out or {}).get(k) for k in ("vv", "vh")}
         res = {k: np.empty((n, T), np.float32) if v is None else v for k, v in res.items()}
         if with_state:
             res.update({k: np.empty((n, T), np.float32) for k in ("moisture", "roughness", "green")})
+        site = self._site(loc)
+        angle = np.broadcast_to(np.asarray(sched.angle, np.float64), (T,))
         step = _date_chunk(n)
         for lo in range(0, T, step):
             sl = slice(lo, min(T, lo + step))
-            day, acq = sched.day[sl], sched.acq[sl]
+            day, acq, theta_deg = sched.day[sl], sched.acq[sl], angle[sl][None, :]
             ground = self._surface_context(loc, day)
             for g in _groups(n, len(day)):
-                green, _, rough, theta, _ = self._surface_rows(loc, ground, g)
+                sf = self._surface_rows(loc, ground, g, skin=False)
                 key = (loc.ix[g, None], loc.iy[g, None], acq[None, :])
-                theta = np.clip(theta + 0.012 * noise.normal(self.seed, 91, *key), 0.01, 0.5)
+                wilt = site["wilting"][g]
+                wet = sf["deep"] * (1.0 + P.WETNESS_REL_SD * noise.normal(self.seed, 91, *key))
+                theta = wilt + (site["porosity"][g] - wilt) * np.clip(wet, 0.0, 1.0)
                 eps = radar.dielectric_constant(theta, loc.soil.sand[g, None], loc.soil.clay[g, None])
-                vv, vh = radar.bare_soil_sigma0(eps, rough, sched.angle)
-                veg_water = 4.0 * green
-                vv = radar.water_cloud(vv, veg_water, sched.angle, "VV")
-                vh = radar.water_cloud(vh, veg_water, sched.angle, "VH")
-                vv = vv * noise.gamma_unit_mean(radar.LOOKS, self.seed, 92, *key)
-                vh = vh * noise.gamma_unit_mean(radar.LOOKS, self.seed, 93, *key)
-                res["vv"][g, sl], res["vh"][g, sl] = radar.to_db(vv), radar.to_db(vh)
+                vv, vh = radar.bare_soil_sigma0(eps, sf["roughness"], theta_deg)
+                veg_water = 4.0 * sf["green"]
+                vv = radar.water_cloud(vv, veg_water, theta_deg, "VV")
+                vh = radar.water_cloud(vh, veg_water, theta_deg, "VH")
+                k_vv, k_vh = noise.gamma_pair(radar.LOOKS, self.seed, 92, *key)
+                res["vv"][g, sl], res["vh"][g, sl] = radar.to_db(vv * k_vv), radar.to_db(vh * k_vh)
                 if with_state:
-                    res["moisture"][g, sl], res["roughness"][g, sl], res["green"][g, sl] = theta, rough, green
+                    res["moisture"][g, sl], res["roughness"][g, sl] = theta, sf["roughness"]
+                    res["green"][g, sl] = sf["green"]
         return res
 
     # ---- laboratory spectra --------------------------------------------------------------
     def lab_spectra(self, loc: Locations) -> np.ndarray:
         """Resampled laboratory spectra (dry, sieved; no moisture or roughness), (n, 10)."""
         key = (loc.ix[:, None], loc.iy[:, None], np.arange(10)[None, :])
-        return optics.lab_spectrum(loc.dry) * (1.0 + 0.003 * noise.normal(self.seed, 95, *key))
+        return optics.lab_spectrum(loc.dry, noise.normal(self.seed, 96, loc.ix, loc.iy),
+                                   noise.normal(self.seed, 95, *key))
+
+
+def clouds_and_scl(r: np.ndarray, cover: np.ndarray, tex: np.ndarray, tex2: np.ndarray,
+                   u: np.ndarray) -> dict:
+    """Clouds, their shadows and thin cirrus over reflectance r (n, m, 10), changed in place,
+    and what a Sen2Cor-like scene classification flags of them (physics_params.SCL_*).
+
+    A pixel is cloudy where its texture tex < regional cover; the outer SCL_EDGE_SHARE of a
+    cloud is its thin edge, whose outer part Sen2Cor misses. Shadows lie beside clouds and
+    are lit by diffuse sky light only (bluer); cirrus is a thin additive veil. Misses are
+    spatially coherent (they follow the smooth textures), as a classifier's errors are."""
+    cloud = tex < cover
+    core = tex < (1.0 - P.SCL_EDGE_SHARE) * cover
+    missed_edge = cloud & (tex >= (1.0 - P.SCL_EDGE_SHARE * P.SCL_EDGE_MISS) * cover)
+    rim = np.clip((cover - tex) / np.maximum(P.SCL_EDGE_SHARE * cover, 1e-9), 0.0, 1.0)
+    op = np.where(core, 0.75 + 0.25 * u, 0.15 + 0.45 * rim)[..., None]
+    clouded = (1 - op) * r
+    clouded += op * optics.CLOUD
+    np.copyto(r, clouded, where=cloud[..., None])
+    del clouded
+    shadow = ~cloud & (tex < 1.2 * cover) & (cover > 0.02)
+    depth = np.clip((1.2 * cover - tex) / np.maximum(0.2 * cover, 1e-9), 0.0, 1.0)
+    shade = 1.0 - (0.6 + 0.4 * depth)[..., None] * (1.0 - P.SHADOW_DIFFUSE)
+    np.multiply(r, shade, out=r, where=shadow[..., None])
+    cirrus = ~cloud & ~shadow & (tex2 < 0.25 * cover)
+    np.add(r, P.CIRRUS_ADD, out=r, where=cirrus[..., None])
+    missed_shadow = shadow & ((5.0 * tex2) % 1.0 < P.SCL_SHADOW_MISS)
+    missed_cirrus = cirrus & (tex2 >= (1.0 - P.SCL_CIRRUS_MISS) * 0.25 * cover)
+    flagged = cloud & ~missed_edge
+    return {"cloud": cloud, "shadow": shadow, "cirrus": cirrus,
+            "flag_high": flagged & (tex < 0.6 * cover), "flag_medium": flagged,
+            "flag_shadow": shadow & ~missed_shadow, "flag_cirrus": cirrus & ~missed_cirrus}
+

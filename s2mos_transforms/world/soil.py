@@ -1,4 +1,4 @@
-"""Soil fields: clay, sand, SOC and iron, spatially correlated, with a latitude trend."""
+"""Soil fields: clay, sand (silt the rest), SOC and iron, spatially correlated, with a latitude trend."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 from scipy.special import betaincinv
 
+from s2mos_transforms.world import physics_params as P
 from s2mos_transforms.world.noise import MultiScaleField, gaussian_to_uniform
 from s2mos_transforms.world.presets import Preset
 
@@ -23,6 +24,11 @@ class SoilProperties:
     iron: np.ndarray   # standard score of free iron oxides (red slope)
     albedo: np.ndarray  # multiplicative local albedo factor (parent material, stoniness)
     swir_mineral: np.ndarray  # standard score of non-clay SWIR minerals (carbonates, micas)
+
+    @property
+    def silt(self) -> np.ndarray:
+        """Silt (%): the rest of the fine earth (sand + silt + clay = 100)."""
+        return np.maximum(100.0 - self.clay - self.sand, 0.0)
 
 
 class SoilModel:
@@ -71,3 +77,22 @@ class SoilModel:
         # correlations of the paper's Figure 3).
         albedo = np.exp(ALBEDO_LOG_SD * self.albedo_field(x_km, y_km))
         return SoilProperties(clay, sand, soc, iron, albedo, self.swir_field(x_km, y_km))
+
+
+def hydraulics(soil: SoilProperties) -> dict:
+    """Soil-only terms of moisture, roughness and crusting, each (n, 1) (physics_params):
+    porosity, air-dry and wilting-point water content (m³/m³), the texture index of drydown
+    (0 sand … 1 clay), crust susceptibility (silty and clayey, low-SOC soils) and the rate
+    (1/mm) at which rain smooths a tilled surface."""
+    clay, sand, silt = soil.clay[:, None], soil.sand[:, None], soil.silt[:, None]
+    porosity = P.POROSITY_INTERCEPT + P.POROSITY_SAND * sand + P.POROSITY_CLAY * clay
+    air_dry = P.AIR_DRY_BASE + P.AIR_DRY_PER_CLAY * clay
+    wilting = np.minimum(P.WILTING_BASE + P.WILTING_PER_CLAY * clay, porosity - 0.1)
+    f = np.clip((P.TEXTURE_CLAY_WEIGHT * clay + P.TEXTURE_SILT_WEIGHT * silt - P.TEXTURE_OFFSET)
+                / P.TEXTURE_SPAN, 0.0, 1.0)
+    organic = np.clip(1.2 - soil.soc[:, None] / 40.0, 0.3, 1.0)
+    crust_sus = np.clip((silt + 0.5 * clay - 25.0) / 40.0, 0.0, 1.0) * organic
+    p0_stable, p0_unstable = P.ROUGH_P0_MM
+    rough_rate = 1.0 / (p0_stable + (p0_unstable - p0_stable) * crust_sus)
+    return {"porosity": porosity, "air_dry": air_dry, "wilting": wilting, "texture_f": f,
+            "crust_sus": crust_sus, "rough_rate": rough_rate}

@@ -1,4 +1,4 @@
-"""Weather of the embedded world: rain and drying (surface wetness), clouds and snow.
+"""Weather of the embedded world: rain, the drying of two soil layers after it, clouds and snow.
 
 Regional quantities live on coarse lattices (keyed by node index and day), interpolated
 bilinearly, so neighbouring pixels share weather and any location can be evaluated alone.
@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from s2mos_transforms.world import noise
+from s2mos_transforms.world import physics_params as P
 
 RAIN_SPACING_KM = 40.0
 CLOUD_SPACING_KM = 150.0
@@ -17,6 +18,12 @@ CLOUD_TEXTURE_KM = 2.0
 EPOCH = np.datetime64("2016-01-01T00:00:00", "s")  # day 0 of the world's clock
 WETNESS_SPIN_DAYS = 60       # the bucket forgets its start within ~60 days (drying ≥ 0.1/day)
 WETNESS_PERIOD_DAYS = 365    # days are grouped by a fixed yearly grid of bucket starts
+RAIN_MEMORY_DAYS = 400       # rain since tillage is summed over at most this many days
+# The moisture reservoirs: optical skin and few-cm layer, each at the sandy and the clayey end
+# of the drydown times (a location mixes the two ends by its texture index).
+SKIN_FAST, SKIN_SLOW, DEEP_FAST, DEEP_SLOW = range(4)
+LAYER_TAU = np.array([*P.TAU_SKIN_DAYS, *P.TAU_DEEP_DAYS])
+LAYER_CAPACITY = np.array([P.SKIN_CAPACITY_MM] * 2 + [P.DEEP_CAPACITY_MM] * 2)
 
 
 def wetness_anchor(days: np.ndarray) -> np.ndarray:
@@ -43,6 +50,14 @@ def synoptic_cells(x_km, y_km) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ui, uj, where.reshape(ci.shape)
 
 
+def clear_probability(lat, day=None, season=None) -> np.ndarray:
+    """Probability that a synoptic cell is clear on a day: lower in the north and in winter.
+    `season` (0.10 · seasonal(day, 15)) may be given instead of the day."""
+    north = np.clip((np.asarray(lat) - 38.0) / 20.0, 0, 1)
+    season = 0.10 * seasonal(day, 15) if season is None else season
+    return np.clip(0.42 - 0.25 * north - season, 0.08, 0.6)
+
+
 @dataclasses.dataclass
 class Sky:
     """Regional clouds over a set of locations for some days: node values of the smooth
@@ -58,8 +73,7 @@ class Sky:
         """Cloud fraction (0–1) at the locations `rows` (y_km of those rows) → (rows, m)."""
         smooth = self.lattice.interpolate(self.smooth, rows)
         lat = np.degrees(np.asarray(y_km, float) / 6371.0)[..., None]
-        north = np.clip((lat - 38.0) / 20.0, 0, 1)
-        p_clear = np.clip(0.42 - 0.25 * north - self.season, 0.08, 0.6)
+        p_clear = clear_probability(lat, season=self.season)
         syn = self.synoptic[self.cell_of[rows]]
         return np.where(syn < p_clear, 0.07 * smooth, 0.15 + 0.85 * smooth)
 
@@ -82,48 +96,95 @@ class Weather:
         south = np.clip((46.0 - lat) / 10.0, 0.0, 1.0)
         p = 0.22 + 0.12 * np.clip((lat - 40.0) / 20.0, 0, 1) + 0.07 * seasonal(d, 15) \
             - 0.12 * south * np.clip(seasonal(d, 200), 0, 1)
+        # Rain and cloud share their weather systems: on a synoptically clear day (the draw
+        # `Sky` uses) rain is RAIN_ON_CLEAR_DAYS as likely, on cloudy days more likely, so the
+        # climatological rain frequency p is kept; clear S2 dates thus tend to follow dry days.
+        ci, cj, where = synoptic_cells(i * RAIN_SPACING_KM, j * RAIN_SPACING_KM)
+        clear = noise.uniform(self.seed, 30, ci[:, None], cj[:, None], d)[where] \
+            < clear_probability(lat, d)
+        pc = clear_probability(lat, d)
+        p = np.clip(p, 0.03, 0.6) * np.where(clear, P.RAIN_ON_CLEAR_DAYS,
+                                             (1.0 - P.RAIN_ON_CLEAR_DAYS * pc) / (1.0 - pc))
         u = noise.uniform(self.seed, 21, i[:, None], j[:, None], d)
         amount = -7.0 * np.log1p(-noise.uniform(self.seed, 22, i[:, None], j[:, None], d))
-        return np.where(u < np.clip(p, 0.03, 0.6), amount, 0.0)
+        return np.where(u < p, amount, 0.0)
 
-    def _wetness_nodes(self, i, j, day_lo: int, day_hi: int) -> np.ndarray:
-        """Surface wetness in [0, 1] per node and day, by a bucket that rain fills and
-        evaporation drains (faster in summer and in the south). Spins up 60 days early."""
+    def demand(self, j, days) -> np.ndarray:
+        """Evaporative demand relative to a mid-latitude summer day, per node row j (K,) and
+        day (D,) → (K, D): low in winter, higher in summer and in the south."""
+        lat = lat_of_node_y(np.asarray(j), RAIN_SPACING_KM)[:, None]
+        summer = 0.5 * (1.0 + seasonal(np.asarray(days)[None, :], 196))
+        south = np.clip((48.0 - lat) / 12.0, 0.0, 1.0)
+        return P.DEMAND_WINTER + (P.DEMAND_SUMMER - P.DEMAND_WINTER + P.DEMAND_SOUTH * south) * summer
+
+    def _layers_nodes(self, i, j, day_lo: int, day_hi: int, t: np.ndarray) -> np.ndarray:
+        """Wetness (0 air-dry … 1 saturated) of the LAYERS at RAIN nodes (K,) at fractional
+        days t (m,) within [day_lo, day_hi] → (len(LAYERS), K, m). Each layer is a linear
+        reservoir: rain (at a random hour of its day) fills it by rain / capacity, it drains
+        towards air-dry with e-folding time tau / demand. Spins up WETNESS_SPIN_DAYS early."""
         spin = WETNESS_SPIN_DAYS
         days = np.arange(day_lo - spin, day_hi + 1)
-        rain = self._rain_mm(i, j, days)
-        lat = lat_of_node_y(j, RAIN_SPACING_KM)
-        dry_rate = (0.10 + 0.10 * np.clip(seasonal(days, 196), 0, 1)[None, :]
-                    + 0.05 * np.clip((48.0 - lat) / 12.0, 0, 1)[:, None])
-        keep = np.exp(-dry_rate)
-        w = np.zeros((len(i), len(days)))
-        state = np.full(len(i), 0.4)
-        for t in range(len(days)):
-            state = np.minimum(state * keep[:, t] + rain[:, t] / 20.0, 1.0)
-            w[:, t] = state
-        return w[:, spin:]
+        rain = self._rain_mm(i, j, days)                                      # (K, D)
+        hour = noise.uniform(self.seed, 23, i[:, None], j[:, None], days[None, :])
+        rate = self.demand(j, days)[None] / LAYER_TAU[:, None, None]          # (L, K, D) 1/day
+        fill = rain[None] / LAYER_CAPACITY[:, None, None]
+        to_rain, after_rain = np.exp(-rate * hour[None]), np.exp(-rate * (1.0 - hour[None]))
+        ends = np.empty(rate.shape)
+        state = np.full(rate.shape[:2], 0.3)
+        for d in range(len(days)):
+            state = np.minimum(state * to_rain[:, :, d] + fill[:, :, d], 1.0) * after_rain[:, :, d]
+            ends[:, :, d] = state
+        t = np.asarray(t, np.float64)
+        idx = np.floor(t).astype(np.int64) - int(days[0])
+        phase = (t - np.floor(t))[None, None, :]
+        prev, r, h, f = ends[:, :, idx - 1], rate[:, :, idx], hour[None, :, idx], fill[:, :, idx]
+        rained = np.minimum(prev * np.exp(-r * h) + f, 1.0) * np.exp(-r * np.maximum(phase - h, 0.0))
+        return np.where(h < phase, rained, prev * np.exp(-r * phase))
 
-    def wetness_nodes(self, lattice: noise.Lattice, days: np.ndarray) -> np.ndarray:
-        """Wetness at the lattice's distinct RAIN nodes (K,) for integer days (m,) → (K, m).
+    def layers_nodes(self, lattice: noise.Lattice, t: np.ndarray) -> np.ndarray:
+        """`_layers_nodes` at the lattice's distinct RAIN nodes for fractional days t (m,).
 
-        A day's bucket starts from its own anchor (`wetness_anchor`), never from the first day
-        asked for, so a day's value does not depend on which other days are simulated with
-        it (a point equals its map pixel; a date range equals the same dates of a longer one).
-        """
-        days = np.asarray(days, np.int64)
-        out = np.empty((len(lattice.i), days.size))
+        A day's reservoirs start from its own anchor (`wetness_anchor`), never from the first
+        day asked for, so a date's value does not depend on which other dates are simulated
+        with it (a point equals its map pixel; a date range equals the same dates of a longer
+        one)."""
+        t = np.asarray(t, np.float64)
+        days = np.floor(t).astype(np.int64)
+        out = np.empty((len(LAYER_TAU), len(lattice.i), t.size))
         anchors = wetness_anchor(days)
         for a in np.unique(anchors):
             sel = np.flatnonzero(anchors == a)
             lo, hi = int(a) + WETNESS_SPIN_DAYS, int(days[sel].max())
-            out[:, sel] = self._wetness_nodes(lattice.i, lattice.j, lo, hi)[:, days[sel] - lo]
+            out[:, :, sel] = self._layers_nodes(lattice.i, lattice.j, lo, hi, t[sel])
         return out
 
-    def wetness(self, x_km, y_km, days: np.ndarray) -> np.ndarray:
-        """Surface wetness (0–1) at locations (n,) for integer days (m,) → (n, m)."""
+    def layers(self, x_km, y_km, t: np.ndarray) -> np.ndarray:
+        """Layer wetness at locations (n,) for fractional days t (m,) → (LAYERS, n, m)."""
         x_km, y_km = np.asarray(x_km, float).ravel(), np.asarray(y_km, float).ravel()
         lattice = noise.Lattice(x_km, y_km, RAIN_SPACING_KM)
-        return lattice.interpolate(self.wetness_nodes(lattice, days))
+        return np.moveaxis(lattice.interpolate(np.moveaxis(self.layers_nodes(lattice, t), 0, 1)), 1, 0)
+
+    def rain_since(self, lattice: noise.Lattice, since: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Rain (mm) that fell after day `since` (n, m) up to fractional day t (m,) at the
+        lattice's locations (n,), over at most RAIN_MEMORY_DAYS: drives roughness decay and
+        crusting after tillage."""
+        t = np.asarray(t, np.float64)
+        day = np.floor(t).astype(np.int64)
+        lo = int(day.min()) - RAIN_MEMORY_DAYS
+        days = np.arange(lo, int(day.max()) + 1)
+        # Whole hundredths of a mm, summed as integers: exact, so a sum never depends on the
+        # first day of the block it was computed in.
+        cum = np.cumsum(np.round(self._rain_mm(lattice.i, lattice.j, days) * 100).astype(np.int64), axis=1)
+        start = np.maximum(np.floor(since).astype(np.int64), (day - RAIN_MEMORY_DAYS)[None, :]) - lo
+        end = (day - lo)[None, :]
+        n = start.shape[0]
+        total = np.zeros(start.shape)
+        w = [(0, lattice.gx1 * lattice.gy1), (1, lattice.fx * lattice.gy1),
+             (2, lattice.gx1 * lattice.fy), (3, lattice.fx * lattice.fy)]
+        for c, weight in w:
+            node = lattice.corners[c][:, None]
+            total += weight.reshape(n, 1) * (cum[node, end] - cum[node, start])
+        return np.maximum(total, 0.0) / 100.0
 
     # ---- clouds and snow ---------------------------------------------------------------
     def sky(self, lattice: noise.Lattice, cells: tuple[np.ndarray, np.ndarray, np.ndarray],
