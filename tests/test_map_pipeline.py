@@ -140,8 +140,8 @@ def test_map_level_outputs(mapped):
     assert px["reference"]["n"] == px["n"] and px["reference"]["clay"] == pytest.approx(rep["reference_clay"])
     assert px["interval"]["n"] == px["n"] and 0 <= px["interval"]["picp"] <= 1
     assert px["aoa"]["n_inside"] + px["aoa"]["n_outside"] == px["n"]
-    pts = rep["sample_points"]       # a small AOI in a wide world: the preset's campaign is too sparse there
-    assert pts["campaign"] == "drawn_in_aoi" and 0 < pts["n"] <= pts["points_in_aoi"] <= 60
+    pts = rep["sample_points"]       # a small AOI in a wide world: the preset's campaign, and its AOI
+    assert pts["campaign"] == "drawn_in_bbox" and 0 < pts["n"] <= pts["points_in_aoi"] == 60   # draws, miss it
 
 
 @pytest.mark.slow

@@ -243,15 +243,18 @@ def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None 
             lo, hi = min(lo, np.nanpercentile(t, 2)), max(hi, np.nanpercentile(t, 98))
         vmin, vmax = (lo, hi) if hi > lo else (lo - 1, hi + 1)
     panels = [(band, "YlOrBr", vmin, vmax, title, "clay (%)")]
-    if truth is not None:
-        t = np.ma.masked_invalid(_decimate(truth, band.shape))
+    if truth is not None:                  # the truth inside the AOI only (n_obs is nodata outside)
+        n_obs = read_decimated(src, band=names.index("n_obs") + 1)[0] if "n_obs" in names else band
+        t = np.ma.masked_array(_decimate(truth, band.shape), mask=np.ma.getmaskarray(n_obs))
+        t = np.ma.masked_invalid(t)
         err = np.ma.masked_array(band.filled(np.nan) - t.filled(np.nan), mask=band.mask | t.mask)
         e = float(np.nanpercentile(np.abs(err.compressed()), 98)) if err.count() else 1.0
         panels += [(t, "YlOrBr", vmin, vmax, "true clay (embedded world)", "clay (%)"),
                    (err, "RdBu_r", -max(e, 0.1), max(e, 0.1), "error: map − truth", "% clay")]
     if p05 is not None and p95 is not None and p05.count():
         width = p95 - p05
-        panels.append((width, "viridis", float(width.min()), float(width.max()) + 1e-6,
+        w_lo, w_hi = np.percentile(width.compressed(), [2, 98])
+        panels.append((width, "viridis", float(w_lo), float(w_hi) + 1e-6,
                        "90 % interval width (p95 − p05)", "% clay"))
     if area is not None and area.count():
         panels.append((area, "RdYlGn", 0.0, 1.0, "area of applicability (1 inside)", "AOA"))

@@ -119,7 +119,9 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
     The points are the preset's own sampling campaign (`s2mos world export`) where at least
     MIN_CAMPAIGN_POINTS of it fall in the AOI: for `independent-site`, the 52 points of the
     paper's Greek check. A small AOI inside a wide preset (the quick demo's) holds too few of
-    them, so `n_points` independent samples are drawn in the AOI instead.
+    them, so `n_points` independent samples are drawn in the preset's AOI instead; and for an
+    AOI of your own (`--bbox`) that these miss, drawn in it (`drawn_in_bbox`: the true clay of
+    the pixel + 1 % analytical error, as the world's own samples).
     """
     import shapely
 
@@ -128,6 +130,9 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
     if inside.sum() < MIN_CAMPAIGN_POINTS:
         pts, campaign = source.sample_points(n_points, within_aoi=True), "drawn_in_aoi"
         inside = shapely.contains_xy(aoi, pts["lon"].to_numpy(), pts["lat"].to_numpy())
+    if inside.sum() < MIN_CAMPAIGN_POINTS:
+        pts, campaign = drawn_in(aoi, n_points, source, tile_size, res), "drawn_in_bbox"
+        inside = np.ones(len(pts), bool)
     lat, lon = pts["lat"].to_numpy(), pts["lon"].to_numpy()
     written = {r["tile"]: r for r in records if r["status"] == "written"}
     cache: dict[str, dict] = {}
@@ -153,6 +158,31 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
     pred_a = {n: np.asarray(v, np.float64) for n, v in pred.items()}
     return {**_safe_summary(obs_a, pred_a["clay_mean"]), "points_in_aoi": int(inside.sum()),
             "campaign": campaign, **trust_scores(obs_a, pred_a, reference)}
+
+
+def drawn_in(aoi, n: int, source, tile_size: int, res: float, seed: int = 7):
+    """`n` points uniform in the AOI, lab clay = the true clay of their pixel + N(0, 1 %)."""
+    import pandas as pd
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    w, s_, e, n_ = aoi.bounds
+    lat, lon = np.zeros(0), np.zeros(0)
+    while lat.size < n:
+        la, lo = rng.uniform(s_, n_, 4 * n), rng.uniform(w, e, 4 * n)
+        ok = shapely.contains_xy(aoi, lo, la)
+        lat, lon = np.concatenate([lat, la[ok]])[:n], np.concatenate([lon, lo[ok]])[:n]
+    truth: dict[str, np.ndarray] = {}
+    clay = np.zeros(n)
+    for i, (la, lo) in enumerate(zip(lat, lon)):
+        epsg = utm_epsg(la, lo)
+        x, y = lonlat_to_xy(epsg, lo, la)
+        tile = tile_containing(epsg, float(x), float(y), tile_size, res)
+        if tile.name not in truth:
+            truth[tile.name] = source.truth_clay(tile)
+        clay[i] = truth[tile.name][int((tile.y_max - float(y)) // tile.res), int((float(x) - tile.x_min) // tile.res)]
+    clay = np.clip(clay + rng.normal(0.0, 1.0, n), 0.5, 100.0)
+    return pd.DataFrame({"point_id": [f"drawn{i}" for i in range(n)], "lat": lat, "lon": lon, "clay": clay})
 
 
 def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict:
