@@ -77,7 +77,10 @@ def upload(local: str, path: str) -> None:
     """Copy the local file ``local`` to the URI ``path`` in one piece (object stores take whole objects)."""
     fs = _beam_fs(path)
     if fs is None:
-        _gfile().copy(local, path, overwrite=True)
+        gfile = _gfile()
+        if gfile.exists(path):
+            gfile.remove(path)       # TensorFlow's ram:// appends to an existing file instead of replacing it
+        gfile.copy(local, path)
         return
     from apache_beam.io.filesystem import CompressionTypes
     out = fs.create(path, compression_type=CompressionTypes.UNCOMPRESSED)

@@ -139,3 +139,11 @@ def test_geotiff_stack_index_and_folder_on_the_store(mem, tmp_path):
     acqs, notes = stack_index.load_stack(folder)
     assert [(a.sensor, a.files[0].bands, a.scene_cloud_pct) for a in acqs][0] == ("S2", ("B4",), 7.0)
     assert acqs[1].files[0].path == f"{folder}/S1/20180502T050000_asc/VV.tif" and not notes
+
+
+def test_a_rewrite_replaces_the_whole_file(remote):
+    """TensorFlow's ram:// appends when a file is opened for writing again; fileio replaces it."""
+    path = fileio.join(remote, "meta.json")
+    fileio.write_json(path, {"long": "x" * 100})
+    fileio.write_json(path, {"k": 1})
+    assert fileio.read_json(path) == {"k": 1}
