@@ -87,11 +87,15 @@ def upload(local: str, path: str) -> None:
     try:
         with open(local, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 22)
-    finally:
-        out.close()
+    except BaseException:
+        out.close()                  # an object store commits on close: take the partial object away
+        fs.delete([path])
+        raise
+    out.close()
 
 
 def download(path: str, local: str) -> None:
+    """Copy the file at the URI ``path`` to the local file ``local``."""
     with _open_read(path) as src, open(local, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 22)
 
@@ -282,7 +286,7 @@ def _json_default(o: Any):
 
 
 def save_keras(model, path: str) -> None:
-    """model.save to a local path, or via a local temp file then gfile copy for gs://."""
+    """model.save to a local path, or to a local temporary file uploaded whole to a URI."""
     if not is_remote(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         model.save(path)
