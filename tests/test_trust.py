@@ -105,3 +105,13 @@ def test_train_stores_the_trust_layer_and_evaluate_reports_it(trained):
     # the trust layer on the test sequences: same bounds as evaluate's
     t = trust.Trust.load(mdir)
     assert t.aoa is not None and t.aoa.tree.n == meta.aoa["n_stored"]
+
+
+@pytest.mark.slow
+def test_spatial_block_cross_validation_of_the_aoa(trained, tmp_path):
+    from trainer import trust_experiments
+    data_dir, _ = trained
+    res = trust_experiments.aoa_cv(data_dir, str(tmp_path), epochs=1, bags=2, folds=3, parallel=False)
+    assert len(res["folds"]) == 3 and res["n_inside"] + res["n_outside"] == res["n_points"] == 80
+    assert sum(f["n_test"] for f in res["folds"]) == 80 and 0 <= res["picp"] <= 1
+    assert json.load(open(tmp_path / "aoa_cv.json"))["n_points"] == 80
