@@ -236,14 +236,16 @@ def _ref(block: dict) -> str:
             f"RMSE {ref['rmse']:.1f} %  bias {ref['bias']:+.1f} %")
 
 
-def _trust(block: dict) -> list[str]:
+def _trust(block: dict, recalibrated: bool = False) -> list[str]:
     lines = []
     iv = block.get("interval")
     if iv and iv.get("n"):
         short = iv["picp"] < SHORTFALL
+        advice = ("its width was calibrated where the model was trained, and the local samples moved the "
+                  "map, not the width" if recalibrated else
+                  "the model is out of its depth here; recalibrate with local samples (s2mos recalibrate)")
         lines.append(f"      90 % interval: covers {iv['picp']:.1%} of {iv['n']} (mean width {iv['mean_width']:.1f} %)"
-                     + (" — FALLS SHORT of 90 %: the model is out of its depth here; recalibrate with local "
-                        "samples (s2mos recalibrate)" if short else ""))
+                     + (f" — FALLS SHORT of 90 %: {advice}" if short else ""))
     a = block.get("aoa")
     if a:
         inside = f"{a['mae_inside']:.1f} %" if a["mae_inside"] is not None else "–"
@@ -262,7 +264,7 @@ def format_report(rep: dict) -> str:
         head.append(f"  model recalibrated with {recal['n']} local samples: {recal['kind']} "
                     f"clay' = {recal['a']:+.2f} + {recal['b']:.3f}·clay")
     return "\n".join(head + [
-        f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px),
+        f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px, bool(recal)),
         f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
         f"  sample points in the AOI (lab clay; {pt.get('points_in_aoi', 0)} in the AOI, those on a mapped "
-        f"pixel scored): {_fmt(pt)}{_ref(pt)}", *_trust(pt)])
+        f"pixel scored): {_fmt(pt)}{_ref(pt)}", *_trust(pt, bool(recal))])
