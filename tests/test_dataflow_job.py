@@ -18,7 +18,7 @@ import pytest
 from pipelines import build_dataset, predict_map
 from s2mos_transforms import fileio
 from s2mos_transforms.errors import UserError
-from tests import memfs
+import memfs
 
 IMAGE = "europe-west1-docker.pkg.dev/my-project/s2mos/s2mos:2.77.0-py311"
 JOB_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")          # Dataflow's rule for job names

@@ -15,7 +15,7 @@ import pytest
 
 from s2mos_transforms import fileio
 from s2mos_transforms.errors import UserError
-from tests import memfs
+import memfs
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.cli import main
 from s2mos_transforms import fileio
-from tests import memfs
+import memfs
 
 
 @pytest.fixture(scope="module", autouse=True)
