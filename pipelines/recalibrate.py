@@ -96,9 +96,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                         f"({len(rejected)} rejected)")
     values, lengths = aoa_mod.ragged(seqs, len(meta.channels))
     coords = np.array([[p["lat"], p["lon"]] for p in kept], np.float32)
-    mean, _ = PaddedEnsemble(args.model_dir).predict(values, lengths.astype(np.int32), coords)
+    mean, std = PaddedEnsemble(args.model_dir).predict(values, lengths.astype(np.int32), coords)
     observed = np.array([p["clay"] for p in kept], np.float64)
     correction = recalibrate.fit(observed, mean, args.kind)
+    if meta.intervals:
+        half = meta.intervals["q"] * (np.asarray(std, np.float64) + meta.intervals["eps"])
+        correction["interval_scale"] = recalibrate.interval_scale(observed, mean, half, correction["kind"])
     correction.update(samples=args.samples, source=name, replaces=meta.recalibration,
                       date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       from_model_dir=args.model_dir)
@@ -110,7 +113,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                                     "corrected": float(recalibrate.apply(m, correction))}
                                    for p, y, m in zip(kept, observed, mean)]})
     print(f"recalibrate: {len(kept)} of {len(points)} samples with a sequence ({len(rejected)} rejected); "
-          f"{correction['kind']}: clay' = {correction['a']:+.2f} + {correction['b']:.3f}·clay")
+          f"{correction['kind']}: clay' = {correction['a']:+.2f} + {correction['b']:.3f}·clay"
+          + (f"; 90 % interval widened ×{correction['interval_scale']:.2f}" if correction.get("interval_scale", 1) > 1
+             else ""))
     print(f"  on these samples: RMSE {correction['before']['rmse']:.2f} → {correction['after_in_sample']['rmse']:.2f} %, "
           f"bias {correction['before']['bias']:+.2f} → {correction['after_in_sample']['bias']:+.2f} % "
           f"(in-sample; score it on other samples or the map)")

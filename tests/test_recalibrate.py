@@ -28,6 +28,17 @@ def test_bias_below_five_samples_and_shrunk_line_from_five():
         recalibrate.fit(np.array([np.nan]), np.array([1.0]))
 
 
+def test_interval_scale_widens_only_when_the_site_needs_it():
+    rng = np.random.default_rng(2)
+    pred = rng.uniform(20, 40, 12)
+    half = np.full(12, 5.0)
+    noisy = pred + 10 + rng.normal(0, 12, 12)           # site errors far beyond ±5 after the offset
+    calm = pred + 10 + rng.normal(0, 1, 12)
+    assert recalibrate.interval_scale(noisy, pred, half, "bias") > 1.5
+    assert recalibrate.interval_scale(calm, pred, half, "bias") == 1.0
+    assert recalibrate.interval_scale(calm[:1], pred[:1], half[:1], "bias") == 1.0
+
+
 def test_curve_shrinks_a_site_offset():
     rng = np.random.default_rng(1)
     truth = rng.uniform(35, 55, 52)
@@ -71,6 +82,12 @@ def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
         (res[d],) = h.run_inference([model_handler.TileInputs(None, seqs, coords, np.zeros((32, 32), np.int16))],
                                     h.load_model())
     np.testing.assert_allclose(res[out].clay_mean, rec["a"] + rec["b"] * res[base].clay_mean, rtol=1e-5, atol=1e-4)
+    s = rec["interval_scale"]
+    assert s >= 1.0
+    b0, b1 = res[base].bands, res[out].bands
+    half = (b0["clay_p95"] - b0["clay_p05"]) / 2
+    np.testing.assert_allclose(b1["clay_p95"], rec["a"] + rec["b"] * (b0["clay_mean"] + s * half), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(b1["clay_p05"], rec["a"] + rec["b"] * (b0["clay_mean"] - s * half), rtol=1e-4, atol=1e-3)
 
 
 def test_bad_inputs_fail_in_one_line(tmp_path, capsys):

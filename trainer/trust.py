@@ -8,7 +8,8 @@ path, so `fast` and `padded` maps differ only by their (self-checked) clay_mean/
 Bands it adds to a map: clay_p05, clay_p95 (90 % conformal interval, `trainer.intervals`),
 di, aoa (Meyer & Pebesma 2021, `trainer.aoa`). A recalibration (`s2mos recalibrate`,
 `trainer.recalibrate`) is a monotone map a + b·clay applied to clay_mean and both bounds
-(and b·clay_std), recorded in the metadata and shown in the map's settings and report.
+(and b·clay_std), the interval widened by its `interval_scale`; recorded in the metadata and
+shown in the STAC Item and the map report.
 """
 from __future__ import annotations
 
@@ -86,7 +87,10 @@ class Trust:
         out = {"clay_mean": correct(mean, recal),
                "clay_std": (np.asarray(std, np.float32) * np.float32(recal["b"] if recal else 1.0)).astype(np.float32)}
         if self.meta.intervals:
-            lo, hi = intervals.bounds(mean, std, self.meta.intervals)
+            params = dict(self.meta.intervals)
+            if recal and recal.get("interval_scale"):      # the local samples' conformal widening
+                params["q"] = params["q"] * float(recal["interval_scale"])
+            lo, hi = intervals.bounds(mean, std, params)
             out["clay_p05"], out["clay_p95"] = correct(lo, recal), correct(hi, recal)
         else:
             out["clay_p05"], out["clay_p95"] = nan, nan.copy()

@@ -241,8 +241,8 @@ def _trust(block: dict, recalibrated: bool = False) -> list[str]:
     iv = block.get("interval")
     if iv and iv.get("n"):
         short = iv["picp"] < SHORTFALL
-        advice = ("its width was calibrated where the model was trained, and the local samples moved the "
-                  "map, not the width" if recalibrated else
+        advice = ("the local samples did not show how large the site's errors are; recalibrate with more "
+                  "of them" if recalibrated else
                   "the model is out of its depth here; recalibrate with local samples (s2mos recalibrate)")
         lines.append(f"      90 % interval: covers {iv['picp']:.1%} of {iv['n']} (mean width {iv['mean_width']:.1f} %)"
                      + (f" — FALLS SHORT of 90 %: {advice}" if short else ""))
@@ -262,7 +262,8 @@ def format_report(rep: dict) -> str:
     head = [f"map report ({rep['preset']} world, min-obs {rep['min_obs']}):"]
     if recal:
         head.append(f"  model recalibrated with {recal['n']} local samples: {recal['kind']} "
-                    f"clay' = {recal['a']:+.2f} + {recal['b']:.3f}·clay")
+                    f"clay' = {recal['a']:+.2f} + {recal['b']:.3f}·clay, 90 % interval ×"
+                    f"{recal.get('interval_scale', 1.0):.2f}")
     return "\n".join(head + [
         f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px, bool(recal)),
         f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
