@@ -98,3 +98,10 @@ def test_generator_check_mode_and_entry_files():
     for stage in STAGES:
         text = open(os.path.join(TEMPLATES, stage, "main.py"), encoding="utf-8").read()
         assert f'cli.main(["{stage}", *sys.argv[1:]])' in text
+
+
+def test_a_new_string_flag_must_be_classified_before_it_becomes_a_parameter(gen):
+    import argparse
+    action = argparse.ArgumentParser().add_argument("--colour-map")
+    with pytest.raises(SystemExit, match="--colour-map has no known value kind: classify it"):
+        gen._regex("predict-map", "colour-map", action)
