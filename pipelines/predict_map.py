@@ -1,7 +1,8 @@
 """`s2mos predict-map`: clay maps from a trained ensemble, as Cloud Optimized GeoTIFFs (Beam).
 
 Launcher, in this order, each failing in one line before any work: the Beam flags
-(`beam_options.pipeline_options`), the numeric flags and `--out`, the model (its metadata
+(`beam_options.pipeline_options`; ``--gpu TYPE`` adds Dataflow's
+GPU worker accelerator and machine type), the numeric flags and `--out`, the model (its metadata
 carries the extraction settings the map must use, `maps.config.resolve_extraction`), the AOI,
 dates and source coverage. Then the plan (`maps.plan`: compact row ranges per UTM zone,
 counted without listing tiles); `--dry-run` prints it and stops. Otherwise the pipeline
