@@ -166,7 +166,12 @@ def construct(args, extra: list[str]):
 
 
 def build(args, extra: list[str]) -> dict[str, Any]:
-    """Run the whole build; returns the summary (also written to OUT/summary.json)."""
+    """Run the whole build; returns the summary (also written to OUT/summary.json).
+
+    With the DataflowRunner and ``--template_location`` Beam writes the job instead of running
+    it: then nothing is finalized and ``{"job_written": staging}`` is returned (the driver-side
+    finish, schema/stats/summary and the swap into --out, needs the job's output)."""
+    from s2mos_transforms import fileio
     from s2mos_transforms.dataset import staging as staging_mod
     from s2mos_transforms.dataset.finalize import AccountingError, beam_counters, finalize
 
@@ -174,6 +179,10 @@ def build(args, extra: list[str]) -> dict[str, Any]:
     p, staging, ctx = construct(args, extra)
     try:
         result = p.run()
+        if getattr(result, "has_job", True) is False:         # a job file, no job: nothing ran
+            if not fileio.is_remote(staging):
+                staging_mod.remove(staging)
+            return {"job_written": staging}
         result.wait_until_finish()
         summary = finalize(staging, ctx["inputs"], args.test_fraction, ctx["n_input"], ctx["row_rejections"],
                            ctx["config"], ctx["notes"], ctx["num_shards"], beam_counters(result))
@@ -199,6 +208,10 @@ def run(args, extra: list[str]) -> int:
         return 0
 
     summary = build(args, extra)
+    if "job_written" in summary:
+        print(f"build-dataset: the Dataflow job was written (--template_location), not run; nothing built "
+              f"(a run of it writes {summary['job_written']}, which only a run of this command finishes)")
+        return 0
     if not args.quiet:
         _print_summary(summary, args.out.rstrip("/"), summary["seconds"])
     if summary["calibration"] == 0:

@@ -169,3 +169,16 @@ def test_gpu_flag_choices_come_from_the_one_table():
     with pytest.raises(SystemExit):
         _parse(predict_map, ["--gpu", "nvidia-h100"])
     assert set(beam_options.GPUS) >= {"nvidia-tesla-t4", "nvidia-l4"}
+
+
+def test_build_dataset_command_with_template_location_writes_the_job_and_builds_nothing(offline, mem, capsys):
+    from pipelines import cli
+    staged, job_file = offline
+    fileio.write_text(f"{mem}/in/samples.csv", "point_id,lat,lon,clay\nA,45.0,5.0,20\n")
+    assert cli.main(["build-dataset", "--samples", f"{mem}/in/samples.csv", "--out", f"{mem}/ds", *CLOUD,
+                     f"--template_location={job_file}"]) == 0
+    assert "job was written (--template_location), not run; nothing built" in capsys.readouterr().out
+    job = json.load(open(job_file))
+    assert JOB_NAME.match(job["name"]) and [c["containerImage"] for c in
+                                            job["environment"]["workerPools"][0]["sdkHarnessContainerImages"]] == [IMAGE]
+    assert not fileio.glob(f"{mem}/ds*")                           # no dataset, no staged output
