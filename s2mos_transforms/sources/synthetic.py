@@ -100,9 +100,9 @@ class SyntheticSource:
         s2_frame.update({"VV": np.nan, "VH": np.nan, "angle": np.nan})
         s1_frame = {"point_id": np.repeat(ids, t1), "sensor": bands.SENSOR_S1,
                     "datetime": np.tile(s1s.times, n), "scene_cloud_pct": np.nan}
-        for name in bands.S2_BANDS:
-            s1_frame[name] = pd.array([pd.NA] * (n * t1), dtype="Int16")
-        s1_frame["SCL"] = pd.array([pd.NA] * (n * t1), dtype="UInt8")
+        for name in bands.S2_BANDS:       # all missing, built without a Python list per row
+            s1_frame[name] = pd.arrays.IntegerArray(np.zeros(n * t1, np.int16), np.ones(n * t1, bool))
+        s1_frame["SCL"] = pd.arrays.IntegerArray(np.zeros(n * t1, np.uint8), np.ones(n * t1, bool))
         s1_frame.update({"VV": s1["vv"].ravel(), "VH": s1["vh"].ravel(), "angle": np.tile(np.asarray(s1s.angle, np.float32), n)})
         frames = [_typed(pd.DataFrame(s2_frame)), _typed(pd.DataFrame(s1_frame))]
         states = []

@@ -16,7 +16,7 @@ from s2mos_transforms.grid import lonlat_to_xy, utm_epsg
 from s2mos_transforms.sources import SamplePoint
 from s2mos_transforms.sources.synthetic import SyntheticSource
 
-POINTS_PER_CHUNK = 1000
+POINTS_PER_CHUNK = 500
 
 
 def prepare_out_dir(out: str) -> None:

@@ -115,10 +115,22 @@ def normal(*keys) -> np.ndarray:
 def normal_pair(h) -> tuple[np.ndarray, np.ndarray]:
     """Two independent N(0, 1) from h = hash_prefix(*keys): both outputs of one Box–Muller
     pair (half the hashing of two `normal` calls)."""
-    u1, u2 = _unit(hash_extend(h, 1)), _unit(hash_extend(h, 2))
-    radius = np.sqrt(-2.0 * np.log1p(-u1))
+    radius = _unit(hash_extend(h, 1))
+    np.negative(radius, out=radius)
+    np.log1p(radius, out=radius)
+    radius *= -2.0
+    np.sqrt(radius, out=radius)
+    u2 = _unit(hash_extend(h, 2))
+    sign = np.where(u2 < 0.5, radius, -radius)           # angle in (0, π): sine ≥ 0
     u2 *= 2.0 * np.pi
-    return radius * np.cos(u2), radius * np.sin(u2)
+    z1 = np.cos(u2)
+    np.multiply(z1, z1, out=u2)                          # sine from cosine: cheaper than sin
+    np.subtract(1.0, u2, out=u2)
+    np.maximum(u2, 0.0, out=u2)
+    np.sqrt(u2, out=u2)
+    z1 *= radius
+    u2 *= sign
+    return z1, u2
 
 
 def _wilson_hilferty(z, shape: float):

@@ -40,11 +40,13 @@ def bare_soil_sigma0(eps, rms_cm, theta_deg) -> tuple[np.ndarray, np.ndarray]:
     return vv, q * vv * 10 ** (VH_RATIO_CALIBRATION_DB / 10)
 
 
-def water_cloud(sigma_soil, veg_water, theta_deg, pol: str) -> np.ndarray:
+def water_cloud_terms(veg_water, theta_deg, pol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two-way attenuation τ² and volume backscatter of the water-cloud model: the canopy
+    over soil σ°_soil gives σ° = volume + τ²·σ°_soil."""
     a, b = WCM[pol]
     cos = np.cos(np.radians(theta_deg))
     tau2 = np.exp(-2 * b * veg_water / cos)
-    return a * veg_water * cos * (1 - tau2) + tau2 * sigma_soil
+    return tau2, a * veg_water * cos * (1 - tau2)
 
 
 def to_db(x) -> np.ndarray:

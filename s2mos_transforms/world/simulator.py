@@ -202,6 +202,7 @@ class World:
         site["parcel_lat"] = parcel_latitude(parcels)
         site["parcel_rain"] = noise.Lattice(*parcel_centre_km(parcels, self.seed), RAIN_SPACING_KM)
         site["rain"] = noise.Lattice(loc.x_km, loc.y_km, RAIN_SPACING_KM)
+        site["layer_runs"] = {}      # the moisture reservoirs' yearly runs, shared by all dates
         site["cloud"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_SPACING_KM)
         site["texture"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_TEXTURE_KM)
         site["synoptic"] = synoptic_cells(loc.x_km, loc.y_km)
@@ -221,26 +222,27 @@ class World:
         rain = self.weather.rain_since(site["parcel_rain"], day[None, :] - state.till_age, day)
         return {"green": state.green, "residue": state.residue, "grass": state.grassland,
                 "till_kind": state.till_kind, "time_settled": np.exp(-state.till_age / P.ROUGH_TIME_DAYS),
-                "rain": rain, "layers": np.moveaxis(self.weather.layers_nodes(site["rain"], day), 0, 1)}
+                "rain": rain,
+                "layers": np.moveaxis(self.weather.layers_nodes(site["rain"], day, site["layer_runs"]), 0, 1)}
 
     def _surface_rows(self, loc: Locations, ctx: dict, rows=slice(None), skin: bool = True) -> dict:
-        """The surface of locations `rows`, each (rows, m): green, residue, roughness (cm),
-        crust (0–1), the wetness of the C-band layer and, with skin, of the optical skin
-        (0 air-dry … 1 saturated); and grassland."""
+        """The surface of locations `rows`, each (rows, m): green, residue, roughness (cm), the
+        wetness of the C-band layer and, with skin, of the optical skin (0 air-dry … 1
+        saturated) and the crust (0–1); and grassland."""
         site = self._site(loc)
         parcel = site["parcel_of"][rows]
         rain = ctx["rain"][parcel]
         fresh = np.take_along_axis(site["fresh"][rows], ctx["till_kind"][parcel], axis=1)
         settled = np.exp(-rain * site["rough_rate"][rows]) * ctx["time_settled"][parcel]
         rough = ROUGHNESS_SETTLED_CM + (fresh - ROUGHNESS_SETTLED_CM) * settled
-        crust = site["crust_sus"][rows] * (1.0 - np.exp(-rain / P.CRUST_RAIN_MM))
         f = site["texture_f"][rows]
         pick = slice(None) if skin else slice(DEEP_FAST, DEEP_FAST + 2)
         lay = site["rain"].interpolate(ctx["layers"][:, pick], rows)          # (rows, L, m)
         deep = lay[:, -2] + f * (lay[:, -1] - lay[:, -2])
         out = {"green": ctx["green"][parcel], "residue": ctx["residue"][parcel], "roughness": rough,
-               "crust": crust, "deep": deep, "grass": ctx["grass"][parcel]}
-        if skin:
+               "deep": deep, "grass": ctx["grass"][parcel]}
+        if skin:       # the optical surface: crust and skin (radar needs neither)
+            out["crust"] = site["crust_sus"][rows] * (1.0 - np.exp(-rain / P.CRUST_RAIN_MM))
             out["skin"] = np.maximum(lay[:, SKIN_FAST] + f * (lay[:, SKIN_FAST + 1] - lay[:, SKIN_FAST]),
                                      P.SKIN_FROM_DEEP * deep)
         return out
@@ -358,19 +360,25 @@ class World:
             sl = slice(lo, min(T, lo + step))
             day, acq, theta_deg = sched.day[sl], sched.acq[sl], angle[sl][None, :]
             ground = self._surface_context(loc, day)
+            # Vegetation (water-cloud model) is per parcel: its attenuation and volume term once
+            # per (parcel, date), not per pixel.
+            veg = {pol: radar.water_cloud_terms(4.0 * ground["green"], theta_deg, pol) for pol in ("VV", "VH")}
             for g in _groups(n, len(day)):
                 sf = self._surface_rows(loc, ground, g, skin=False)
+                parcel = site["parcel_of"][g]
                 key = (loc.ix[g, None], loc.iy[g, None], acq[None, :])
                 wilt = site["wilting"][g]
                 wet = sf["deep"] * (1.0 + P.WETNESS_REL_SD * noise.normal(self.seed, 91, *key))
                 theta = wilt + (site["porosity"][g] - wilt) * np.clip(wet, 0.0, 1.0)
                 eps = radar.dielectric_constant(theta, loc.soil.sand[g, None], loc.soil.clay[g, None])
                 vv, vh = radar.bare_soil_sigma0(eps, sf["roughness"], theta_deg)
-                veg_water = 4.0 * sf["green"]
-                vv = radar.water_cloud(vv, veg_water, theta_deg, "VV")
-                vh = radar.water_cloud(vh, veg_water, theta_deg, "VH")
                 k_vv, k_vh = noise.gamma_pair(radar.LOOKS, self.seed, 92, *key)
-                res["vv"][g, sl], res["vh"][g, sl] = radar.to_db(vv * k_vv), radar.to_db(vh * k_vh)
+                for name, sigma, k in (("vv", vv, k_vv), ("vh", vh, k_vh)):
+                    tau2, volume = veg[name.upper()]
+                    sigma *= tau2[parcel]
+                    sigma += volume[parcel]
+                    sigma *= k
+                    res[name][g, sl] = radar.to_db(sigma)
                 if with_state:
                     res["moisture"][g, sl], res["roughness"][g, sl] = theta, sf["roughness"]
                     res["green"][g, sl] = sf["green"]

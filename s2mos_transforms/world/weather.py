@@ -117,32 +117,39 @@ class Weather:
         south = np.clip((48.0 - lat) / 12.0, 0.0, 1.0)
         return P.DEMAND_WINTER + (P.DEMAND_SUMMER - P.DEMAND_WINTER + P.DEMAND_SOUTH * south) * summer
 
-    def _layers_nodes(self, i, j, day_lo: int, day_hi: int, t: np.ndarray) -> np.ndarray:
-        """Wetness (0 air-dry … 1 saturated) of the LAYERS at RAIN nodes (K,) at fractional
-        days t (m,) within [day_lo, day_hi] → (len(LAYERS), K, m). Each layer is a linear
-        reservoir: rain (at a random hour of its day) fills it by rain / capacity, it drains
-        towards air-dry with e-folding time tau / demand. Spins up WETNESS_SPIN_DAYS early."""
-        spin = WETNESS_SPIN_DAYS
-        days = np.arange(day_lo - spin, day_hi + 1)
+    def _layer_inputs(self, i, j, days):
+        """Per layer, node and day: drain rate (1/day), rain fill (share of capacity) and the
+        hour (fraction of the day) the rain fell → three (LAYERS, K, D) / (1, K, D) arrays."""
         rain = self._rain_mm(i, j, days)                                      # (K, D)
-        hour = noise.uniform(self.seed, 23, i[:, None], j[:, None], days[None, :])
-        rate = self.demand(j, days)[None] / LAYER_TAU[:, None, None]          # (L, K, D) 1/day
-        fill = rain[None] / LAYER_CAPACITY[:, None, None]
-        to_rain, after_rain = np.exp(-rate * hour[None]), np.exp(-rate * (1.0 - hour[None]))
-        ends = np.empty(rate.shape)
-        state = np.full(rate.shape[:2], 0.3)
-        for d in range(len(days)):
-            state = np.minimum(state * to_rain[:, :, d] + fill[:, :, d], 1.0) * after_rain[:, :, d]
-            ends[:, :, d] = state
-        t = np.asarray(t, np.float64)
-        idx = np.floor(t).astype(np.int64) - int(days[0])
-        phase = (t - np.floor(t))[None, None, :]
-        prev, r, h, f = ends[:, :, idx - 1], rate[:, :, idx], hour[None, :, idx], fill[:, :, idx]
-        rained = np.minimum(prev * np.exp(-r * h) + f, 1.0) * np.exp(-r * np.maximum(phase - h, 0.0))
-        return np.where(h < phase, rained, prev * np.exp(-r * phase))
+        hour = noise.uniform(self.seed, 23, i[:, None], j[:, None], days[None, :])[None]
+        rate = self.demand(j, days)[None] / LAYER_TAU[:, None, None]
+        return rate, rain[None] / LAYER_CAPACITY[:, None, None], hour
 
-    def layers_nodes(self, lattice: noise.Lattice, t: np.ndarray) -> np.ndarray:
-        """`_layers_nodes` at the lattice's distinct RAIN nodes for fractional days t (m,).
+    def _layer_ends(self, i, j, anchors: list[int]) -> list[np.ndarray]:
+        """Wetness of the LAYERS at RAIN nodes (K,) at the end of each day of each anchor's
+        run, days anchor … anchor + WETNESS_SPIN_DAYS + WETNESS_PERIOD_DAYS − 1 → one
+        (LAYERS, K, D) array per anchor. Each layer is a linear reservoir: rain (at a random
+        hour of its day) fills it by rain / capacity, it drains towards air-dry with e-folding
+        time tau / demand. Every run starts at its anchor, at 0.3; the runs of several anchors
+        step through their days together (the same arithmetic, one loop)."""
+        span = np.arange(WETNESS_SPIN_DAYS + WETNESS_PERIOD_DAYS)
+        days = (np.asarray(anchors, np.int64)[:, None] + span[None, :]).ravel()
+        rate, fill, hour = self._layer_inputs(i, j, days)                    # (L|1, K, A·D)
+        to_rain, after_rain = np.exp(-rate * hour), np.exp(-rate * (1.0 - hour))
+        shape = (rate.shape[0], len(i), len(anchors), span.size)
+        to_rain, after_rain = to_rain.reshape(shape), after_rain.reshape(shape)
+        fill = fill.reshape(shape)
+        ends = np.empty(shape)
+        state = np.full(shape[:3], 0.3)
+        for d in range(span.size):
+            state = np.minimum(state * to_rain[..., d] + fill[..., d], 1.0) * after_rain[..., d]
+            ends[..., d] = state
+        return [ends[:, :, k] for k in range(len(anchors))]
+
+    def layers_nodes(self, lattice: noise.Lattice, t: np.ndarray, cache: dict | None = None) -> np.ndarray:
+        """Wetness (0 air-dry … 1 saturated) of the LAYERS at the lattice's distinct RAIN
+        nodes at fractional days t (m,) → (LAYERS, K, m). `cache` (a dict kept with the
+        lattice) holds the runs already made, so dates simulated in blocks share them.
 
         A day's reservoirs start from its own anchor (`wetness_anchor`), never from the first
         day asked for, so a date's value does not depend on which other dates are simulated
@@ -150,12 +157,21 @@ class Weather:
         one)."""
         t = np.asarray(t, np.float64)
         days = np.floor(t).astype(np.int64)
+        cache = {} if cache is None else cache
         out = np.empty((len(LAYER_TAU), len(lattice.i), t.size))
         anchors = wetness_anchor(days)
+        todo = [int(a) for a in np.unique(anchors) if int(a) not in cache]
+        if todo:
+            cache.update(zip(todo, self._layer_ends(lattice.i, lattice.j, todo)))
         for a in np.unique(anchors):
             sel = np.flatnonzero(anchors == a)
-            lo, hi = int(a) + WETNESS_SPIN_DAYS, int(days[sel].max())
-            out[:, :, sel] = self._layers_nodes(lattice.i, lattice.j, lo, hi, t[sel])
+            ends = cache[int(a)]
+            d = days[sel]
+            rate, fill, hour = self._layer_inputs(lattice.i, lattice.j, d)
+            prev = ends[:, :, d - int(a) - 1]
+            phase = (t[sel] - d)[None, None, :]
+            rained = np.minimum(prev * np.exp(-rate * hour) + fill, 1.0) * np.exp(-rate * np.maximum(phase - hour, 0.0))
+            out[:, :, sel] = np.where(hour < phase, rained, prev * np.exp(-rate * phase))
         return out
 
     def layers(self, x_km, y_km, t: np.ndarray) -> np.ndarray:
