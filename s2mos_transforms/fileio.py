@@ -123,6 +123,20 @@ def glob(pattern: str) -> list[str]:
     return sorted(m.path for m in fs.match([pattern])[0].metadata_list)
 
 
+def list_files(root: str) -> list[str]:
+    """Sorted paths of every file under the directory or prefix ``root``, at any depth."""
+    root = root.rstrip("/")
+    if not is_remote(root):
+        return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    fs = _beam_fs(root)
+    if fs is not None:
+        return sorted(m.path for m in fs.match([root + "/**"])[0].metadata_list)
+    gfile = _gfile()
+    found = [join(d, f) for d, _, files in gfile.walk(root) for f in files]
+    # TensorFlow's ram:// lists a name under every prefix of it (B8A's files under B8 too): keep real files.
+    return sorted(p for p in found if gfile.exists(p) and not gfile.isdir(p))
+
+
 def makedirs(path: str) -> None:
     """Create a directory and its parents; nothing to do on object stores (no directories)."""
     if not path:

@@ -147,3 +147,11 @@ def test_a_rewrite_replaces_the_whole_file(remote):
     fileio.write_json(path, {"long": "x" * 100})
     fileio.write_json(path, {"k": 1})
     assert fileio.read_json(path) == {"k": 1}
+
+
+def test_list_files_walks_a_tree_at_any_depth(remote):
+    root = fileio.join(remote, "cube.zarr")
+    for name in ("zarr.json", "B8/zarr.json", "B8/c/0/0", "B8A/zarr.json", "B8A/c/0/0"):
+        fileio.write_bytes(fileio.join(root, name), name.encode())
+    assert fileio.list_files(root) == [fileio.join(root, n) for n in
+                                       ("B8/c/0/0", "B8/zarr.json", "B8A/c/0/0", "B8A/zarr.json", "zarr.json")]

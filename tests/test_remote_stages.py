@@ -123,3 +123,24 @@ def test_predict_map(stores, model, empty_cwd):
     with fileio.local_copy(f"{out}/tiles/{tiles[0]}.tif") as local, rasterio.open(local) as ds:
         assert ds.count >= 3 and ds.read(1).shape == (64, 64)
     assert fileio.read_json(f"{out}/summary.json")["failed"] == 0
+
+
+@pytest.mark.slow
+def test_datacube_exported_to_the_store_maps_like_the_local_one(stores, tmp_path, empty_cwd):
+    """World export of a netCDF and a Zarr cube to mem:// (Beam-only), read back by the
+    datacube source through fileio: the same tile stack as the local netCDF."""
+    import numpy as np
+    import test_map_fixtures as fx
+    from s2mos_transforms.maps import tiling
+    from s2mos_transforms.sources.datacube import DatacubeSource
+    from s2mos_transforms.world.export_datacube import export_datacube
+    mem, _ = stores
+    bbox, _ = fx.small_aoi_bbox(32)
+    export_datacube("quick", str(tmp_path / "small.nc"), bbox=bbox)
+    tile = tiling.tiles_for_aoi(tiling.aoi_from_bbox(*bbox), 32)[0].tile
+    local = DatacubeSource(str(tmp_path / "small.nc")).tile_stack(tile)
+    for remote in (f"{mem}/cubes/small.nc", f"{mem}/cubes/small.zarr"):
+        assert export_datacube("quick", remote, bbox=bbox)["path"] == remote
+        stack = DatacubeSource(remote).tile_stack(tile)
+        for field in ("s2_times", "s2", "scl", "scene_cloud_pct", "s1_times", "s1", "angle"):
+            np.testing.assert_array_equal(getattr(stack, field), getattr(local, field), err_msg=f"{remote} {field}")

@@ -231,7 +231,7 @@ _COPIES: dict[str, str] = {}
 
 def _local_copy(path: str, zarr: bool) -> str:
     """Without fsspec/gcsfs a remote cube is copied once per process into a temporary
-    directory through `fileio` (tf.io.gfile): the whole netCDF file, or the Zarr tree."""
+    directory through `fileio` (any filesystem it knows): the whole netCDF file, or the Zarr tree."""
     if path in _COPIES and os.path.exists(_COPIES[path]):
         return _COPIES[path]
     tmp = tempfile.mkdtemp(prefix="s2mos-cube-")
@@ -241,22 +241,11 @@ def _local_copy(path: str, zarr: bool) -> str:
         with open(local, "wb") as fh:
             fh.write(fileio.read_bytes(path))
     else:
-        gfile = fileio._gfile()
         root = path.rstrip("/")
-        for d, _, files in gfile.walk(root):
-            rel = d.rstrip("/")[len(root):].lstrip("/")
-            os.makedirs(os.path.join(local, rel), exist_ok=True)
-            for f in files:
-                try:
-                    data = fileio.read_bytes(fileio.join(d, f))
-                except Exception:
-                    # A prefix-listing artefact (TF's ram:// lists B8A's files under B8): skip
-                    # names that do not exist; a real read error is raised.
-                    if gfile.exists(fileio.join(d, f)):
-                        raise
-                    continue
-                with open(os.path.join(local, rel, f), "wb") as fh:
-                    fh.write(data)
+        for remote in fileio.list_files(root):
+            target = os.path.join(local, *remote[len(root):].lstrip("/").split("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fileio.download(remote, target)
     _COPIES[path] = local
     return local
 
