@@ -1,7 +1,11 @@
 """Benchmark the embedded world: `s2mos world export` and `SyntheticSource.tile_stack`.
 
-Export: wall time and peak memory of `s2mos world export --preset paper`, plus the quick preset
-measured in the same run as a baseline (ratio per point).
+Export: wall time, CPU time and peak memory of `s2mos world export --preset paper`, plus the
+quick preset measured in the same run as a baseline (ratio per point). CPU seconds are printed
+next to wall seconds because on a shared machine the wall time follows the load.
+To compare two versions of the world in one session, run this script with PYTHONPATH set to
+the other tree (e.g. `git archive REV | tar -x -C /tmp/old`; `PYTHONPATH=/tmp/old python
+benchmarks/bench_world.py`): the script uses only interfaces both keep.
 Tiles: seconds per map tile of the quick preset (2 years, S2 every 5 days + S1 every 6 days) at
 64, 128 and 256 px, pixels per second, and peak RSS; each tile size runs in a fresh process so
 its peak memory is its own. Two places: `inside`, a tile west of the AOI wholly inside one orbit
@@ -25,11 +29,12 @@ import time
 from s2mos_transforms.world.export import export_world
 
 
-def measure(preset: str, n_points: int | None) -> tuple[float, int]:
+def measure(preset: str, n_points: int | None) -> tuple[float, int, float]:
+    """Wall seconds, points and CPU seconds (this process) of one export."""
     with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         summary = export_world(preset, out, n_points, progress=False)
-        return time.perf_counter() - t0, summary["points"]
+        return time.perf_counter() - t0, summary["points"], time.process_time() - c0
 
 
 # How far west of the AOI centre the `inside` tile lies (deg): > half a 256 px tile off 9° E.
@@ -63,10 +68,11 @@ def time_tile(preset: str, size: int, place: str) -> dict:
     tile = aoi_tile(preset, size, place)
     lon, lat = tile.pixel_centres_lonlat()
     granules = {(a, o) for a, o in zip(np.floor(lat.ravel() / GRANULE_DEG), np.floor(lon.ravel() / GRANULE_DEG))}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stack = source.tile_stack(tile)
     secs = time.perf_counter() - t0
-    return {"size": size, "seconds": secs, "pixels_per_s": size * size / secs,
+    return {"size": size, "seconds": secs, "cpu_seconds": time.process_time() - c0,
+            "pixels_per_s": size * size / secs,
             "s2_dates": len(stack.s2_times), "s1_dates": len(stack.s1_times),
             "bands": int(np.unique(orbit_band(lon)).size), "granules": len(granules),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -79,7 +85,8 @@ def tile_benchmark(preset: str, sizes: list[int], places: list[str]) -> None:
                                   capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"{preset} tile_stack {place:>6} {size:>4} px ({r['bands']} orbit band(s), {r['granules']} "
-                  f"granule(s); {r['s2_dates']} S2 + {r['s1_dates']} S1 dates): {r['seconds']:.1f} s/tile, "
+                  f"granule(s); {r['s2_dates']} S2 + {r['s1_dates']} S1 dates): {r['seconds']:.1f} s/tile "
+                  f"(CPU {r['cpu_seconds']:.1f} s), "
                   f"{r['pixels_per_s']:.0f} pixels/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
 
 
@@ -104,11 +111,12 @@ def main() -> None:
             parser.error(f"--tile-places: unknown place(s) {', '.join(sorted(bad))} (inside, aoi)")
         tile_benchmark(args.tile_preset, [int(s) for s in args.tile_sizes.split(",") if s], places)
     if args.only in (None, "export"):
-        base_s, base_n = measure("quick", None)
-        secs, n = measure(args.preset, args.n_points)
+        base_s, base_n, base_cpu = measure("quick", None)
+        secs, n, cpu = measure(args.preset, args.n_points)
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"baseline quick export: {base_n} points in {base_s:.1f} s ({base_n / base_s:.0f} points/s)")
-        print(f"{args.preset} export: {n} points in {secs:.1f} s ({n / secs:.0f} points/s), "
+        print(f"baseline quick export: {base_n} points in {base_s:.1f} s (CPU {base_cpu:.1f} s, "
+              f"{base_n / base_s:.0f} points/s)")
+        print(f"{args.preset} export: {n} points in {secs:.1f} s (CPU {cpu:.1f} s, {n / secs:.0f} points/s), "
               f"peak RSS {peak_mib:.0f} MiB")
         print(f"ratio of per-point cost {args.preset}/quick: {(secs / n) / (base_s / base_n):.2f}")
 

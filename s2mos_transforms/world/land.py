@@ -170,14 +170,14 @@ class LandUse:
         return SurfaceState(green * scale, residue * scale, till_age, till_kind, grass)
 
 
-def fresh_roughness_table(clay: np.ndarray) -> np.ndarray:
-    """RMS height (cm) of freshly tilled soil per location (n,) and tillage kind → (n, 4),
-    indexed by TILL_NONE … TILL_SEEDBED (no tillage: the settled crust). Rain and time then
-    settle it towards ROUGHNESS_SETTLED_CM (simulator, physics_params.ROUGH_*)."""
-    clay = np.asarray(clay, np.float64).ravel()
-    table = np.empty((clay.size, 4))
-    table[:, TILL_NONE] = ROUGHNESS_SETTLED_CM
-    table[:, TILL_PLOUGH] = 2.0 + 2.0 * clay / 100.0
-    table[:, TILL_STUBBLE] = 1.6 + 0.8 * clay / 100.0
-    table[:, TILL_SEEDBED] = 1.1 + 0.3 * clay / 100.0
-    return table
+# RMS height (cm) of freshly tilled soil above the settled crust, by tillage kind (TILL_NONE …
+# TILL_SEEDBED): a base and a part growing with clay (%) (clayey soils form larger clods).
+FRESH_EXCESS_CM = np.array([0.0, 2.0 - ROUGHNESS_SETTLED_CM, 1.6 - ROUGHNESS_SETTLED_CM, 1.1 - ROUGHNESS_SETTLED_CM])
+FRESH_PER_CLAY_CM = np.array([0.0, 0.02, 0.008, 0.003])
+
+
+def fresh_excess_cm(kind: np.ndarray, clay: np.ndarray) -> np.ndarray:
+    """Roughness (cm) above the settled crust of soil freshly tilled by `kind` (…), for clay
+    (%) broadcasting against it. Rain and time then settle it towards ROUGHNESS_SETTLED_CM
+    (simulator, physics_params.ROUGH_*)."""
+    return np.take(FRESH_EXCESS_CM, kind) + np.take(FRESH_PER_CLAY_CM, kind) * clay

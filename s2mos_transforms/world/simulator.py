@@ -14,7 +14,7 @@ from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg, xy_to_lonlat
 from s2mos_transforms.world import noise, optics, radar
 from s2mos_transforms.world.clouds import clouds_and_scl
 from s2mos_transforms.world import physics_params as P
-from s2mos_transforms.world.land import (ROUGHNESS_SETTLED_CM, LandUse, fresh_roughness_table,
+from s2mos_transforms.world.land import (ROUGHNESS_SETTLED_CM, LandUse, fresh_excess_cm,
                                         parcel_centre_km, parcel_keys, parcel_latitude)
 from s2mos_transforms.world.presets import Preset, lonlat_to_km
 from s2mos_transforms.world.soil import SoilModel, SoilProperties, hydraulics
@@ -210,7 +210,6 @@ class World:
         glon = np.floor(loc.lon / GRANULE_DEG)
         site["granule"] = noise.distinct(np.round(glat * 10), glon)
         site["lon_deg"] = noise.distinct(np.floor(loc.lon))
-        site["fresh"] = fresh_roughness_table(loc.soil.clay)
         site.update(hydraulics(loc.soil))
         return site
 
@@ -232,9 +231,10 @@ class World:
         site = self._site(loc)
         parcel = site["parcel_of"][rows]
         rain = ctx["rain"][parcel]
-        fresh = np.take_along_axis(site["fresh"][rows], ctx["till_kind"][parcel], axis=1)
-        settled = np.exp(-rain * site["rough_rate"][rows]) * ctx["time_settled"][parcel]
-        rough = ROUGHNESS_SETTLED_CM + (fresh - ROUGHNESS_SETTLED_CM) * settled
+        rough = fresh_excess_cm(ctx["till_kind"][parcel], loc.soil.clay[rows, None])
+        rough *= np.exp(-rain * site["rough_rate"][rows])
+        rough *= ctx["time_settled"][parcel]
+        rough += ROUGHNESS_SETTLED_CM
         f = site["texture_f"][rows]
         pick = slice(None) if skin else slice(DEEP_FAST, DEEP_FAST + 2)
         lay = site["rain"].interpolate(ctx["layers"][:, pick], rows)          # (rows, L, m)
