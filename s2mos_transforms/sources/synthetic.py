@@ -77,7 +77,9 @@ class SyntheticSource:
             obs_parts += o
             state_parts += s
         obs = pd.concat(obs_parts, ignore_index=True)
-        order = np.lexsort((obs["sensor"].to_numpy(), obs["datetime"].to_numpy(), pd.Categorical(obs["point_id"], categories=list(dict.fromkeys(ids))).codes))
+        when = obs["datetime"].dt.tz_convert(None).to_numpy()        # datetime64, not Timestamps
+        order = np.lexsort((obs["sensor"].to_numpy(), when,
+                            pd.Categorical(obs["point_id"], categories=list(dict.fromkeys(ids))).codes))
         obs = obs.iloc[order].reset_index(drop=True)
         state = pd.concat(state_parts, ignore_index=True).iloc[order].reset_index(drop=True) if with_state else None
         return obs, state

@@ -203,6 +203,7 @@ class World:
         site["parcel_rain"] = noise.Lattice(*parcel_centre_km(parcels, self.seed), RAIN_SPACING_KM)
         site["rain"] = noise.Lattice(loc.x_km, loc.y_km, RAIN_SPACING_KM)
         site["layer_runs"] = {}      # the moisture reservoirs' yearly runs, shared by all dates
+        site["rain_sums"] = {}       # cumulative rain at the parcels' nodes, shared by all dates
         site["cloud"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_SPACING_KM)
         site["texture"] = noise.Lattice(loc.x_km, loc.y_km, CLOUD_TEXTURE_KM)
         site["synoptic"] = synoptic_cells(loc.x_km, loc.y_km)
@@ -218,7 +219,7 @@ class World:
         """Parcel- and lattice-level surface state for a block of fractional days (m,)."""
         site = self._site(loc)
         state = self.land.surface(site["parcels"], site["parcel_lat"], day)
-        rain = self.weather.rain_since(site["parcel_rain"], day[None, :] - state.till_age, day)
+        rain = self.weather.rain_since(site["parcel_rain"], day[None, :] - state.till_age, day, site["rain_sums"])
         return {"green": state.green, "residue": state.residue, "grass": state.grassland,
                 "till_kind": state.till_kind, "time_settled": np.exp(-state.till_age / P.ROUGH_TIME_DAYS),
                 "rain": rain,

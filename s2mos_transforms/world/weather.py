@@ -180,17 +180,26 @@ class Weather:
         lattice = noise.Lattice(x_km, y_km, RAIN_SPACING_KM)
         return np.moveaxis(lattice.interpolate(np.moveaxis(self.layers_nodes(lattice, t), 0, 1)), 1, 0)
 
-    def rain_since(self, lattice: noise.Lattice, since: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def rain_since(self, lattice: noise.Lattice, since: np.ndarray, t: np.ndarray,
+                   cache: dict | None = None) -> np.ndarray:
         """Rain (mm) that fell after day `since` (n, m) up to fractional day t (m,) at the
         lattice's locations (n,), over at most RAIN_MEMORY_DAYS: drives roughness decay and
-        crusting after tillage."""
+        crusting after tillage. `cache` (a dict kept with the lattice) keeps the cumulative
+        rain made for earlier calls."""
         t = np.asarray(t, np.float64)
         day = np.floor(t).astype(np.int64)
-        lo = int(day.min()) - RAIN_MEMORY_DAYS
-        days = np.arange(lo, int(day.max()) + 1)
-        # Whole hundredths of a mm, summed as integers: exact, so a sum never depends on the
-        # first day of the block it was computed in.
-        cum = np.cumsum(np.round(self._rain_mm(lattice.i, lattice.j, days) * 100).astype(np.int64), axis=1)
+        lo, hi = int(day.min()) - RAIN_MEMORY_DAYS, int(day.max())
+        cache = {} if cache is None else cache
+        if not cache or lo < cache["lo"] or hi >= cache["lo"] + cache["cum"].shape[1]:
+            if cache:
+                lo, hi = min(lo, cache["lo"]), max(hi, cache["lo"] + cache["cum"].shape[1] - 1)
+            days = np.arange(lo, hi + 1)
+            # Whole hundredths of a mm, summed as integers: exact, so a difference never
+            # depends on the first day the sum started from.
+            cache["lo"] = lo
+            cache["cum"] = np.cumsum(np.round(self._rain_mm(lattice.i, lattice.j, days) * 100).astype(np.int64),
+                                     axis=1)
+        lo, cum = cache["lo"], cache["cum"]
         start = np.maximum(np.floor(since).astype(np.int64), (day - RAIN_MEMORY_DAYS)[None, :]) - lo
         end = (day - lo)[None, :]
         n = start.shape[0]
