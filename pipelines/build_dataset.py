@@ -12,16 +12,19 @@ This module is the command: flags, checks, run, printing. The work, step by step
    S2 spectrum, held-out site → test; min–max stats from calibration only; correlogram
    moments) → ``WriteShards`` (gzipped TFRecords, Examples sorted by point_id within a
    shard, so reruns give the same bytes); rejections and stage counts on the side;
-3. driver (`dataset.finalize`): schema, stats, rejected.jsonl, split.csv, summary.json,
-   figures; check ``input = calibration + test + rejected`` on what is on disk; then
-   (`dataset.staging`) swap the staging directory into place (a rerun replaces the
-   dataset whole).
+3. Beam, the job's last step (`dataset.finish`: `dataset.finalize` + `dataset.staging`):
+   schema, stats, rejected.jsonl, split.csv, summary.json, figures; check
+   ``input = calibration + test + rejected`` on what is on disk; then swap the staging
+   directory into place (a rerun replaces the dataset whole). It is in the job, not the
+   launcher, so a Flex Template launch (which never waits) still ends with a dataset;
+4. driver, when it waited: read summary.json back, check it against the Beam counters.
 
 Unknown flags go to Beam (``--runner``, ``--direct_num_workers``, ``--project``, …).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -127,14 +130,15 @@ def dry_run(args, extra: list[str]) -> dict[str, Any]:
 
 
 def construct(args, extra: list[str]):
-    """Checks, inputs and the Beam pipeline of a build, not yet run → (pipeline, staging dir,
-    what `finalize` needs). Everything before the first Beam bundle, so the Dataflow job a
+    """Checks, inputs and the Beam pipeline of a build, not yet run → (pipeline, staging dir).
+    Everything before the first Beam bundle, so the Dataflow job a
     build would submit can be built and inspected offline (tests/test_dataflow_job.py)."""
     _check_args(args)
     import apache_beam as beam
     from s2mos_transforms import beam_options, fileio
     from s2mos_transforms.masks import MaskThresholds
     from s2mos_transforms.dataset import staging as staging_mod
+    from s2mos_transforms.dataset.finish import FinishSpec
     from s2mos_transforms.dataset.pipeline import BuildDataset
     from s2mos_transforms.dataset.samples import read_sample_tables
     from s2mos_transforms.sequences import ExtractConfig
@@ -154,44 +158,51 @@ def construct(args, extra: list[str]):
     inputs = {"samples": args.samples, "holdout_samples": args.holdout_samples, "source": args.source,
               **source_options}
     staging = staging_mod.prepare_output(args.out)
+    spec = FinishSpec(staging=staging, out=args.out.rstrip("/"), inputs=inputs, test_fraction=args.test_fraction,
+                      n_input=n_input, row_rejections=[json.loads(r.to_json()) for r in row_rejections],
+                      config=config, notes=notes, num_shards=num_shards)
     try:
         p = beam.Pipeline(options=options)
         _ = p | "BuildDataset" >> BuildDataset(points, staging, source_name, source_options, config,
-                                               args.test_fraction, num_shards, args.batch_size)
+                                               args.test_fraction, num_shards, args.batch_size, finish=spec)
     except BaseException:
         staging_mod.remove(staging)
         raise
-    return p, staging, dict(inputs=inputs, n_input=n_input, row_rejections=row_rejections, config=config,
-                            notes=notes, num_shards=num_shards)
+    return p, staging
 
 
 def build(args, extra: list[str]) -> dict[str, Any]:
-    """Run the whole build; returns the summary (also written to OUT/summary.json).
+    """Run the whole build; returns the summary (also OUT/summary.json).
 
-    With the DataflowRunner and ``--template_location`` Beam writes the job instead of running
-    it: then nothing is finalized and ``{"job_written": staging}`` is returned (the driver-side
-    finish, schema/stats/summary and the swap into --out, needs the job's output)."""
+    The job finishes the dataset itself (its last step swaps it into --out); this only waits,
+    reads the summary back and checks the Beam counters against it. With the DataflowRunner and
+    ``--template_location`` Beam writes the job instead of running it: ``{"job_written": OUT}``."""
     from s2mos_transforms import fileio
     from s2mos_transforms.dataset import staging as staging_mod
-    from s2mos_transforms.dataset.finalize import AccountingError, beam_counters, finalize
+    from s2mos_transforms.dataset.transforms import write_json
+    from s2mos_transforms.dataset.finalize import SUMMARY_FILE, AccountingError, beam_counters, check_counters
 
     start = time.time()
-    p, staging, ctx = construct(args, extra)
+    out = args.out.rstrip("/")
+    p, staging = construct(args, extra)
     try:
         result = p.run()
-        if getattr(result, "has_job", True) is False:         # a job file, no job: nothing ran
+        if getattr(result, "has_job", True) is False:         # a job file, no job: nothing ran yet
             if not fileio.is_remote(staging):
                 staging_mod.remove(staging)
-            return {"job_written": staging}
+            return {"job_written": out}
         result.wait_until_finish()
-        summary = finalize(staging, ctx["inputs"], args.test_fraction, ctx["n_input"], ctx["row_rejections"],
-                           ctx["config"], ctx["notes"], ctx["num_shards"], beam_counters(result))
     except AccountingError:
         raise                                    # the partial output stays, for inspection
     except BaseException:
         staging_mod.remove(staging)
         raise
-    staging_mod.swap_into_place(staging, args.out)
+    summary = json.loads(fileio.read_bytes(f"{out}/{SUMMARY_FILE}"))
+    counters = beam_counters(result)
+    check_counters(summary, counters, out)
+    if counters is not None:
+        summary["beam_counters"] = counters
+        write_json(f"{out}/{SUMMARY_FILE}", summary)
     summary["seconds"] = round(time.time() - start, 2)
     return summary
 
@@ -200,7 +211,6 @@ def run(args, extra: list[str]) -> int:
     from s2mos_transforms.dataset.finalize import REJECTED_FILE
 
     if args.dry_run:
-        import json
         plan = dry_run(args, extra)
         print(f"build-dataset (dry run, nothing requested or written): {plan['valid_points']} valid points of "
               f"{plan['input_points']} in {plan['batches']} batches from the '{plan['source']}' source")
@@ -209,8 +219,8 @@ def run(args, extra: list[str]) -> int:
 
     summary = build(args, extra)
     if "job_written" in summary:
-        print(f"build-dataset: the Dataflow job was written (--template_location), not run; nothing built "
-              f"(a run of it writes {summary['job_written']}, which only a run of this command finishes)")
+        print(f"build-dataset: the Dataflow job was written (--template_location), not run; nothing built yet "
+              f"(a run of it builds and finishes {summary['job_written']} by itself)")
         return 0
     if not args.quiet:
         _print_summary(summary, args.out.rstrip("/"), summary["seconds"])

@@ -191,6 +191,28 @@ def test_accounting_and_every_reason(built):
     assert not list(out.parent.glob(".ds.staging-*"))
 
 
+def test_the_job_finishes_the_dataset_without_its_launcher(built, inputs, tmp_path):
+    """A launcher that never waits (a Flex Template launch) still leaves a whole dataset: the
+    job's own last step writes it and swaps it into --out; the launcher adds only the counters."""
+    out = tmp_path / "ds"
+    parser = argparse.ArgumentParser()
+    build_dataset.configure(parser)
+    args, extra = parser.parse_known_args(
+        ["--samples", str(inputs / "samples.csv"), "--holdout-samples", str(inputs / "site.csv"), "--source", "table",
+         "--observations", str(inputs / "obs.parquet"), "--out", str(out), "--test-fraction", "0.25", "--shards", "2"])
+    p, staging = build_dataset.construct(args, extra)
+    p.run()                                                 # the job only; nothing after it
+    written = json.loads((out / "summary.json").read_text())
+    reference = json.loads((built[0] / "summary.json").read_text())
+    assert written["beam_counters"] is None and written["job_tallies"] == {
+        "points_read": 14, "written_calibration": written["calibration"], "written_test": written["test"]}
+    assert {k: v for k, v in written.items() if k not in ("beam_counters", "inputs")} == {
+        k: v for k, v in reference.items() if k not in ("beam_counters", "inputs")}
+    for name in ("calibration-00000-of-00002.tfrecord.gz", "test-00001-of-00002.tfrecord.gz", "schema.pbtxt"):
+        assert (out / name).read_bytes() == (built[0] / name).read_bytes()
+    assert not os.path.exists(staging) and not (out / "_parts").exists()
+
+
 def test_point_a_masks_and_pairing(built):
     out, _ = built
     records = {**read_split(out, "calibration"), **read_split(out, "test")}

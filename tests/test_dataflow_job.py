@@ -86,7 +86,7 @@ def test_build_dataset_job(offline, mem):
     args, extra = _parse(build_dataset, ["--samples", f"{mem}/in/samples.csv", "--out", f"{mem}/dataset",
                                          *CLOUD, f"--template_location={job_file}",
                                          "--job_name=s2mos-build-dataset-2026", "--machine_type=n2-highmem-4"])
-    p, staging, ctx = build_dataset.construct(args, extra)
+    p, staging = build_dataset.construct(args, extra)
     result = p.run()
     assert result.state == "DONE" and not result.has_job           # written, nothing submitted
     job = json.load(open(job_file))
@@ -94,8 +94,10 @@ def test_build_dataset_job(offline, mem):
     assert job["name"] == "s2mos-build-dataset-2026" and "serviceOptions" not in env
     options = env["sdkPipelineOptions"]["options"]
     assert options["sdk_location"] == "container" and options["project"] == "my-project"
-    assert {"BuildDataset/ExtractSequences/Extract", "BuildDataset/WriteShards"} <= _transforms(staged)
-    assert ctx["n_input"] == 2 and staging.startswith(f"{mem}/dataset.staging-")
+    # the job finishes the dataset itself (a Flex Template launch never waits to do it)
+    assert {"BuildDataset/ExtractSequences/Extract", "BuildDataset/WriteShards",
+            "BuildDataset/FinishDataset/Finish"} <= _transforms(staged)
+    assert staging.startswith(f"{mem}/dataset.staging-")
 
 
 @pytest.mark.slow

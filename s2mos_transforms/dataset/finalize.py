@@ -1,4 +1,7 @@
-"""The driver's last step of `s2mos build-dataset`: the parts of the Beam run → the dataset's files.
+"""The last step of `s2mos build-dataset`: the parts of the Beam run → the dataset's files.
+
+It runs inside the job (`dataset.finish`, the graph's ``FinishDataset`` step), so a job that
+nobody waits for (a Flex Template launch) still leaves a finished dataset.
 
 Reads the small JSON parts of `dataset.pipeline` from ``staging/_parts/``, fills in empty
 shards, and writes the schema, stats, ``rejected.jsonl``, ``split.csv``, figures and
@@ -64,14 +67,40 @@ def quantiles(values: list[int]) -> dict[str, float]:
     return {"min": int(v.min()), "median": float(np.median(v)), "max": int(v.max())}
 
 
+def part_tallies(points: list[dict], rejected: list[dict], shards: list[dict]) -> dict[str, int]:
+    """What the job itself says it did, from its parts: points read (kept + rejected by the
+    per-point stage) and Examples written per split (each shard writer's own count)."""
+    written = {"calibration": 0, "test": 0}
+    for shard in shards:
+        written[shard["split"]] = written.get(shard["split"], 0) + int(shard["records"])
+    return {"points_read": len(points) + len(rejected),
+            "written_calibration": written["calibration"], "written_test": written["test"]}
+
+
+def check_counters(summary: dict[str, Any], counters: dict[str, int] | None, where: str) -> None:
+    """After a run the launcher waited for: the runner's Beam counters must agree with the
+    finished dataset's summary (a retried bundle counted twice or a point lost would not)."""
+    if counters is None:
+        return
+    expected = {"written_calibration": summary["calibration"], "written_test": summary["test"]}
+    wrong = {k: (counters.get(k, 0), v) for k, v in expected.items() if counters.get(k, 0) != v}
+    if "points_read" in counters and counters["points_read"] != summary["points_sent"]:
+        wrong["points_read"] = (counters["points_read"], summary["points_sent"])
+    if wrong:
+        raise AccountingError(f"accounting identity violated: Beam counters disagree with the dataset at {where} "
+                              + ", ".join(f"{k} {got} != {want}" for k, (got, want) in wrong.items()))
+
+
 def csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
-def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input: int, row_rejections: list,
-             config, notes: list[str], num_shards: int, counters: dict[str, int] | None = None) -> dict[str, Any]:
-    """Write the driver-side outputs into ``staging``, check the accounting identity, and
-    return the summary (also ``staging/summary.json``). ``inputs`` is recorded as given."""
+def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input: int,
+             row_rejections: list[dict[str, Any]], config, notes: list[str], num_shards: int,
+             counters: dict[str, int] | None = None) -> dict[str, Any]:
+    """Write the dataset's own files into ``staging``, check the accounting identity, and
+    return the summary (also ``staging/summary.json``). ``inputs`` is recorded as given;
+    ``row_rejections`` are the JSON records of the rows refused before the pipeline."""
     import numpy as np
     from apache_beam.io.filesystems import FileSystems
 
@@ -85,7 +114,7 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
     def part(name):
         return json.loads(fileio.read_bytes(f"{parts}/{name}.json"))
 
-    points, stats_raw, moments, counts, rejected, _shards = (part(n) for n in (
+    points, stats_raw, moments, counts, rejected, shards = (part(n) for n in (
         "points", "stats", "moments", "counts", "rejected", "shards"))
 
     # Shards: write empty files for shards that received no point, so the set is fixed.
@@ -101,7 +130,7 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
                    for g, v in stats_raw.items()}).save(staging)
 
     origin_rank = {"samples": 0, "holdout": 1}
-    all_rejected = [json.loads(r.to_json()) for r in row_rejections] + rejected
+    all_rejected = [dict(r) for r in row_rejections] + rejected
     all_rejected.sort(key=lambda r: (origin_rank.get(r["origin"], 2), r["row"] or 0))
     fileio.write_bytes(f"{staging}/{REJECTED_FILE}",
                        "".join(json.dumps(r) + "\n" for r in all_rejected).encode())
@@ -125,10 +154,10 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
     n_rej = len(all_rejected)
     planned = {s: sum(1 for p in points if p["split"] == s) for s in ("calibration", "test")}
     n_points = n_input - len(row_rejections)
-    if counters is not None and (
-            counters.get("points_read", 0) != n_points
-            or counters.get("written_calibration", 0) != n_cal or counters.get("written_test", 0) != n_test):
-        raise AccountingError(f"accounting identity violated: Beam counters {counters} disagree with {n_points} "
+    tallies = counters if counters is not None else part_tallies(points, rejected, shards)
+    if (tallies.get("points_read", 0) != n_points
+            or tallies.get("written_calibration", 0) != n_cal or tallies.get("written_test", 0) != n_test):
+        raise AccountingError(f"accounting identity violated: the job's tallies {tallies} disagree with {n_points} "
                               f"points sent, calibration {n_cal} and test {n_test} on disk; the partial output is "
                               f"left in {staging}")
     if n_input != n_cal + n_test + n_rej or (n_cal, n_test) != (planned["calibration"], planned["test"]):
@@ -144,6 +173,7 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
                  for i, name in enumerate(dt.CORR_VARIABLES) if i > 0}
     summary = {
         "input_points": n_input,
+        "points_sent": n_points,
         "calibration": n_cal,
         "test": n_test,
         "rejected": n_rej,
@@ -162,6 +192,7 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
         "correlation_with_clay": corr_clay,
         "shards_per_split": num_shards,
         "notes": notes,
+        "job_tallies": tallies,
         "beam_counters": counters,
         "files": {"calibration": [os.path.basename(p) for p in sorted(cal_files)],
                   "test": [os.path.basename(p) for p in sorted(test_files)],

@@ -3,10 +3,13 @@
     ReadSamples → ExtractSequences → SplitAndStats → WriteShards
                         │ rejected, counts   │ points, stats, moments
                         └────────────────────┴──→ WritePart (one small JSON each, under _parts/)
+                                                      └──→ FinishDataset (once all are written)
 
 `BuildDataset` wires them; each step is a `beam.PTransform` around the DoFns/CombineFns of
 `dataset.transforms`, which in turn wrap the NumPy science (masks, pairing, sequences,
-Kennard–Stone). The driver (`dataset.finalize`) turns the parts into the dataset's files.
+Kennard–Stone). The last step (`dataset.finish`, in the job itself so that a launch nobody
+waits for still ends with a dataset) turns the parts into the dataset's files and swaps them
+into ``--out``.
 Every function used inside the graph is defined at module level, so it pickles by name.
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import AsSingleton
 
+from s2mos_transforms.dataset import finish as finish_mod
 from s2mos_transforms.dataset import split as split_mod
 from s2mos_transforms.dataset import transforms as dt
 from s2mos_transforms.sequences import ExtractConfig
@@ -179,15 +183,30 @@ class WritePart(beam.PTransform):
         return pcoll | "Write" >> beam.Map(dt.write_json_to, self._path)
 
 
+class FinishDataset(beam.PTransform):
+    """The parts' paths (one element each) → the finished dataset in ``--out`` → its summary."""
+
+    def __init__(self, spec: finish_mod.FinishSpec):
+        super().__init__()
+        self._spec = spec
+
+    def expand(self, written):
+        return (written
+                | "AllParts" >> beam.Flatten()
+                | "PartsWritten" >> beam.combiners.Count.Globally()
+                | "Finish" >> beam.Map(finish_mod.finish_after, self._spec))
+
+
 class BuildDataset(beam.PTransform):
-    """The whole graph: sample points → TFRecord shards in ``staging`` and the parts
-    (``staging/_parts/NAME.json``) that `dataset.finalize` turns into the dataset's files."""
+    """The whole graph: sample points → TFRecord shards in ``staging``, the parts
+    (``staging/_parts/NAME.json``) and, with a `FinishSpec`, the finished dataset in ``--out``
+    (``FinishDataset``). Returns the parts' paths and, when finished, ``"summary"``."""
 
     def __init__(self, points: list[dict[str, Any]], staging: str, source_name: str,
                  source_options: dict[str, Any], config: ExtractConfig, test_fraction: float,
-                 num_shards: int, batch_size: int):
+                 num_shards: int, batch_size: int, finish: finish_mod.FinishSpec | None = None):
         super().__init__()
-        self._points, self._staging = points, staging.rstrip("/")
+        self._points, self._staging, self._finish = points, staging.rstrip("/"), finish
         self._source = (source_name, source_options, config)
         self._test_fraction, self._num_shards, self._batch_size = test_fraction, num_shards, batch_size
 
@@ -204,5 +223,8 @@ class BuildDataset(beam.PTransform):
             "rejected": extracted["rejected"] | "CollectRejections" >> CollectRejections(),
             "shards": split["assigned"] | "WriteShards" >> WriteShards(self._staging, self._num_shards),
         }
-        return {name: parts[name] | f"Write_{name}" >> WritePart(f"{self._staging}/{PARTS_DIR}/{name}.json")
-                for name in PARTS}
+        written = {name: parts[name] | f"Write_{name}" >> WritePart(f"{self._staging}/{PARTS_DIR}/{name}.json")
+                   for name in PARTS}
+        if self._finish is not None:
+            written["summary"] = tuple(written.values()) | "FinishDataset" >> FinishDataset(self._finish)
+        return written
