@@ -27,6 +27,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the recalibrated model directory to write (a full copy)")
     parser.add_argument("--kind", choices=("auto", "bias", "linear"), default="auto",
                         help="auto (default): bias below 5 samples, linear shrunk towards slope 1 from 5 on")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="instead of an output correction, refit the bag CNNs' dense head with the samples "
+                             "spiked into the calibration set (needs --data; trainer/finetune.py)")
+    parser.add_argument("--data", help="with --fine-tune: the dataset directory the model was trained on")
+    parser.add_argument("--fine-tune-epochs", type=int, default=10, help="with --fine-tune: epochs (default 10)")
     from s2mos_transforms import sources
     sources.add_source_arguments(parser, sources.POINTS)
 
@@ -65,6 +70,38 @@ def copy_model(src: str, dest: str) -> None:
             tf.io.gfile.copy(f"{root}/{name}", f"{target}/{name}", overwrite=True)
 
 
+def _fine_tune(args, meta, kept, seqs, coords, observed, before, rejected, n_points: int) -> int:
+    """--fine-tune: copy the model, refit its bags' heads with the samples spiked in, record it."""
+    import numpy as np
+    from s2mos_transforms import fileio
+    from s2mos_transforms.maps.engines import PaddedEnsemble
+    from trainer import aoa as aoa_mod
+    from trainer import data, finetune, model_dir
+
+    feature = meta.sequence_feature or "s2s1"
+    local = data.Split(np.array([str(p["point_id"]) for p in kept]), coords, observed.astype(np.float32),
+                       {feature: [np.asarray(s, np.float32) for s in seqs]})
+    copy_model(args.model_dir, args.out)
+    record = finetune.fine_tune(args.out, args.data, local, args.fine_tune_epochs)
+    values, lengths = aoa_mod.ragged(seqs, len(meta.channels))
+    after, _ = PaddedEnsemble(args.out).predict(values, lengths.astype(np.int32), coords)
+    rmse = lambda p: float(np.sqrt(np.mean((np.asarray(p, np.float64) - observed) ** 2)))  # noqa: E731
+    record.update(before={"rmse": rmse(before), "bias": float(np.mean(before - observed))},
+                  after_in_sample={"rmse": rmse(after), "bias": float(np.mean(after - observed))},
+                  samples=args.samples, from_model_dir=args.model_dir, replaces=meta.recalibration)
+    model_dir.update_meta(args.out, recalibration=record)
+    fileio.write_json(fileio.join(args.out, "recalibration.json"),
+                      {"correction": record, "rejected": rejected,
+                       "samples": [{"point_id": str(p["point_id"]), "clay": float(y), "predicted": float(b),
+                                    "corrected": float(a)} for p, y, b, a in zip(kept, observed, before, after)]})
+    print(f"recalibrate --fine-tune: {len(kept)} of {n_points} samples spiked ×{record['spike_repeats']} into "
+          f"{record['calibration_points']} calibration points; layers {', '.join(record['trained_layers'])} refitted")
+    print(f"  on these samples: RMSE {record['before']['rmse']:.2f} → {record['after_in_sample']['rmse']:.2f} %, "
+          f"bias {record['before']['bias']:+.2f} → {record['after_in_sample']['bias']:+.2f} % (in-sample)")
+    print(f"  wrote {args.out}/ (bags and serving ensemble refitted; s2mos_model.json records it)")
+    return 0
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     import numpy as np
     from s2mos_transforms import fileio, sources
@@ -78,6 +115,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UserError(problem)
     if args.out.rstrip("/") == args.model_dir.rstrip("/"):
         raise UserError("--out must differ from --model-dir (the original model is kept)")
+    if args.fine_tune and not args.data:
+        raise UserError("--fine-tune needs --data DATASET_DIR (the calibration split the samples are spiked into)")
+    if args.fine_tune_epochs < 1:
+        raise UserError(f"--fine-tune-epochs must be ≥ 1, got {args.fine_tune_epochs}")
     fileio.check_writable(args.out, "--out")
     table = read_samples(args.samples)
     if table.points.empty:
@@ -98,6 +139,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     coords = np.array([[p["lat"], p["lon"]] for p in kept], np.float32)
     mean, std = PaddedEnsemble(args.model_dir).predict(values, lengths.astype(np.int32), coords)
     observed = np.array([p["clay"] for p in kept], np.float64)
+    if args.fine_tune:
+        return _fine_tune(args, meta, kept, seqs, coords, observed, mean, rejected, len(points))
     correction = recalibrate.fit(observed, mean, args.kind)
     if meta.intervals:
         half = meta.intervals["q"] * (np.asarray(std, np.float64) + meta.intervals["eps"])

@@ -99,3 +99,35 @@ def test_bad_inputs_fail_in_one_line(tmp_path, capsys):
     assert main(["recalibrate", "--model-dir", base, "--samples", str(csv), "--out", base]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("s2mos: error:") for e in err)
+
+
+@pytest.mark.slow
+def test_fine_tune_refits_only_the_head_and_keeps_the_model_consistent(tmp_path, capsys):
+    import keras
+    import trainer_fixtures as tfx
+    from s2mos_transforms.maps import engines
+
+    data_dir = str(tmp_path / "data")
+    tfx.write_dataset(data_dir, n_calibration=40, n_test=10, seed=4, max_dates=30)
+    pts = fx.quick_source().sample_points(8, within_aoi=True)[["point_id", "lat", "lon", "clay"]]
+    pts.to_csv(tmp_path / "site.csv", index=False)
+    base, out = fx.trusted_dir(), str(tmp_path / "ft")
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out", out,
+                 "--preset", "quick", "--fine-tune", "--data", data_dir, "--fine-tune-epochs", "2"]) == 0
+    assert "spiked" in capsys.readouterr().out
+    meta, before = model_dir.read_meta(out), model_dir.read_meta(base)
+    rec = meta.recalibration
+    assert rec["kind"] == "fine-tune" and rec["a"] == 0.0 and rec["b"] == 1.0 and rec["spike_repeats"] >= 1
+    assert meta.intervals == before.intervals and meta.aoa == before.aoa
+    for k in range(meta.bags):
+        m0 = keras.models.load_model(os.path.join(base, "bags", f"bag_{k}.keras"), compile=False)
+        m1 = keras.models.load_model(os.path.join(out, "bags", f"bag_{k}.keras"), compile=False)
+        for layer in m0.layers:
+            same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), m1.get_layer(layer.name).get_weights()))
+            assert same == (layer.name not in rec["trained_layers"]), layer.name
+    assert engines.load_engine(out).name == "fast"     # the re-exported SavedModel equals the refitted bags
+    with pytest.raises(SystemExit):
+        main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out", out + "2",
+              "--fine-tune", "--fine-tune-epochs", "x"])
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out",
+                 out + "3", "--fine-tune"]) == 2

@@ -260,7 +260,10 @@ def format_report(rep: dict) -> str:
     px, pt = rep["pixels"], rep["sample_points"]
     recal = rep.get("recalibration")
     head = [f"map report ({rep['preset']} world, min-obs {rep['min_obs']}):"]
-    if recal:
+    if recal and recal.get("kind") == "fine-tune":
+        head.append(f"  model fine-tuned with {recal['n']} local samples spiked ×{recal.get('spike_repeats')} into its "
+                    f"calibration set (layers {', '.join(recal.get('trained_layers', []))})")
+    elif recal:
         head.append(f"  model recalibrated with {recal['n']} local samples: {recal['kind']} "
                     f"clay' = {recal['a']:+.2f} + {recal['b']:.3f}·clay, 90 % interval ×"
                     f"{recal.get('interval_scale', 1.0):.2f}")
