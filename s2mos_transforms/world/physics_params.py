@@ -37,7 +37,7 @@ TAU_DEEP_DAYS = (2.5, 8.0)
 SKIN_CAPACITY_MM, DEEP_CAPACITY_MM = 4.0, 20.0
 # Capillary rise keeps the skin at a small fraction of the wetness below: the skin decouples
 # from the layer below within hours of drying (Capehart & Carlson 1997).
-# Within-field scatter of the wetness (relative, per pixel and date).
+# Within-field scatter of the wetness (relative sd, per pixel and date; logistic noise).
 WETNESS_REL_SD = 0.15
 SKIN_FROM_DEEP = 0.10
 # Rain falls mostly under the cloudy synoptic systems: on a clear day it is this much as likely

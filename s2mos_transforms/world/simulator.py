@@ -304,7 +304,7 @@ class World:
             sf = self._surface_rows(loc, ground, g)
             pixel = (loc.ix[g, None], loc.iy[g, None])
             air, span = site["air_dry"][g], site["porosity"][g] - site["air_dry"][g]
-            wet = np.clip(sf["skin"] * (1.0 + P.WETNESS_REL_SD * noise.normal(s, 81, *pixel, acq[None, :])), 0.0, 1.0)
+            wet = np.clip(sf["skin"] * (1.0 + P.WETNESS_REL_SD * noise.logistic(s, 81, *pixel, acq[None, :])), 0.0, 1.0)
             theta = air + span * wet
             sza = optics.sun_zenith_deg(loc.lat[g, None], day[None, :])
             soil = optics.moist_soil(loc.dry[g, None, :], wet)
@@ -369,7 +369,7 @@ class World:
                 parcel = site["parcel_of"][g]
                 key = (loc.ix[g, None], loc.iy[g, None], acq[None, :])
                 wilt = site["wilting"][g]
-                wet = sf["deep"] * (1.0 + P.WETNESS_REL_SD * noise.normal(self.seed, 91, *key))
+                wet = sf["deep"] * (1.0 + P.WETNESS_REL_SD * noise.logistic(self.seed, 91, *key))
                 theta = wilt + (site["porosity"][g] - wilt) * np.clip(wet, 0.0, 1.0)
                 eps = radar.dielectric_constant(theta, loc.soil.sand[g, None], loc.soil.clay[g, None])
                 vv, vh = radar.bare_soil_sigma0(eps, sf["roughness"], theta_deg)
