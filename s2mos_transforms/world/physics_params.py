@@ -2,7 +2,9 @@
 radar geometry and cloud-mask error models, in one place, each with its source.
 
 Where a paper gives a range, the value is chosen inside it and the range is quoted; where a
-value is read from a paper's figures or abstract rather than a table, the comment says so.
+value is read from a paper's figures or abstract rather than a table, the comment says so. The
+papers were not at hand when these were written (quoted from memory): check a value against
+its source before relying on it.
 docs/world.md lists the models and shows the world side by side with real data.
 """
 from __future__ import annotations
