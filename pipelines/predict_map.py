@@ -222,6 +222,8 @@ def _print_source_plan(config, tile_plan, n_tiles: int) -> None:
 
 def _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head: str) -> int:
     import apache_beam as beam
+    import shapely
+    from s2mos_transforms.maps import finish as map_finish
     from s2mos_transforms.maps import model_handler
     from s2mos_transforms.maps import outputs as map_outputs
     from s2mos_transforms.maps import pipeline as map_pipeline
@@ -231,14 +233,20 @@ def _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head: s
     print(_settings_line(config))
     handler = model_handler.ClayEnsembleHandler(config.model_dir, batch_size=args.batch_size, mode=args.inference,
                                                 max_batch_pixels=args.max_batch_pixels)
-    t0 = time.time()
-    with beam.Pipeline(options=options) as p:
-        _ = p | "PredictMap" >> map_pipeline.PredictMap(tile_plan, config, handler)
-    elapsed = time.time() - t0
+    spec = map_finish.MapFinishSpec(out=config.out, aoi_wkb=shapely.to_wkb(aoi), start=config.start,
+                                    end=config.end, model_dir=config.model_dir,
+                                    mosaic_max_tiles=args.mosaic_max_tiles,
+                                    properties={"s2mos:settings": config.settings()})
+    p = beam.Pipeline(options=options)
+    _ = p | "PredictMap" >> map_pipeline.PredictMap(tile_plan, config, handler, finish=spec)
+    result = p.run()
+    if getattr(result, "has_job", True) is False:             # a job file (--template_location), no job
+        print(f"predict-map: the Dataflow job was written (--template_location), not run; a run of it maps and "
+              f"finishes {config.out} by itself")
+        return 0
+    result.wait_until_finish()
+    outputs = map_finish.read_outputs(config.out)              # the job's FinishMap wrote them
     records = map_outputs.read_manifest(f"{config.out}/{map_outputs.MANIFEST}")
-    outputs = map_outputs.finalize(config.out, records, aoi, start=config.start, end=config.end,
-                                   model_dir=config.model_dir, mosaic_max_tiles=args.mosaic_max_tiles,
-                                   seconds=elapsed, properties={"s2mos:settings": config.settings()})
     print(map_outputs.format_summary(outputs["summary"]))
     if preset is not None and config.source == "synthetic" and not args.no_report:
         from s2mos_transforms.maps import report as map_report

@@ -111,6 +111,8 @@ def test_predict_map_job_with_and_without_gpu(offline, mem, gpu, given, machine)
     import apache_beam as beam
     import test_map_fixtures as fx
     from s2mos_transforms import beam_options
+    import shapely
+    from s2mos_transforms.maps import finish as map_finish
     from s2mos_transforms.maps import model_handler, pipeline as map_pipeline, plan as map_plan
 
     staged, job_file = offline
@@ -122,12 +124,15 @@ def test_predict_map_job_with_and_without_gpu(offline, mem, gpu, given, machine)
     args, extra = _parse(predict_map, argv)
     options = beam_options.pipeline_options(extra, "predict-map", gpu=args.gpu, gpu_count=args.gpu_count)
     config, aoi, _, _, _ = predict_map.resolve(args)
+    finish = map_finish.MapFinishSpec(out=config.out, aoi_wkb=shapely.to_wkb(aoi), start=config.start,
+                                      end=config.end, model_dir=config.model_dir)
     p = beam.Pipeline(options=options)
     _ = p | map_pipeline.PredictMap(map_plan.plan_tiles(aoi, config.tile_size, config.res), config,
-                                    model_handler.ClayEnsembleHandler(config.model_dir))
+                                    model_handler.ClayEnsembleHandler(config.model_dir), finish=finish)
     assert not p.run().has_job
     job = json.load(open(job_file))
-    assert "PredictMap" in {name.split("/")[0] for name in _transforms(staged)}
+    # the job finishes the map itself (a Flex Template launch never waits to do it)
+    assert "PredictMap/FinishMap/Finish" in _transforms(staged)
     env = _check_job(job, staged, machine)
     if gpu:
         assert env["serviceOptions"] == [f"worker_accelerator=type:{gpu};count:1;install-nvidia-driver"]

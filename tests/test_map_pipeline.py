@@ -247,6 +247,8 @@ def test_a_failing_tile_and_empty_tiles_do_not_fail_the_job(flaky):
     from apache_beam.metrics.metric import MetricsFilter
     from pipelines import cli, predict_map
     from s2mos_transforms.beam_options import METRICS_NAMESPACE
+    import shapely
+    from s2mos_transforms.maps import finish as map_finish
     from s2mos_transforms.maps import pipeline as map_pipeline
     from s2mos_transforms.maps import plan as map_plan
 
@@ -265,11 +267,18 @@ def test_a_failing_tile_and_empty_tiles_do_not_fail_the_job(flaky):
     assert config.source == "flaky" and config.source_options == {"bad_tile": bad}
     tile_plan = map_plan.plan_tiles(aoi, SIZE, config.res)
     handler = model_handler.ClayEnsembleHandler(config.model_dir)
+    spec = map_finish.MapFinishSpec(out=config.out, aoi_wkb=shapely.to_wkb(aoi), start=config.start,
+                                    end=config.end, model_dir=config.model_dir)
     p = beam.Pipeline("DirectRunner")
-    _ = p | map_pipeline.PredictMap(tile_plan, config, handler)
-    result = p.run()
+    _ = p | map_pipeline.PredictMap(tile_plan, config, handler, finish=spec)
+    result = p.run()                          # the job only: nothing of the launcher runs after it
     result.wait_until_finish()
     man = _manifest(out)
+    # The job finished the map itself (a Flex Template launch never waits to do it).
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert (summary["failed"], summary["empty"], summary["written"]) == (1, 1, 0)
+    assert summary["outputs"]["stac_item"] == f"{out}/map.stac.json" and os.path.exists(summary["outputs"]["stac_item"])
+    assert summary["outputs"]["mosaic"] is None and summary["outputs"]["vrt"] == []
     assert man[bad]["status"] == "failed" and "HTTP 503" in man[bad]["reason"]
     assert man[other]["status"] == "empty" and "999 bare observations" in man[other]["reason"]
     assert not os.path.exists(os.path.join(out, "tiles"))

@@ -354,7 +354,8 @@ def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model
         ql = quicklook(src, f"{out}/{QUICKLOOK}", title=f"clay_mean (%), {start} … {end}")
     item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql, properties)
     item_path = fileio.write_text(f"{out}/{STAC_ITEM}", json.dumps(item, indent=2))
-    summary = summarize(records) | {"seconds": seconds}
+    paths = {"mosaic": mosaic, "vrt": sorted(vrts.values()), "quicklook": ql, "stac_item": item_path,
+             "manifest": f"{out}/{MANIFEST}"}
+    summary = summarize(records) | {"seconds": seconds, "outputs": paths}
     fileio.write_text(f"{out}/{SUMMARY}", json.dumps(summary, indent=2))
-    return {"summary": summary, "mosaic": mosaic, "vrt": sorted(vrts.values()), "quicklook": ql,
-            "stac_item": item_path, "manifest": f"{out}/{MANIFEST}"}
+    return {"summary": summary, **paths}

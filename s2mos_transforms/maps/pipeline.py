@@ -6,6 +6,8 @@
     PredictTiles   RunInference with the ensemble (tiles batched by pixel count)
     WriteCOGs      TilePrediction → one COG per tile, written atomically → manifest record
     WriteManifest  every record → tiles.jsonl
+    FinishMap      tiles.jsonl → VRT, mosaic, quicklook, STAC Item, summary.json (in the job:
+                   a Flex Template launch never waits to do it on the launcher)
 
 `PredictMap` chains them. The source is built on the workers, in `PrepareTile.setup`, from
 the config's source name and options (`sources.create`). Every counter is in the namespace
@@ -24,6 +26,7 @@ from apache_beam.metrics import Metrics
 
 from s2mos_transforms.beam_options import METRICS_NAMESPACE
 from s2mos_transforms.maps import cog, model_handler, pixels, plan as map_plan
+from s2mos_transforms.maps import finish as map_finish
 from s2mos_transforms.maps import outputs as map_outputs
 from s2mos_transforms.maps.config import MapConfig
 
@@ -252,12 +255,26 @@ class WriteManifest(beam.PTransform):
                 | "Write" >> beam.Map(map_outputs.write_manifest, self.path))
 
 
-class PredictMap(beam.PTransform):
-    """The whole map: PlanTiles → PrepareStacks → PredictTiles → WriteCOGs, + WriteManifest."""
+class FinishMap(beam.PTransform):
+    """The manifest's path → VRT, mosaic, quicklook, STAC Item and summary (`maps.finish`),
+    in the job itself, so a launch that never waits (a Flex Template) still ends with them."""
 
-    def __init__(self, tile_plan: map_plan.MapPlan, config: MapConfig, handler):
+    def __init__(self, spec: map_finish.MapFinishSpec):
         super().__init__()
-        self.plan, self.config, self.handler = tile_plan, config, handler
+        self.spec = spec
+
+    def expand(self, manifest):
+        return manifest | "Finish" >> beam.Map(map_finish.finish_map, self.spec)
+
+
+class PredictMap(beam.PTransform):
+    """The whole map: PlanTiles → PrepareStacks → PredictTiles → WriteCOGs, + WriteManifest,
+    then (given a `MapFinishSpec`) FinishMap."""
+
+    def __init__(self, tile_plan: map_plan.MapPlan, config: MapConfig, handler,
+                 finish: map_finish.MapFinishSpec | None = None):
+        super().__init__()
+        self.plan, self.config, self.handler, self.finish = tile_plan, config, handler, finish
 
     def expand(self, pbegin):
         tasks = pbegin | "PlanTiles" >> PlanTiles(self.plan)
@@ -265,5 +282,8 @@ class PredictMap(beam.PTransform):
         written = (inputs
                    | "PredictTiles" >> PredictTiles(self.handler)
                    | "WriteCOGs" >> WriteCOGs(self.config))
-        return ((skipped, written)
-                | "WriteManifest" >> WriteManifest(f"{self.config.out}/{MANIFEST}"))
+        manifest = ((skipped, written)
+                    | "WriteManifest" >> WriteManifest(f"{self.config.out}/{MANIFEST}"))
+        if self.finish is None:
+            return manifest
+        return manifest | "FinishMap" >> FinishMap(self.finish)
