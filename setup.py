@@ -1,7 +1,8 @@
 """s2mos: topsoil clay maps from Sentinel-1 + Sentinel-2 time series (Tziolas et al. 2020).
 
-The same package is installed locally, in the Vertex AI trainer image and on Dataflow
-workers (`--setup_file ./setup.py`), so training and serving share one implementation.
+The same package is installed locally and in the one container image (Dockerfile) that serves
+as Dataflow worker (`--sdk_container_image`, `--sdk_location=container`), Flex Template launcher
+and Vertex AI trainer, so training and serving share one implementation.
 """
 from setuptools import find_packages, setup
 
