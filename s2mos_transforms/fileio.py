@@ -196,22 +196,9 @@ def open_write(path: str) -> Iterator[BinaryIO]:
     local temporary file and copied up on success (object stores take whole objects). Either
     way nothing half-written appears under ``path`` if the writer fails.
     """
-    makedirs(_parent(path))
-    if not is_remote(path):
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as fh:
-                yield fh
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return
-    with tempfile.TemporaryDirectory(prefix="s2mos-upload-") as tmp:
-        local = os.path.join(tmp, "part")
+    with local_target(path) as local:
         with open(local, "wb") as fh:
             yield fh
-        upload(local, path)
 
 
 @contextlib.contextmanager

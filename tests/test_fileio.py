@@ -45,15 +45,6 @@ def test_open_write_streams_and_creates_parents(tmp_path, remote):
         assert fileio.read_json(fileio.join(base, "x.json")) == {"k": 1}
 
 
-def test_open_write_uploads_nothing_when_the_writer_fails(remote):
-    path = fileio.join(remote, "half.bin")
-    with pytest.raises(ZeroDivisionError):
-        with fileio.open_write(path) as fh:
-            fh.write(b"half")
-            1 / 0
-    assert not fileio.exists(path)
-
-
 def test_write_bytes_with_a_bare_file_name_makes_no_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fileio.write_bytes("plain.bin", b"x")
