@@ -285,7 +285,8 @@ def test_every_unsuccessful_end_fails(tmp_path, kind, state):
 
 def test_wait_gives_up_after_its_timeout_and_after_repeated_poll_errors(tmp_path):
     run, calls = wait(tmp_path, ["JOB_STATE_RUNNING"], "dataflow", "europe-west4", "job-1", "1", "1")
-    assert run.returncode == 1 and "still JOB_STATE_RUNNING after 1s" in run.stderr and len(calls) >= 2
+    # (one poll or more: on a loaded machine the first describe alone may outlast the 1 s)
+    assert run.returncode == 1 and "still JOB_STATE_RUNNING after 1s" in run.stderr and len(calls) >= 1
     (tmp_path / "errors").mkdir()
     run, calls = wait(tmp_path / "errors", ["ERROR"], "vertex", "europe-west4", "job-1", "600", "0")
     assert run.returncode == 1 and "cannot read the state" in run.stderr and len(calls) == 5
