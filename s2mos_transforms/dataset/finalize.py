@@ -6,7 +6,7 @@ nobody waits for (a Flex Template launch) still leaves a finished dataset.
 Reads the small JSON parts of `dataset.pipeline` from ``staging/_parts/``, fills in empty
 shards, and writes the schema, stats, ``rejected.jsonl``, ``split.csv``, figures and
 ``summary.json``. Before the summary it checks the accounting identity on what is on disk
-(``input = calibration + test + rejected``, and the Beam counters agree), so a dataset that
+(``input = calibration + test + rejected``, and the job's own tallies agree), so a dataset that
 lost or doubled a point is never swapped into place.
 """
 from __future__ import annotations
@@ -82,10 +82,9 @@ def check_counters(summary: dict[str, Any], counters: dict[str, int] | None, whe
     finished dataset's summary (a retried bundle counted twice or a point lost would not)."""
     if counters is None:
         return
-    expected = {"written_calibration": summary["calibration"], "written_test": summary["test"]}
+    expected = {"points_read": summary["points_sent"], "written_calibration": summary["calibration"],
+                "written_test": summary["test"]}
     wrong = {k: (counters.get(k, 0), v) for k, v in expected.items() if counters.get(k, 0) != v}
-    if "points_read" in counters and counters["points_read"] != summary["points_sent"]:
-        wrong["points_read"] = (counters["points_read"], summary["points_sent"])
     if wrong:
         raise AccountingError(f"accounting identity violated: Beam counters disagree with the dataset at {where} "
                               + ", ".join(f"{k} {got} != {want}" for k, (got, want) in wrong.items()))
@@ -96,13 +95,11 @@ def csv_field(text: str) -> str:
 
 
 def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input: int,
-             row_rejections: list[dict[str, Any]], config, notes: list[str], num_shards: int,
-             counters: dict[str, int] | None = None) -> dict[str, Any]:
+             row_rejections: list[dict[str, Any]], config, notes: list[str], num_shards: int) -> dict[str, Any]:
     """Write the dataset's own files into ``staging``, check the accounting identity, and
     return the summary (also ``staging/summary.json``). ``inputs`` is recorded as given;
     ``row_rejections`` are the JSON records of the rows refused before the pipeline."""
     import numpy as np
-    from apache_beam.io.filesystems import FileSystems
 
     from s2mos_transforms.dataset import transforms as dt
     from s2mos_transforms.dataset import figures
@@ -121,7 +118,7 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
     for split_name in ("calibration", "test"):
         for k in range(num_shards):
             path = f"{staging}/{dt.shard_name(split_name, k, num_shards)}"
-            if not FileSystems.exists(path):
+            if not fileio.exists(path):
                 dt.write_tfrecords(path, [])
 
     schema.write_schema(staging)
@@ -130,7 +127,7 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
                    for g, v in stats_raw.items()}).save(staging)
 
     origin_rank = {"samples": 0, "holdout": 1}
-    all_rejected = [dict(r) for r in row_rejections] + rejected
+    all_rejected = list(row_rejections) + rejected
     all_rejected.sort(key=lambda r: (origin_rank.get(r["origin"], 2), r["row"] or 0))
     fileio.write_bytes(f"{staging}/{REJECTED_FILE}",
                        "".join(json.dumps(r) + "\n" for r in all_rejected).encode())
@@ -148,15 +145,15 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
                        figures.correlogram_png(corr, dt.CORR_VARIABLES, moments["n"]))
 
     # Accounting on what is on disk: every input row is in exactly one place.
-    cal_files = [m.path for m in FileSystems.match([f"{staging}/calibration-*.tfrecord.gz"])[0].metadata_list]
-    test_files = [m.path for m in FileSystems.match([f"{staging}/test-*.tfrecord.gz"])[0].metadata_list]
-    n_cal, n_test = count_records(sorted(cal_files)), count_records(sorted(test_files))
+    cal_files = fileio.glob(f"{staging}/calibration-*.tfrecord.gz")
+    test_files = fileio.glob(f"{staging}/test-*.tfrecord.gz")
+    n_cal, n_test = count_records(cal_files), count_records(test_files)
     n_rej = len(all_rejected)
     planned = {s: sum(1 for p in points if p["split"] == s) for s in ("calibration", "test")}
     n_points = n_input - len(row_rejections)
-    tallies = counters if counters is not None else part_tallies(points, rejected, shards)
-    if (tallies.get("points_read", 0) != n_points
-            or tallies.get("written_calibration", 0) != n_cal or tallies.get("written_test", 0) != n_test):
+    tallies = part_tallies(points, rejected, shards)
+    if (tallies["points_read"] != n_points
+            or tallies["written_calibration"] != n_cal or tallies["written_test"] != n_test):
         raise AccountingError(f"accounting identity violated: the job's tallies {tallies} disagree with {n_points} "
                               f"points sent, calibration {n_cal} and test {n_test} on disk; the partial output is "
                               f"left in {staging}")
@@ -193,17 +190,16 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
         "shards_per_split": num_shards,
         "notes": notes,
         "job_tallies": tallies,
-        "beam_counters": counters,
-        "files": {"calibration": [os.path.basename(p) for p in sorted(cal_files)],
-                  "test": [os.path.basename(p) for p in sorted(test_files)],
+        "beam_counters": None,        # the runner's, added by a launcher that waits (`check_counters`)
+        "files": {"calibration": [os.path.basename(p) for p in cal_files],
+                  "test": [os.path.basename(p) for p in test_files],
                   "schema": schema.SCHEMA_FILE, "stats": "stats.json" if stats_raw else None,
                   "rejected": REJECTED_FILE, "split": SPLIT_FILE,
                   "figures": [figures.HISTOGRAM_FILE, figures.CORRELOGRAM_FILE]},
     }
     dt.write_json(f"{staging}/{SUMMARY_FILE}", summary)
-    leftovers = [m.path for m in FileSystems.match([f"{parts}/*"])[0].metadata_list]
-    if leftovers:
-        FileSystems.delete(leftovers)
+    for leftover in fileio.glob(f"{parts}/*"):
+        fileio.remove(leftover)
     if not fileio.is_remote(staging):
         shutil.rmtree(f"{staging}/{PARTS_DIR}", ignore_errors=True)
     return summary
