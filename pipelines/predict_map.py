@@ -246,10 +246,10 @@ def _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head: s
         return 0
     result.wait_until_finish()
     outputs = map_finish.read_outputs(config.out)              # the job's FinishMap wrote them
-    records = map_outputs.read_manifest(f"{config.out}/{map_outputs.MANIFEST}")
     print(map_outputs.format_summary(outputs["summary"]))
     if preset is not None and config.source == "synthetic" and not args.no_report:
         from s2mos_transforms.maps import report as map_report
+        records = map_outputs.read_manifest(f"{config.out}/{map_outputs.MANIFEST}")
         report = map_report.report(config.out, records, source, aoi, config.min_obs)
         map_report.write(report, config.out)
         print(map_report.format_report(report))
