@@ -193,14 +193,17 @@ def _nice_length(max_m: float) -> float:
     return k
 
 
-def read_decimated(path: str, max_pixels: int = 1024, band: int = 1) -> tuple[np.ndarray, float]:
-    """One band as a masked array at most max_pixels on a side, and its pixel size (m)."""
+def read_decimated(path: str, max_pixels: int = 1024) -> tuple[dict[str, np.ma.MaskedArray], float]:
+    """Every map band (`cog.BAND_NAMES`) as a masked array at most max_pixels on a side, read in
+    one pass (one copy of a remote file), and the decimated pixel size (m). A band the file
+    lacks (an older map) is fully masked."""
     import rasterio
     with fileio.local_copy(path) as local, rasterio.open(local) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / max_pixels))
         shape = (max(1, ds.height // f), max(1, ds.width // f))
-        data = ds.read(band, out_shape=shape, masked=True) if band <= ds.count else \
-            np.ma.masked_all(shape, np.float32)
+        data = {name: ds.read(i, out_shape=shape, masked=True) if i <= ds.count else
+                np.ma.masked_all(shape, np.float32)
+                for i, name in enumerate(cog.BAND_NAMES, start=1)}
         return data, float(ds.res[0]) * ds.width / shape[1]
 
 
@@ -230,11 +233,8 @@ def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    band, px = read_decimated(src)
-    names = cog.BAND_NAMES
-    p05 = read_decimated(src, band=names.index("clay_p05") + 1)[0] if "clay_p05" in names else None
-    p95 = read_decimated(src, band=names.index("clay_p95") + 1)[0] if "clay_p95" in names else None
-    area = read_decimated(src, band=names.index("aoa") + 1)[0] if "aoa" in names else None
+    bands, px = read_decimated(src)
+    band, p05, p95, area = bands["clay_mean"], bands["clay_p05"], bands["clay_p95"], bands["aoa"]
     valid = band.compressed()
     if vmin is None or vmax is None:
         lo, hi = (np.percentile(valid, [2, 98]) if valid.size else (0.0, 60.0))
@@ -244,19 +244,18 @@ def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None 
         vmin, vmax = (lo, hi) if hi > lo else (lo - 1, hi + 1)
     panels = [(band, "YlOrBr", vmin, vmax, title, "clay (%)")]
     if truth is not None:                  # the truth inside the AOI only (n_obs is nodata outside)
-        n_obs = read_decimated(src, band=names.index("n_obs") + 1)[0] if "n_obs" in names else band
-        t = np.ma.masked_array(_decimate(truth, band.shape), mask=np.ma.getmaskarray(n_obs))
+        t = np.ma.masked_array(_decimate(truth, band.shape), mask=np.ma.getmaskarray(bands["n_obs"]))
         t = np.ma.masked_invalid(t)
         err = np.ma.masked_array(band.filled(np.nan) - t.filled(np.nan), mask=band.mask | t.mask)
         e = float(np.nanpercentile(np.abs(err.compressed()), 98)) if err.count() else 1.0
         panels += [(t, "YlOrBr", vmin, vmax, "true clay (embedded world)", "clay (%)"),
                    (err, "RdBu_r", -max(e, 0.1), max(e, 0.1), "error: map − truth", "% clay")]
-    if p05 is not None and p95 is not None and p05.count():
+    if p05.count():
         width = p95 - p05
         w_lo, w_hi = np.percentile(width.compressed(), [2, 98])
         panels.append((width, "viridis", float(w_lo), float(w_hi) + 1e-6,
                        "90 % interval width (p95 − p05)", "% clay"))
-    if area is not None and area.count():
+    if area.count():
         panels.append((area, "RdYlGn", 0.0, 1.0, "area of applicability (1 inside)", "AOA"))
     h, w = band.shape
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * h / w + 0.8), dpi=110,
