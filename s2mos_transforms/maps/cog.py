@@ -42,12 +42,6 @@ def cog_profile(size: int) -> dict:
             "compress": "DEFLATE", "predictor": 3, "zlevel": 6}
 
 
-def stack_bands(mean: np.ndarray, std: np.ndarray, n_obs: np.ndarray) -> np.ndarray:
-    """(3, H, W) float32 from the three rasters (already holding NODATA where needed)."""
-    return np.stack([np.asarray(mean, np.float32), np.asarray(std, np.float32),
-                     np.asarray(n_obs, np.float32)])
-
-
 def write_cog_local(path: str, data: np.ndarray, transform, crs, nodata: float = NODATA,
                     band_names: Sequence[str] = BAND_NAMES, tags: dict | None = None) -> str:
     """Write (bands, H, W) float32 as a COG at a local path (not atomic; see `write_cog`)."""
