@@ -21,9 +21,6 @@ from s2mos_transforms import fileio
 from trainer import aoa as aoa_mod
 from trainer import intervals, model_dir
 
-TRUST_BANDS = ("clay_p05", "clay_p95", "di", "aoa")
-
-
 def aoa_features(values: np.ndarray, lengths: np.ndarray, coords: np.ndarray, use_coords: bool) -> np.ndarray:
     """The AOA's feature rows of ragged sequences (median per channel, + lat/lon if the model uses them)."""
     return aoa_mod.median_features(values, lengths, coords if use_coords else None)
