@@ -48,6 +48,8 @@ class Split:
     coords: np.ndarray               # (N, 2) float32 lat, lon (deg)
     clay: np.ndarray                 # (N,) float32 (%)
     sequences: dict[str, list[np.ndarray]]  # 's2s1' → [(L_i, 12)], 's2' → [(L_i, 10)]
+    # acquisition times (int64 s since epoch) of each sequence's dates: 's2s1' → [(L_i,)], 's2' → [(L_i,)]
+    dates: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.point_id.size)
@@ -55,7 +57,20 @@ class Split:
     def subset(self, index: np.ndarray) -> "Split":
         index = np.asarray(index)
         return Split(self.point_id[index], self.coords[index], self.clay[index],
-                     {k: [v[i] for i in index] for k, v in self.sequences.items()})
+                     {k: [v[i] for i in index] for k, v in self.sequences.items()},
+                     {k: [v[i] for i in index] for k, v in self.dates.items()})
+
+    def paired_lengths(self) -> np.ndarray:
+        """Number of S1-paired dates of each point (0 for a point whose bare dates have no S1 pair)."""
+        return np.asarray([len(s) for s in self.sequences.get("s2s1", [])] or np.zeros(len(self)), np.int64)
+
+    @staticmethod
+    def concat(parts: list["Split"]) -> "Split":
+        """The points of several splits, in order (to pool calibration and test, or re-split)."""
+        return Split(np.concatenate([p.point_id for p in parts]), np.concatenate([p.coords for p in parts]),
+                     np.concatenate([p.clay for p in parts]),
+                     {k: [s for p in parts for s in p.sequences[k]] for k in parts[0].sequences},
+                     {k: [s for p in parts for s in p.dates[k]] for k in parts[0].dates})
 
 
 def split_files(data_dir: str, split: str) -> list[str]:
@@ -83,6 +98,7 @@ def read_split(data_dir: str, split: str, batch_size: int = 512) -> Split:
           .batch(batch_size).map(lambda x: tf.io.parse_example(x, spec)))
     ids, lat, lon, clay = [], [], [], []
     seqs: dict[str, list[np.ndarray]] = {name: [] for name in schema.SEQUENCE_CHANNELS if name in spec}
+    dates: dict[str, list[np.ndarray]] = {name: [] for name in seqs if f"{name}_dates" in spec}
     for batch in ds:
         ids.extend(v.decode() for v in batch["point_id"].numpy())
         lat.append(batch["lat"].numpy())
@@ -92,8 +108,11 @@ def read_split(data_dir: str, split: str, batch_size: int = 512) -> Split:
             n_ch = len(schema.SEQUENCE_CHANNELS[name])
             rows = tf.RaggedTensor.from_sparse(batch[name]).to_list()
             seqs[name].extend(np.asarray(r, np.float32).reshape(-1, n_ch) for r in rows)
+        for name in dates:
+            rows = tf.RaggedTensor.from_sparse(batch[f"{name}_dates"]).to_list()
+            dates[name].extend(np.asarray(r, np.int64) for r in rows)
     return Split(np.asarray(ids), np.stack([np.concatenate(lat), np.concatenate(lon)], 1).astype(np.float32),
-                 np.concatenate(clay).astype(np.float32), seqs)
+                 np.concatenate(clay).astype(np.float32), seqs, dates)
 
 
 # ---------------------------------------------------------------- normalisation statistics

@@ -30,6 +30,12 @@ def prepare(spec: ModelSpec, split, stats) -> Prepared:
         return Prepared(x, None)
     if spec.input == "composite":
         return Prepared({"features": data.composite_features(split, stats, spec.use_coords)}, None)
+    if spec.input == "strong":          # temporal composites (trainer.composites)
+        from trainer import composites
+        return Prepared({"features": composites.strong_features(split, stats, spec.use_coords)}, None)
+    if spec.input == "series":          # the whole bare series (trainer.series)
+        from trainer import series
+        return Prepared(series.model_inputs(split, stats, spec.use_coords), None)
     rows, owner = data.per_date_rows(split, stats, spec.use_coords, spec.channels)
     return Prepared({"features": rows}, owner)
 

@@ -14,9 +14,9 @@ from s2mos_transforms.errors import UserError
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str            # "cnn" | "ann" | "rf"
-    input: str             # "sequence" | "composite" | "per_date"
-    channels: str          # "s2s1" | "s2" (sequence / per_date); "s2" for composite
+    family: str            # "cnn" | "ann" | "rf" | "qrf" | "series"
+    input: str             # "sequence" | "composite" | "per_date" | "strong" | "series"
+    channels: str          # "s2s1" | "s2" (sequence / per_date); "s2" for composite/strong; "series"
     use_coords: bool
     description: str
 
@@ -26,7 +26,13 @@ class ModelSpec:
 
     @property
     def keras(self) -> bool:
-        return self.family in ("cnn", "ann")
+        return self.family in ("cnn", "ann", "series")
+
+    @property
+    def needs_s1_pairs(self) -> bool:
+        """Models that read only the S1-paired dates (the paper's CNN, Appendix A): they train and
+        are scored on the points that have at least one paired date; every other model uses every point."""
+        return self.channels == "s2s1" and self.input in ("sequence", "per_date")
 
 
 # Paper results on the LUCAS test set (Section 3.3): (R², RPIQ), keyed by configuration.
@@ -43,10 +49,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "ablations": ("cnn_nocoords", "cnn_nosar", "cnn_nosar_nocoords"),
     "baselines": ("rf", "rf_nocoords", "ann", "ann_nocoords"),
     "appendix": ("rf_ts", "ann_ts"),
+    "beyond": ("series", "rf_strong", "qrf_strong"),
 }
-ALL_MODELS: tuple[str, ...] = ("cnn",) + GROUPS["ablations"] + GROUPS["baselines"] + GROUPS["appendix"]
+PAPER_MODELS: tuple[str, ...] = ("cnn",) + GROUPS["ablations"] + GROUPS["baselines"] + GROUPS["appendix"]
+ALL_MODELS: tuple[str, ...] = PAPER_MODELS + GROUPS["beyond"]
 GROUPS["all"] = ALL_MODELS
-GROUPS["paper"] = ALL_MODELS
+GROUPS["paper"] = PAPER_MODELS
 
 
 def _cnn_desc(channels: str, use_coords: bool) -> str:
@@ -66,6 +74,12 @@ def all_specs(channels: str = "s2s1", use_coords: bool = True) -> dict[str, Mode
         ModelSpec("ann_nocoords", "ann", "composite", "s2", False, "ANN, median S2 composite"),
         ModelSpec("rf_ts", "rf", "per_date", "s2s1", True, "RF, every S2+S1 date + coords (App. A)"),
         ModelSpec("ann_ts", "ann", "per_date", "s2s1", True, "ANN, every S2+S1 date + coords (App. A)"),
+        ModelSpec("series", "series", "series", "series", True,
+                  "whole-series model: every bare S2 date, S1 where paired, day of year, gaps, indices + coords"),
+        ModelSpec("rf_strong", "rf", "strong", "s2", True,
+                  "RF, temporal composites (band quantiles, index composites, bare-date count, S1 stats) + coords"),
+        ModelSpec("qrf_strong", "qrf", "strong", "s2", True,
+                  "quantile RF, temporal composites + coords (median prediction, native 5-95 % quantiles)"),
     ]
     return {s.name: s for s in specs}
 
