@@ -11,6 +11,9 @@ S1_BANDS: tuple[str, ...] = ("VV", "VH")
 # The CNN's 12 input channels (Table 3), and the S2-only ablation.
 CHANNELS_S2S1: tuple[str, ...] = S2_BANDS + S1_BANDS
 CHANNELS_S2: tuple[str, ...] = S2_BANDS
+# The whole-series model's raw channels per bare S2 date: reflectance, VV, VH (dB; NaN where the
+# date has no S1 pair) and the acquisition day (days since 1970-01-01 UTC).
+CHANNELS_SERIES: tuple[str, ...] = S2_BANDS + S1_BANDS + ("day",)
 
 # Central wavelengths (nm) of the S2 bands, for plots and the simulator.
 S2_WAVELENGTH_NM: dict[str, float] = {

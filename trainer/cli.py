@@ -25,9 +25,13 @@ def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True,
     parser.add_argument("--bags", type=_positive, default=5, help="bagged models per family (paper: 5)")
     parser.add_argument("--batch-size", type=_positive, default=8, help="mini-batch size (paper: 8)")
     parser.add_argument("--models", default="all",
-                        help="comma list of models or groups: all | cnn, ablations (cnn_nocoords, cnn_nosar, "
+                        help="comma list of models or groups: all | paper (the paper's models: cnn, ablations, "
+                             "baselines, appendix) | cnn, ablations (cnn_nocoords, cnn_nosar, "
                              "cnn_nosar_nocoords), baselines (rf, rf_nocoords, ann, ann_nocoords), "
-                             "appendix (rf_ts, ann_ts)")
+                             "appendix (rf_ts, ann_ts), beyond (series, rf_strong, qrf_strong)")
+    parser.add_argument("--serve", choices=("cnn", "series"), default="cnn",
+                        help="the model exported as the serving ensemble that predict-map uses: the paper's CNN "
+                             "(S1-paired dates only) or the whole-series model (every bare S2 date)")
     parser.add_argument("--quick-grid", action="store_true",
                         help="small RF grid (mtry {6,24}, node {5,20}, 100 trees) instead of the paper's")
     parser.add_argument("--cv-folds", type=_positive, default=5, help="RF grid-search folds (paper: 5)")
@@ -108,7 +112,7 @@ def train_config(args, model_dir: str | None = None, checkpoint_dir: str | None 
                        quick_grid=args.quick_grid, seed=args.seed, cv_folds=args.cv_folds,
                        jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
                        deterministic=args.deterministic, save_rf=args.save_rf, verbose=args.verbose,
-                       parallel_bags=args.parallel_bags,
+                       parallel_bags=args.parallel_bags, serve=args.serve,
                        checkpoint_dir=checkpoint_dir, tensorboard_dir=tensorboard_dir)
 
 

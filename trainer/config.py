@@ -36,6 +36,7 @@ class TrainConfig:
     verbose: int = 1
     rf_grid: object | None = None        # a baselines.RFGrid overriding the paper/quick grid
     parallel_bags: bool = False          # train a Keras model's bags side by side in one model (same maths)
+    serve: str = "cnn"                   # the model exported as the serving ensemble (cnn | series)
 
 
 def printer(verbose: int) -> Log:

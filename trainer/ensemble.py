@@ -119,20 +119,21 @@ def normalise_and_pad(sequence, length, lo, span, max_dates: int = bands.MAX_DAT
 
 def metadata(channels: tuple[str, ...], sequence_feature: str, use_coords: bool, n_bags: int,
              stats: NormStats, max_dates: int = bands.MAX_DATES, extraction: dict | None = None,
-             extraction_source: str | None = None) -> dict:
+             extraction_source: str | None = None, family: str = "cnn",
+             bag_models: list[str] | None = None) -> dict:
     """s2mos_model.json. `extraction`: the dataset's `ExtractConfig.as_dict` (the map applies it);
     `extraction_source`: where those settings came from (the dataset, or the paper's defaults)."""
     groups = (sequence_feature, "coords", "clay")
     return {
         "channels": list(channels), "use_coords": bool(use_coords), "max_dates": int(max_dates),
-        "bags": int(n_bags), "family": "cnn", "sequence_feature": sequence_feature,
+        "bags": int(n_bags), "family": family, "sequence_feature": sequence_feature,
         "stats": {g: {"min": stats[g].lo.tolist(), "max": stats[g].hi.tolist()} for g in groups},
         "signature": {"inputs": {"sequence": "float32 [batch, T, C] raw", "length": "int32 [batch]",
                                  "coords": "float32 [batch, 2] lat, lon deg"},
                       "outputs": {"clay_mean": "float32 [batch] % clay",
                                   "clay_std": "float32 [batch] % clay, population std over bags"}},
         "padding": PADDING_DOC,
-        "bag_models": [f"../{BAGS_DIR}/{bag_file(k)}" for k in range(n_bags)],
+        "bag_models": list(bag_models) if bag_models else [f"../{BAGS_DIR}/{bag_file(k)}" for k in range(n_bags)],
         "bag_model_io": {"inputs": {"sequence": f"float32 [batch, {max_dates}, C] normalised, zero-padded",
                                     "coords": "float32 [batch, 2] normalised (only if use_coords)"},
                          "output": "float32 [batch, 1] tanh, clay normalised to [-1, 1]"},
@@ -141,17 +142,23 @@ def metadata(channels: tuple[str, ...], sequence_feature: str, use_coords: bool,
     }
 
 
-def export(path: str, bag_models: list, stats: NormStats, channels: tuple[str, ...],
+def export(path: str, members: list, stats: NormStats, channels: tuple[str, ...],
            sequence_feature: str, use_coords: bool, max_dates: int = bands.MAX_DATES,
-           extraction: dict | None = None, extraction_source: str | None = None) -> str:
-    """Write the SavedModel, s2mos_model.json and stats.json into `path` (local or gs://)."""
+           extraction: dict | None = None, extraction_source: str | None = None, family: str = "cnn",
+           bag_models: list[str] | None = None) -> str:
+    """Write the SavedModel, s2mos_model.json and stats.json into `path` (local or gs://).
+
+    ``family``: the served model's family (`trainer.specs`); ``bag_models``: its bag files
+    relative to `path` (default ../bags/bag_K.keras, the main CNN's)."""
     import tensorflow as tf
 
-    module = make_module(bag_models, stats, sequence_feature, len(channels), use_coords, max_dates)
+    if family != "cnn":
+        raise ValueError(f"no serving ensemble for model family {family!r} yet")
+    module = make_module(members, stats, sequence_feature, len(channels), use_coords, max_dates)
     sig = module.serve.get_concrete_function()
     tf.saved_model.save(module, path, signatures={"serving_default": sig})
-    meta = metadata(channels, sequence_feature, use_coords, len(bag_models), stats, max_dates,
-                    extraction, extraction_source)
+    meta = metadata(channels, sequence_feature, use_coords, len(members), stats, max_dates,
+                    extraction, extraction_source, family, bag_models)
     fileio.write_json(fileio.join(path, META_FILE), meta)
     fileio.write_text(fileio.join(path, STATS_FILE), stats.to_json())
     return path

@@ -31,12 +31,18 @@ import dataclasses
 import platform
 import time
 
+import numpy as np
+
 from s2mos_transforms import fileio
 from trainer import bagging, model_dir
 from trainer.config import Log, TrainConfig, printer
 from trainer.fit_bags import keras_bag_path, train_model
 
-__all__ = ["TrainConfig", "printer", "train", "set_determinism", "device_summary", "has_paired_dates"]
+__all__ = ["TrainConfig", "printer", "train", "fit_spec", "usable_points", "set_determinism", "device_summary",
+           "has_paired_dates", "SERVABLE"]
+
+# Models whose bags can be the serving ensemble (`--serve`): the paper's CNN and the whole-series model.
+SERVABLE: tuple[str, ...] = ("cnn", "series")
 
 
 def set_determinism(seed: int, deterministic: bool = True) -> None:
@@ -75,15 +81,19 @@ def run_config(cfg: TrainConfig, chosen: list, extraction) -> dict:
 
 
 def export_ensemble(spec, n_bags: int, stats, extraction, cfg: TrainConfig, log: Log) -> str:
-    """The serving ensemble of the main CNN's bags, carrying the dataset's extraction settings."""
+    """The serving ensemble of the served model's bags (`--serve`), carrying the dataset's extraction
+    settings."""
     from trainer import data, ensemble
 
     t0 = time.perf_counter()
     feature, names = data.CHANNEL_SETS[spec.channels]
-    members = [fileio.load_keras(keras_bag_path(cfg.model_dir, spec, k)) for k in range(n_bags)]
+    paths = [keras_bag_path(cfg.model_dir, spec, k) for k in range(n_bags)]
+    members = [fileio.load_keras(p) for p in paths]
     path = model_dir.ensemble_dir(cfg.model_dir)
+    relative = [f"../{p[len(cfg.model_dir.rstrip('/')) + 1:]}" for p in paths]
     ensemble.export(path, members, stats, names, feature, spec.use_coords,
-                    extraction=extraction.settings, extraction_source=extraction.source)
+                    extraction=extraction.settings, extraction_source=extraction.source,
+                    family=spec.family, bag_models=relative)
     log(f"[{spec.name}] serving ensemble exported to {path} ({time.perf_counter() - t0:.1f}s)")
     return path
 
@@ -101,6 +111,36 @@ def store_trust(spec, cal, bags, cfg: TrainConfig, log: Log) -> None:
         log(f"[trust] not fitted: {err}")
 
 
+def usable_points(spec, split) -> np.ndarray:
+    """Indices of the points `spec` can use: those with an S1-paired date for the models that read
+    only paired dates (`ModelSpec.needs_s1_pairs`), every point otherwise."""
+    if spec.needs_s1_pairs:
+        return np.flatnonzero(split.paired_lengths() > 0)
+    return np.arange(len(split))
+
+
+def fit_spec(spec, cal, test, stats, cfg: TrainConfig, log: Log):
+    """Train one model on the calibration points it can use and predict the test points it can use.
+
+    Returns (record, cal_used, test_used, bags): the manifest record (with ``n_calibration``,
+    ``n_test`` and the test point ids it scored), the two subsets and the bags drawn on the
+    calibration subset (the same seed draws the same bags whenever the subset is every point).
+    `s2mos train` and `s2mos compare` both fit through here."""
+    cal_idx, test_idx = usable_points(spec, cal), usable_points(spec, test)
+    cal_used = cal if cal_idx.size == len(cal) else cal.subset(cal_idx)
+    test_used = test if test_idx.size == len(test) else test.subset(test_idx)
+    if len(cal_used) < 2:
+        raise ValueError(f"{spec.name}: only {len(cal_used)} calibration point(s) it can use")
+    if len(cal_used) < len(cal) or len(test_used) < len(test):
+        log(f"[{spec.name}] uses the points with S1-paired dates: {len(cal_used)}/{len(cal)} calibration, "
+            f"{len(test_used)}/{len(test)} test")
+    bags = bagging.draw_bags(len(cal_used), cfg.bags, bagging.BAG_FRACTION, cfg.seed)
+    record = train_model(spec, cal_used, test_used, stats, bags, cfg, log)
+    record.update(n_calibration=len(cal_used), n_test=len(test_used),
+                  points="s1_paired" if spec.needs_s1_pairs else "all")
+    return record, cal_used, test_used, bags
+
+
 def train(cfg: TrainConfig, log: Log | None = None) -> dict:
     """The whole `s2mos train` run; returns the manifest (also written to manifest.json)."""
     import keras
@@ -115,20 +155,27 @@ def train(cfg: TrainConfig, log: Log | None = None) -> dict:
     set_determinism(cfg.seed, cfg.deterministic)
     log(f"trainer: {device_summary()}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
     chosen = specs.select(cfg.models, cfg.channels, cfg.use_coords, log)
+    served = cfg.serve
+    if served not in SERVABLE:
+        raise UserError(f"--serve must be one of {', '.join(SERVABLE)}, got {served!r}")
 
     settings = extraction.read(cfg.data)
     cal = data.read_split(cfg.data, "calibration")
     stats = data.load_stats(cfg.data, cal, log)       # calibration only
     test = data.read_split(cfg.data, "test")          # predicted after fitting, never fitted on
-    log(f"data: {len(cal)} calibration, {len(test)} test points from {cfg.data}; "
-        f"extraction settings: {settings.source}")
-    if not has_paired_dates(cal):
-        needs_s1 = [s.name for s in chosen if s.channels == "s2s1" and s.input != "composite"]
-        if model_dir.MAIN_MODEL in needs_s1:
-            raise UserError("the dataset has no S1-paired dates: train with --channels s2")
+    n_paired = int((cal.paired_lengths() > 0).sum())
+    log(f"data: {len(cal)} calibration, {len(test)} test points from {cfg.data} "
+        f"({n_paired} calibration points with S1-paired dates); extraction settings: {settings.source}")
+    if n_paired < 2:
+        needs_s1 = [s.name for s in chosen if s.needs_s1_pairs]
+        if served in needs_s1:
+            raise UserError("the dataset has (almost) no S1-paired dates: train with --channels s2, "
+                            "or --serve series")
         if needs_s1:
             log(f"no S1-paired dates in the dataset: skipping {', '.join(needs_s1)}")
         chosen = [s for s in chosen if s.name not in needs_s1]
+    if not any(s.name == served for s in chosen):
+        log(f"--serve {served}: not among the models trained, so no serving ensemble is exported")
 
     fileio.makedirs(cfg.model_dir)
     stats.save(cfg.model_dir)
@@ -141,14 +188,16 @@ def train(cfg: TrainConfig, log: Log | None = None) -> dict:
 
     records = []
     for spec in chosen:
-        records.append(train_model(spec, cal, test, stats, bags, cfg, log))
-        if spec.name == model_dir.MAIN_MODEL:
-            export_ensemble(spec, len(bags), stats, settings, cfg, log)
-            store_trust(spec, cal, bags, cfg, log)
+        record, cal_used, _, spec_bags = fit_spec(spec, cal, test, stats, cfg, log)
+        records.append(record)
+        if spec.name == served:
+            export_ensemble(spec, len(spec_bags), stats, settings, cfg, log)
+            store_trust(spec, cal_used, spec_bags, cfg, log)
 
-    exported = any(s.name == model_dir.MAIN_MODEL for s in chosen)
+    exported = any(s.name == served for s in chosen)
     manifest = {"models": records, "n_calibration": len(cal), "n_test": len(test), "bags": len(bags),
-                "ensemble": model_dir.ENSEMBLE_DIR if exported else None,
+                "n_calibration_s1_paired": n_paired,
+                "ensemble": model_dir.ENSEMBLE_DIR if exported else None, "served": served if exported else None,
                 "extraction": settings.settings, "extraction_source": settings.source,
                 "seconds": round(time.perf_counter() - t_run, 2), "config": config}
     fileio.write_json(fileio.join(cfg.model_dir, "manifest.json"), manifest)
