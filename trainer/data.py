@@ -37,6 +37,7 @@ SPLITS: tuple[str, ...] = ("calibration", "test")
 CHANNEL_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "s2s1": ("s2s1", bands.CHANNELS_S2S1),
     "s2": ("s2", bands.CHANNELS_S2),
+    "series": ("series", bands.CHANNELS_SERIES),     # built from s2 + s2s1 + dates (`trainer.series`)
 }
 
 
