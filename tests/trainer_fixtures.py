@@ -23,7 +23,8 @@ _T0 = 1483228800  # 2017-01-01T00:00:00Z
 
 
 def make_point(rng: np.random.Generator, i: int, n_dates: int, with_radar: bool = True) -> dict:
-    """One point's record; `n_dates` bare S2 dates, about 70 % of them paired with S1."""
+    """One point's record; `n_dates` bare S2 dates, about 70 % of them paired with S1 (none when
+    not `with_radar`: a point of S2-only data, or one whose bare dates found no S1 pair)."""
     lat = float(rng.uniform(36.0, 60.0))
     lon = float(rng.uniform(-9.0, 28.0))
     clay = float(np.clip(rng.gamma(3.5, 7.0) + 0.4 * (48.0 - lat), 1.0, 79.0))
@@ -53,10 +54,14 @@ def make_point(rng: np.random.Generator, i: int, n_dates: int, with_radar: bool 
     }
 
 
-def make_records(n: int, seed: int = 0, max_dates: int = 60, with_radar: bool = True) -> list[dict]:
+def make_records(n: int, seed: int = 0, max_dates: int = 60, with_radar: bool = True,
+                 unpaired_fraction: float = 0.0) -> list[dict]:
+    """`unpaired_fraction` of the points (every k-th) have no S1-paired date at all."""
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.geometric(1.0 / 18.0, n), 2, max_dates)
-    return [make_point(rng, i, int(lengths[i]), with_radar) for i in range(n)]
+    every = int(round(1.0 / unpaired_fraction)) if unpaired_fraction > 0 else 0
+    return [make_point(rng, i, int(lengths[i]), with_radar and not (every and i % every == every - 1))
+            for i in range(n)]
 
 
 def fit_stats(calibration: list[dict]) -> NormStats:
@@ -82,7 +87,7 @@ def write_records(path: str, records: list[dict]) -> None:
 def write_dataset(out: str, n_calibration: int = 48, n_test: int = 16, seed: int = 0,
                   max_dates: int = 60, with_radar: bool = True, shards: int = 2,
                   test_records: list[dict] | None = None, thresholds: dict | None = None,
-                  summary: bool = True) -> dict:
+                  summary: bool = True, unpaired_fraction: float = 0.0) -> dict:
     """Write DIR/{calibration,test}-*.tfrecord.gz, schema.pbtxt, stats.json, summary.json.
 
     `test_records` replaces the generated test split (the honesty test perturbs it).
@@ -92,7 +97,7 @@ def write_dataset(out: str, n_calibration: int = 48, n_test: int = 16, seed: int
     Returns {"calibration": records, "test": records}.
     """
     os.makedirs(out, exist_ok=True)
-    records = make_records(n_calibration + n_test, seed, max_dates, with_radar)
+    records = make_records(n_calibration + n_test, seed, max_dates, with_radar, unpaired_fraction)
     cal, test = records[:n_calibration], records[n_calibration:]
     if test_records is not None:
         test = test_records

@@ -68,17 +68,21 @@ def extraction_lines(report: dict) -> list[str]:
 
 def interval_lines(report: dict) -> list[str]:
     """PICP and mean width of every model's 90 % interval on the test split; the AOA split."""
-    rows = [(n, m["interval"]) for n, m in report["models"].items() if m.get("interval")]
+    rows = [(n, m["interval"], "conformal") for n, m in report["models"].items() if m.get("interval")]
+    rows += [(n, m["native_interval"], "native quantiles") for n, m in report["models"].items()
+             if m.get("native_interval")]
     lines = []
     if rows:
         lines += ["", "## 90 % prediction intervals (test split)", "",
-                  "Split-conformal on out-of-bag calibration residuals, scaled by the bag spread "
-                  "(`trainer.intervals`). PICP = share of test points inside their interval (target 0.90).", "",
-                  "| model | PICP | mean width (% clay) | n |", "|---|---:|---:|---:|"]
-        lines += [f"| {n} | {_fmt(iv['picp'])} | {_fmt(iv['mean_width'])} | {iv['n']} |" for n, iv in rows]
+                  "Conformal: split-conformal on out-of-bag calibration residuals, scaled by the bag spread "
+                  "(`trainer.intervals`); native quantiles: the quantile forest's own 5 % and 95 % conditional "
+                  "quantiles. PICP = share of test points inside their interval (target 0.90).", "",
+                  "| model | interval | PICP | mean width (% clay) | n |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {n} | {kind} | {_fmt(iv['picp'])} | {_fmt(iv['mean_width'])} | {iv['n']} |"
+                  for n, iv, kind in rows]
     a = report.get("aoa")
     if a:
-        lines += ["", "## Area of applicability (serving ensemble, test split)", "",
+        lines += ["", f"## Area of applicability (serving ensemble `{report.get('served') or 'cnn'}`, test split)", "",
                   f"Threshold DI {a['threshold']:.3f}: {a['n_inside']} test points inside, {a['n_outside']} outside; "
                   f"MAE inside {_fmt(a['mae_inside'])}, outside {_fmt(a['mae_outside'])} % clay"
                   + (f" (ratio {a['ratio']:.2f})." if a.get("ratio") else ".")]
@@ -96,15 +100,25 @@ def report_markdown(report: dict) -> str:
         "## Test-set metrics", "",
         "R² = 1 − SSE/SST; RPIQ = (Q3 − Q1 of observed)/RMSE; CCC = Lin's concordance; "
         "bias = mean(predicted − observed). Paper columns: Tziolas et al. 2020 on the LUCAS test set.", "",
-        "| model | description | n | R² | RMSE | RPIQ | CCC | bias | mean bag sd | paper R² | paper RPIQ |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Each model is scored on the test points it can use: the models of S1-paired dates (the paper's CNN, "
+        "Appendix A) on the points with at least one paired date, the others on every point (column `points`).", "",
+        "| model | description | points | n | R² | RMSE | RPIQ | CCC | bias | mean bag sd | paper R² | paper RPIQ |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in res.items():
-        lines.append(f"| {name} | {m['description']} | {m['n']} | {_fmt(m['r2'])} | {_fmt(m['rmse'])} | "
+        lines.append(f"| {name} | {m['description']} | {m.get('points', 'all')} | {m['n']} | {_fmt(m['r2'])} | "
+                     f"{_fmt(m['rmse'])} | "
                      f"{_fmt(m['rpiq'])} | {_fmt(m['ccc'])} | {_fmt(m['bias'])} | {_fmt(m['mean_bag_std'])} | "
                      f"{_fmt(m.get('paper_r2'))} | {_fmt(m.get('paper_rpiq'))} |")
     if report.get("not_scored"):
         lines += ["", "Not scored: " + "; ".join(f"{k} ({v})" for k, v in report["not_scored"].items())]
+    common = [(n, m["common"]) for n, m in res.items() if m.get("common")]
+    if common:
+        lines += ["", f"## Like for like: every model on the common test points (n = {report.get('n_common')})", "",
+                  "The points every scored model could use; the comparisons below use these.", "",
+                  "| model | R² | RMSE | RPIQ | bias |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {n} | {_fmt(c['r2'])} | {_fmt(c['rmse'])} | {_fmt(c['rpiq'])} | {_fmt(c['bias'])} |"
+                  for n, c in common]
     comp = comparison_lines(res, report.get("comparisons"))
     if comp:
         lines += ["", "## CNN against the median-composite baselines", ""] + comp
@@ -135,12 +149,15 @@ def report_markdown(report: dict) -> str:
     chk = report.get("ensemble_check")
     if chk:
         lines += ["", "## Serving ensemble check", "",
-                  f"The exported `ensemble/` SavedModel, fed raw test sequences, agrees with the mean of the "
+                  f"The exported `ensemble/` SavedModel (`{chk.get('model', 'cnn')}`), fed raw test sequences, "
+                  f"agrees with the mean of the "
                   f"bag models to {chk['max_abs_diff_mean']:.2e} % clay (std: {chk['max_abs_diff_std']:.2e})."]
     return "\n".join(lines) + "\n"
 
 
 def print_table(report: dict, log) -> None:
+    if report.get("n_common") is not None and report["n_common"] < report["n_test"]:
+        log(f"(each model on the test points it can use; {report['n_common']} of {report['n_test']} are common to all)")
     log(f"{'model':<20s} {'n':>5s} {'R2':>6s} {'RMSE':>6s} {'RPIQ':>6s} {'CCC':>6s} {'bias':>6s} "
         f"{'PICP90':>6s} {'width':>6s}  paper R2/RPIQ")
     for name, m in report["models"].items():
@@ -152,5 +169,5 @@ def print_table(report: dict, log) -> None:
             f"{m['bias']:>6.2f} {picp} {width}  {paper}")
     a = report.get("aoa")
     if a:
-        log(f"AOA (cnn, test): {a['n_inside']} inside / {a['n_outside']} outside (DI ≤ {a['threshold']:.3f}); "
+        log(f"AOA ({report.get('served') or 'cnn'}, test): {a['n_inside']} inside / {a['n_outside']} outside (DI ≤ {a['threshold']:.3f}); "
             f"MAE inside {_fmt(a['mae_inside'])}, outside {_fmt(a['mae_outside'])} % clay")
