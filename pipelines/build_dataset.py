@@ -8,7 +8,9 @@ This module is the command: flags, checks, run, printing. The work, step by step
    one-line error, exit 2); bad rows are rejected;
 2. Beam (`dataset.pipeline.BuildDataset`): ``ReadSamples`` (batches of neighbours) →
    ``ExtractSequences`` (source fetch, scene cloud filter → SCL mask → bare-soil test →
-   3σ outliers → S1 pairing → sequences) → ``SplitAndStats`` (Kennard–Stone on the mean
+   3σ outliers → S1 pairing → sequences; a point whose bare dates have no S1 pair is kept
+   with an empty paired sequence, or rejected ``no_s1_pair`` with ``--require-s1-pair``,
+   the paper's rule) → ``SplitAndStats`` (Kennard–Stone on the mean
    S2 spectrum, held-out site → test; min–max stats from calibration only; correlogram
    moments) → ``WriteShards`` (gzipped TFRecords, Examples sorted by point_id within a
    shard, so reruns give the same bytes); rejections and stage counts on the side;
@@ -47,6 +49,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"bare soil: NBR2 below this (default {bands.NBR2_MAX})")
     parser.add_argument("--scene-cloud-max", type=float, default=bands.SCENE_CLOUD_MAX_PCT,
                         help=f"keep S2 scenes with cloud %% below this (default {bands.SCENE_CLOUD_MAX_PCT:g})")
+    parser.add_argument("--require-s1-pair", action="store_true",
+                        help="reject a point whose bare S2 dates have no Sentinel-1 acquisition within the pairing "
+                             "window (reason no_s1_pair; the paper's rule). Default: keep it with an empty paired "
+                             "sequence (s2s1_length 0) and its S2 sequence; summary.json counts both kinds")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of the samples put in test by Kennard–Stone (default 0.2)")
     parser.add_argument("--holdout-samples", metavar="PATH",
@@ -100,6 +106,15 @@ def _print_summary(summary: dict, out: str, seconds: float) -> None:
     bpp = summary["bare_per_point"]
     print(f"  bare observations per point: min {bpp['min']}, median {bpp['median']:g}, max {bpp['max']}; "
           f"bare fraction of clear observations {obs['bare_fraction']}")
+    by_split = summary["s1_pair_by_split"]
+    if summary["require_s1_pair"]:
+        print(f"  --require-s1-pair: every kept point has an S1 pair; "
+              f"{summary['rejected_by_reason'].get('no_s1_pair', 0)} rejected for having none (no_s1_pair)")
+    else:
+        print(f"  kept points without an S1 pair (S2 sequence only, s2s1_length 0): "
+              f"{summary['points_without_s1_pair']} of {summary['calibration'] + summary['test']} "
+              f"(calibration {by_split['calibration']['without']}, test {by_split['test']['without']}); "
+              f"--require-s1-pair rejects them")
     for note in summary["notes"]:
         print(f"  note: {note}")
     print(f"  wrote {out}/ (TFRecords, schema.pbtxt, stats.json, rejected.jsonl, split.csv, summary.json, "
@@ -120,6 +135,7 @@ def dry_run(args, extra: list[str]) -> dict[str, Any]:
         raise UserError(str(err)) from None
     plan: dict[str, Any] = {"input_points": n_input, "valid_points": len(points_df),
                             "rejected_rows": len(row_rejections), "source": name, "source_options": options,
+                            "require_s1_pair": bool(args.require_s1_pair),
                             "batches": math.ceil(len(points_df) / args.batch_size)}
     hook = sources.get_plugin(name).plan_points
     if hook is not None:
@@ -160,11 +176,12 @@ def construct(args, extra: list[str]):
     staging = staging_mod.prepare_output(args.out)
     spec = FinishSpec(staging=staging, out=args.out.rstrip("/"), inputs=inputs, test_fraction=args.test_fraction,
                       n_input=n_input, row_rejections=[json.loads(r.to_json()) for r in row_rejections],
-                      config=config, notes=notes, num_shards=num_shards)
+                      config=config, notes=notes, num_shards=num_shards, require_s1_pair=args.require_s1_pair)
     try:
         p = beam.Pipeline(options=options)
         _ = p | "BuildDataset" >> BuildDataset(points, staging, source_name, source_options, config,
-                                               args.test_fraction, num_shards, args.batch_size, finish=spec)
+                                               args.test_fraction, num_shards, args.batch_size, finish=spec,
+                                               require_s1_pair=args.require_s1_pair)
     except BaseException:
         staging_mod.remove(staging)
         raise

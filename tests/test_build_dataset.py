@@ -2,6 +2,8 @@
 
 Every expectation below is computed by hand from the table built here: which dates are
 bare, which S1 acquisition pairs with which S2 date, which points are rejected and why.
+These builds apply the paper's rule, ``--require-s1-pair`` (point C is rejected
+``no_s1_pair``); tests/test_s2_only_dataset.py builds the same table without it.
 """
 import argparse
 import json
@@ -155,8 +157,8 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "ds"
-    summary = run_build(out, inputs / "samples.csv", inputs / "obs.parquet", holdout=inputs / "site.csv",
-                        test_fraction=0.25, shards=2)
+    summary = run_build(out, inputs / "samples.csv", inputs / "obs.parquet", "--require-s1-pair",
+                        holdout=inputs / "site.csv", test_fraction=0.25, shards=2)
     return out, summary
 
 
@@ -179,8 +181,13 @@ def test_accounting_and_every_reason(built):
     assert summary["rejected_by_reason"]["duplicate_point_id"] == 2
     # Beam counters agree: 14 valid rows sent to the source, 3 rejected there, 11 written.
     assert summary["beam_counters"] == {
-        "points_kept": 11, "points_read": 14, "rejected_no_bare_observation": 1, "rejected_no_observations": 1,
-        "rejected_no_s1_pair": 1, "written_calibration": len(cal), "written_test": len(test)}
+        "points_kept": 11, "points_read": 14, "points_with_s1_pair": 11, "rejected_no_bare_observation": 1,
+        "rejected_no_observations": 1, "rejected_no_s1_pair": 1, "written_calibration": len(cal),
+        "written_test": len(test)}
+    assert summary["require_s1_pair"] is True
+    assert (summary["points_with_s1_pair"], summary["points_without_s1_pair"]) == (11, 0)
+    assert summary["s1_pair_by_split"] == {"calibration": {"with": len(cal), "without": 0},
+                                           "test": {"with": len(test), "without": 0}}
     written = json.loads((out / "summary.json").read_text())
     assert written["rejected_by_reason"] == summary["rejected_by_reason"]
     for name in ("schema.pbtxt", "stats.json", "split.csv", "bare_observations_per_point.png", "correlogram.png"):
@@ -199,13 +206,15 @@ def test_the_job_finishes_the_dataset_without_its_launcher(built, inputs, tmp_pa
     build_dataset.configure(parser)
     args, extra = parser.parse_known_args(
         ["--samples", str(inputs / "samples.csv"), "--holdout-samples", str(inputs / "site.csv"), "--source", "table",
-         "--observations", str(inputs / "obs.parquet"), "--out", str(out), "--test-fraction", "0.25", "--shards", "2"])
+         "--observations", str(inputs / "obs.parquet"), "--out", str(out), "--test-fraction", "0.25", "--shards", "2",
+         "--require-s1-pair"])
     p, staging = build_dataset.construct(args, extra)
     p.run()                                                 # the job only; nothing after it
     written = json.loads((out / "summary.json").read_text())
     reference = json.loads((built[0] / "summary.json").read_text())
     assert written["beam_counters"] is None and written["job_tallies"] == {
-        "points_read": 14, "written_calibration": written["calibration"], "written_test": written["test"]}
+        "points_read": 14, "points_with_s1_pair": 11, "points_without_s1_pair": 0,
+        "written_calibration": written["calibration"], "written_test": written["test"]}
     assert {k: v for k, v in written.items() if k not in ("beam_counters", "inputs")} == {
         k: v for k, v in reference.items() if k not in ("beam_counters", "inputs")}
     for name in ("calibration-00000-of-00002.tfrecord.gz", "test-00001-of-00002.tfrecord.gz", "schema.pbtxt"):
@@ -285,7 +294,8 @@ def test_multiprocessing_run_is_byte_identical_then_rerun_replaces(built, inputs
     out, _ = built
     other = out.parent / "mp"
     run_build(other, inputs / "samples.csv", inputs / "obs.parquet", "--direct_num_workers=2",
-              "--direct_running_mode=multi_processing", holdout=inputs / "site.csv", test_fraction=0.25, shards=2)
+              "--direct_running_mode=multi_processing", "--require-s1-pair", holdout=inputs / "site.csv",
+              test_fraction=0.25, shards=2)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(p.name for p in other.iterdir())
     for name in names:

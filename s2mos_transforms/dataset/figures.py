@@ -1,7 +1,8 @@
 """Figures for people looking at a dataset build (matplotlib, Agg backend, PNG bytes).
 
 * `bare_histogram_png`: bare observations per point (before the 150-date cap) and
-  S1-paired ones — how much signal each sample has.
+  S1-paired ones — how much signal each sample has (points kept without an S1 pair are
+  the bar at 0 paired dates; the legend counts them).
 * `correlogram_png`: the paper's Figure 3, Pearson correlation between clay, the S2 bands,
   VV, VH, lat and lon over every paired bare observation (a point's clay/lat/lon repeated
   on each of its dates), computed from summed moments so it scales to any number of points.
@@ -59,8 +60,10 @@ def bare_histogram_png(n_bare: Sequence[int], n_paired: Sequence[int], max_dates
     step = max(1, int(np.ceil(top / 60)))
     bins = np.arange(0, top + step, step) - 0.5              # whole numbers of dates per bin
     ax.hist(n_bare, bins=bins, alpha=0.65, label=f"bare S2 (median {np.median(n_bare) if n_bare.size else 0:g})")
+    unpaired = int(np.count_nonzero(n_paired == 0))
     ax.hist(n_paired, bins=bins, alpha=0.65,
-            label=f"bare S2 paired with S1 (median {np.median(n_paired) if n_paired.size else 0:g})")
+            label=f"bare S2 paired with S1 (median {np.median(n_paired) if n_paired.size else 0:g}; "
+                  f"{unpaired} point{'s' if unpaired != 1 else ''} with none)")
     ax.axvline(max_dates, color="k", lw=1, ls="--", label=f"sequence cap ({max_dates})")
     ax.set_xlabel("observations per point")
     ax.set_ylabel("points")

@@ -44,18 +44,24 @@ def beam_counters(result) -> dict[str, int] | None:
     return dict(sorted(out.items()))
 
 
-def count_records(paths: list[str]) -> int:
-    """Examples in gzipped TFRecord files, counted by reading them back (one file at a time,
-    through a local copy when remote: TensorFlow itself knows only some schemes)."""
+def count_records(paths: list[str]) -> tuple[int, int]:
+    """(Examples, Examples with an empty paired sequence) in gzipped TFRecord files, counted
+    by reading them back (one file at a time, through a local copy when remote: TensorFlow
+    itself knows only some schemes)."""
     import tensorflow as tf
     from s2mos_transforms import fileio
 
-    total = 0
+    spec = {"s2s1_length": tf.io.FixedLenFeature([], tf.int64)}
+    total = unpaired = 0
     for path in paths:
         with fileio.local_copy(path) as local:
-            ds = tf.data.TFRecordDataset([local], compression_type="GZIP")
-            total += int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
-    return total
+            ds = (tf.data.TFRecordDataset([local], compression_type="GZIP")
+                  .map(lambda r: tf.cast(tf.io.parse_single_example(r, spec)["s2s1_length"] == 0, tf.int64)))
+            n, zero = ds.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+                                lambda acc, z: (acc[0] + 1, acc[1] + z))
+            total += int(n.numpy())
+            unpaired += int(zero.numpy())
+    return total, unpaired
 
 
 def quantiles(values: list[int]) -> dict[str, float]:
@@ -69,11 +75,14 @@ def quantiles(values: list[int]) -> dict[str, float]:
 
 def part_tallies(points: list[dict], rejected: list[dict], shards: list[dict]) -> dict[str, int]:
     """What the job itself says it did, from its parts: points read (kept + rejected by the
-    per-point stage) and Examples written per split (each shard writer's own count)."""
+    per-point stage), kept points with and without an S1 pair, and Examples written per split
+    (each shard writer's own count)."""
     written = {"calibration": 0, "test": 0}
     for shard in shards:
         written[shard["split"]] = written.get(shard["split"], 0) + int(shard["records"])
+    without = sum(1 for p in points if p["s2s1_length"] == 0)
     return {"points_read": len(points) + len(rejected),
+            "points_with_s1_pair": len(points) - without, "points_without_s1_pair": without,
             "written_calibration": written["calibration"], "written_test": written["test"]}
 
 
@@ -82,8 +91,10 @@ def check_counters(summary: dict[str, Any], counters: dict[str, int] | None, whe
     finished dataset's summary (a retried bundle counted twice or a point lost would not)."""
     if counters is None:
         return
-    expected = {"points_read": summary["points_sent"], "written_calibration": summary["calibration"],
-                "written_test": summary["test"]}
+    expected = {"points_read": summary["points_sent"], "points_kept": summary["calibration"] + summary["test"],
+                "points_with_s1_pair": summary["points_with_s1_pair"],
+                "points_without_s1_pair": summary["points_without_s1_pair"],
+                "written_calibration": summary["calibration"], "written_test": summary["test"]}
     wrong = {k: (counters.get(k, 0), v) for k, v in expected.items() if counters.get(k, 0) != v}
     if wrong:
         raise AccountingError(f"accounting identity violated: Beam counters disagree with the dataset at {where} "
@@ -95,10 +106,13 @@ def csv_field(text: str) -> str:
 
 
 def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input: int,
-             row_rejections: list[dict[str, Any]], config, notes: list[str], num_shards: int) -> dict[str, Any]:
+             row_rejections: list[dict[str, Any]], config, notes: list[str], num_shards: int,
+             require_s1_pair: bool = False) -> dict[str, Any]:
     """Write the dataset's own files into ``staging``, check the accounting identity, and
     return the summary (also ``staging/summary.json``). ``inputs`` is recorded as given;
-    ``row_rejections`` are the JSON records of the rows refused before the pipeline."""
+    ``row_rejections`` are the JSON records of the rows refused before the pipeline;
+    ``require_s1_pair`` is the inclusion rule the job applied (recorded, and checked: with
+    it no kept point may lack an S1 pair)."""
     import numpy as np
 
     from s2mos_transforms.dataset import transforms as dt
@@ -147,16 +161,19 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
     # Accounting on what is on disk: every input row is in exactly one place.
     cal_files = fileio.glob(f"{staging}/calibration-*.tfrecord.gz")
     test_files = fileio.glob(f"{staging}/test-*.tfrecord.gz")
-    n_cal, n_test = count_records(cal_files), count_records(test_files)
+    (n_cal, cal_unpaired), (n_test, test_unpaired) = count_records(cal_files), count_records(test_files)
     n_rej = len(all_rejected)
     planned = {s: sum(1 for p in points if p["split"] == s) for s in ("calibration", "test")}
     n_points = n_input - len(row_rejections)
     tallies = part_tallies(points, rejected, shards)
     if (tallies["points_read"] != n_points
-            or tallies["written_calibration"] != n_cal or tallies["written_test"] != n_test):
+            or tallies["written_calibration"] != n_cal or tallies["written_test"] != n_test
+            or tallies["points_without_s1_pair"] != cal_unpaired + test_unpaired
+            or (require_s1_pair and tallies["points_without_s1_pair"])):
         raise AccountingError(f"accounting identity violated: the job's tallies {tallies} disagree with {n_points} "
-                              f"points sent, calibration {n_cal} and test {n_test} on disk; the partial output is "
-                              f"left in {staging}")
+                              f"points sent, calibration {n_cal} and test {n_test} on disk ({cal_unpaired} and "
+                              f"{test_unpaired} of them without an S1 pair, require_s1_pair={require_s1_pair}); "
+                              f"the partial output is left in {staging}")
     if n_input != n_cal + n_test + n_rej or (n_cal, n_test) != (planned["calibration"], planned["test"]):
         raise AccountingError(
             f"accounting identity violated: input {n_input} != calibration {n_cal} + test {n_test} + rejected "
@@ -168,12 +185,19 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
         by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
     corr_clay = {name: (None if not np.isfinite(corr[0, i]) else round(float(corr[0, i]), 4))
                  for i, name in enumerate(dt.CORR_VARIABLES) if i > 0}
+    if stats_raw and "s2s1" not in stats_raw:
+        notes = list(notes) + ["no calibration point has an S1-paired date: stats.json has no s2s1 group"]
     summary = {
         "input_points": n_input,
         "points_sent": n_points,
         "calibration": n_cal,
         "test": n_test,
         "rejected": n_rej,
+        "require_s1_pair": bool(require_s1_pair),
+        "points_with_s1_pair": n_cal + n_test - cal_unpaired - test_unpaired,
+        "points_without_s1_pair": cal_unpaired + test_unpaired,
+        "s1_pair_by_split": {"calibration": {"with": n_cal - cal_unpaired, "without": cal_unpaired},
+                             "test": {"with": n_test - test_unpaired, "without": test_unpaired}},
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "test_from_holdout": sum(1 for p in points if p["origin"] == "holdout"),
         "inputs": inputs,

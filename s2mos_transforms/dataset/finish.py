@@ -27,6 +27,7 @@ class FinishSpec:
     config: ExtractConfig
     notes: list[str]
     num_shards: int
+    require_s1_pair: bool = False           # the dataset inclusion rule, recorded in summary.json
 
 
 def finish(spec: FinishSpec) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def finish(spec: FinishSpec) -> dict[str, Any]:
     from s2mos_transforms.dataset.finalize import finalize
 
     summary = finalize(spec.staging, spec.inputs, spec.test_fraction, spec.n_input, spec.row_rejections,
-                       spec.config, spec.notes, spec.num_shards)
+                       spec.config, spec.notes, spec.num_shards, spec.require_s1_pair)
     staging.swap_into_place(spec.staging, spec.out)
     return summary
 

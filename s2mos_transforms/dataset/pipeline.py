@@ -98,12 +98,14 @@ class ReadSamples(beam.PTransform):
 class ExtractSequences(beam.PTransform):
     """Batches → per point: source fetch, masks, 3σ outliers, S1 pairing, sequences.
 
-    Returns ``{"kept": PointResult, "rejected": Rejection, "counts": stage counts}``.
+    Returns ``{"kept": PointResult, "rejected": Rejection, "counts": stage counts}``; a point
+    whose bare dates have no S1 pair is kept (empty paired sequence) unless ``require_s1_pair``.
     """
 
-    def __init__(self, source_name: str, source_options: dict[str, Any], config: ExtractConfig):
+    def __init__(self, source_name: str, source_options: dict[str, Any], config: ExtractConfig,
+                 require_s1_pair: bool = False):
         super().__init__()
-        self._extract = dt.ExtractPoints(source_name, source_options, config)
+        self._extract = dt.ExtractPoints(source_name, source_options, config, require_s1_pair)
 
     def expand(self, batches):
         results = batches | "Extract" >> beam.ParDo(self._extract).with_outputs(dt.REJECTED, dt.COUNTS, main="kept")
@@ -204,10 +206,11 @@ class BuildDataset(beam.PTransform):
 
     def __init__(self, points: list[dict[str, Any]], staging: str, source_name: str,
                  source_options: dict[str, Any], config: ExtractConfig, test_fraction: float,
-                 num_shards: int, batch_size: int, finish: finish_mod.FinishSpec | None = None):
+                 num_shards: int, batch_size: int, finish: finish_mod.FinishSpec | None = None,
+                 require_s1_pair: bool = False):
         super().__init__()
         self._points, self._staging, self._finish = points, staging.rstrip("/"), finish
-        self._source = (source_name, source_options, config)
+        self._source = (source_name, source_options, config, require_s1_pair)
         self._test_fraction, self._num_shards, self._batch_size = test_fraction, num_shards, batch_size
 
     def expand(self, pbegin):

@@ -10,7 +10,14 @@ much faster than one per point), counts, and routes results:
 * ``counts``: per-point stage counts (acquisitions, clear, bare …) for the summary.
 
 Beam metrics (namespace ``s2mos``, `beam_options.METRICS_NAMESPACE`): ``points_read``,
-``points_kept``, ``rejected_<reason>``, ``written_calibration``, ``written_test``.
+``points_kept`` (split into ``points_with_s1_pair`` and ``points_without_s1_pair``: kept
+points whose paired sequence is empty), ``rejected_<reason>``, ``written_calibration``,
+``written_test``.
+
+Whether a point with bare S2 dates but no S1 pair is kept (an empty paired sequence) or
+rejected (``no_s1_pair``, the paper's rule) is a dataset inclusion rule, ``require_s1_pair``,
+not an extraction setting: `sequences.ExtractConfig` (which predict-map re-applies) does not
+carry it.
 """
 from __future__ import annotations
 
@@ -60,10 +67,10 @@ class PointResult:
     example: bytes
     mean_s2: list[float]          # mean reflectance of the recorded S2 sequence (split feature)
     n_kept: int                   # bare dates before the cap
-    n_paired: int                 # paired bare dates before the cap
+    n_paired: int                 # paired bare dates before the cap (0: kept without an S1 pair)
     s2_length: int
     s2s1_length: int
-    s2s1_min: list[float]
+    s2s1_min: list[float]         # empty when the point has no paired date
     s2s1_max: list[float]
     s2_min: list[float]
     s2_max: list[float]
@@ -89,9 +96,12 @@ def point_moments(record: dict[str, Any]) -> tuple:
 
 
 def process_point(point: dict[str, Any], obs: sequences.PointObservations | None,
-                  config: sequences.ExtractConfig) -> tuple[dict | None, Rejection | None, dict[str, int]]:
+                  config: sequences.ExtractConfig, require_s1_pair: bool = False,
+                  ) -> tuple[dict | None, Rejection | None, dict[str, int]]:
     """One point: masks → pairing → record. Returns (record, rejection, stage counts);
-    exactly one of record / rejection is set."""
+    exactly one of record / rejection is set. Without ``require_s1_pair`` a point whose bare
+    dates have no S1 pair is kept with an empty paired sequence (S2-only data); with it, it
+    is rejected (``no_s1_pair``, the paper's rule)."""
     counts = dict.fromkeys(STAGES, 0)
 
     def reject(reason: str, detail: str):
@@ -108,7 +118,7 @@ def process_point(point: dict[str, Any], obs: sequences.PointObservations | None
               f"cloud filter, {c['clear']} clear, {c['bare']} bare, {c['kept']} after 3σ outliers")
     if c["kept"] == 0:
         return reject(NO_BARE_OBSERVATION, funnel)
-    if c["paired"] == 0:
+    if c["paired"] == 0 and require_s1_pair:
         return reject(NO_S1_PAIR, f"{c['kept']} bare S2 dates but no S1 acquisition within "
                                   f"±{config.s1_pair_max_days:g} day of any ({obs.s1_times.size} S1 acquisitions)")
     record = sequences.point_record(point["point_id"], point["lat"], point["lon"], point["clay"], ex,
@@ -125,7 +135,8 @@ def point_result(point: dict[str, Any], record: dict[str, Any], counts: dict[str
         example=schema.encode_example(record),
         mean_s2=s2.mean(axis=0).tolist(), n_kept=counts["kept"], n_paired=counts["paired"],
         s2_length=int(record["s2_length"]), s2s1_length=int(record["s2s1_length"]),
-        s2s1_min=s2s1.min(axis=0).tolist(), s2s1_max=s2s1.max(axis=0).tolist(),
+        s2s1_min=s2s1.min(axis=0).tolist() if s2s1.size else [],     # [] : no paired date
+        s2s1_max=s2s1.max(axis=0).tolist() if s2s1.size else [],
         s2_min=s2.min(axis=0).tolist(), s2_max=s2.max(axis=0).tolist(),
         moments=point_moments(record))
 
@@ -133,12 +144,16 @@ def point_result(point: dict[str, Any], record: dict[str, Any], counts: dict[str
 class ExtractPoints(beam.DoFn):
     """Fetch a batch of points from the Source and turn each into a record or a rejection."""
 
-    def __init__(self, source_name: str, source_options: dict[str, Any], config: sequences.ExtractConfig):
+    def __init__(self, source_name: str, source_options: dict[str, Any], config: sequences.ExtractConfig,
+                 require_s1_pair: bool = False):
         self._source_name = source_name
         self._source_options = dict(source_options)
         self._config = config
+        self._require_s1_pair = bool(require_s1_pair)
         self._read = Metrics.counter(METRICS_NAMESPACE, "points_read")
         self._kept = Metrics.counter(METRICS_NAMESPACE, "points_kept")
+        self._paired = {True: Metrics.counter(METRICS_NAMESPACE, "points_with_s1_pair"),
+                        False: Metrics.counter(METRICS_NAMESPACE, "points_without_s1_pair")}
         self._rejected = {r: Metrics.counter(METRICS_NAMESPACE, f"rejected_{r}") for r in POINT_REASONS}
         self._source = None
 
@@ -180,13 +195,14 @@ class ExtractPoints(beam.DoFn):
                                 p.get("file"))
                 record, counts = None, dict.fromkeys(STAGES, 0)
             else:
-                record, rej, counts = process_point(p, obs.get(p["point_id"]), self._config)
+                record, rej, counts = process_point(p, obs.get(p["point_id"]), self._config, self._require_s1_pair)
             yield beam.pvalue.TaggedOutput(COUNTS, counts)
             if rej is not None:
                 self._rejected[rej.reason].inc()
                 yield beam.pvalue.TaggedOutput(REJECTED, rej)
             else:
                 self._kept.inc()
+                self._paired[record["s2s1_length"] > 0].inc()
                 yield point_result(p, record, counts)
 
 
@@ -256,6 +272,8 @@ class MinMaxCombine(beam.CombineFn):
         items = {"s2s1": (r.s2s1_min, r.s2s1_max), "s2": (r.s2_min, r.s2_max),
                  "coords": ([r.lat, r.lon], [r.lat, r.lon]), "clay": ([r.clay], [r.clay])}
         for g, (lo, hi) in items.items():
+            if len(lo) == 0:                  # a point without paired dates adds nothing to s2s1
+                continue
             acc[g][0] = np.minimum(acc[g][0], lo)
             acc[g][1] = np.maximum(acc[g][1], hi)
         return acc
@@ -272,7 +290,9 @@ class MinMaxCombine(beam.CombineFn):
     def extract_output(self, acc):
         if not np.isfinite(acc["clay"][0]).all():
             return {}
-        return {g: {"min": lo.tolist(), "max": hi.tolist()} for g, (lo, hi) in acc.items()}
+        # A group no calibration point has values for (s2s1 when none has an S1 pair) is left out.
+        return {g: {"min": lo.tolist(), "max": hi.tolist()} for g, (lo, hi) in acc.items()
+                if np.isfinite(lo).all()}
 
 
 class MomentsCombine(beam.CombineFn):

@@ -4,10 +4,13 @@ Data extracted elsewhere (another platform, a field campaign, a colleague's expo
 the same pipeline through this table (docs/architecture.md, `bands.OBS_COLUMNS`). Lenient on
 what is optional, strict on what is required:
 
-* required: ``point_id``, ``datetime`` (``date`` accepted), the S2 bands ``B2 … B12`` and
-  ``VV, VH`` (cells may be empty). Times come out timezone-aware UTC (``datetime64[ns, UTC]``):
+* required: ``point_id``, ``datetime`` (``date`` accepted) and the S2 bands ``B2 … B12``
+  (cells may be empty). Times come out timezone-aware UTC (``datetime64[ns, UTC]``):
   a naive time (no offset) is read as UTC, a date alone means 00:00 UTC, and a time with an
   offset (``+02:00``) or a zone-aware Parquet column is converted to UTC;
+* ``VV, VH`` optional, as a pair: a table without them is S2-only data (no S1 rows; every
+  point's paired sequence is empty, `notes` says so), one with only one of them is an error;
+  ``angle`` optional;
 * ``sensor`` optional: inferred as S2 where B4 is present, else S1;
 * ``SCL`` and ``scene_cloud_pct`` optional: without them that filter is skipped, and
   `notes` says so (the build summary repeats it).
@@ -27,7 +30,8 @@ from s2mos_transforms.errors import UserError
 from s2mos_transforms.dataset.samples import cell_text, read_table_file
 from s2mos_transforms.sources.base import POINTS, SamplePoint, SourceError, SourcePlugin, utc_times
 
-REQUIRED: tuple[str, ...] = ("point_id", "datetime") + bands.S2_BANDS + bands.S1_BANDS
+REQUIRED: tuple[str, ...] = ("point_id", "datetime") + bands.S2_BANDS
+OPTIONAL_TOGETHER: tuple[str, ...] = bands.S1_BANDS      # S2-only tables have neither
 DATETIME_ALIASES = ("datetime", "date", "time", "timestamp")
 
 
@@ -84,6 +88,9 @@ class TableSource:
                     break
         df = raw.rename(columns=rename)
         missing = [c for c in REQUIRED if c not in df.columns]
+        s1_found = [c for c in OPTIONAL_TOGETHER if c in df.columns]
+        if s1_found:                        # one S1 band without the other is a broken export
+            missing += [c for c in OPTIONAL_TOGETHER if c not in df.columns]
         if missing:
             found = ", ".join(map(str, raw.columns)) or "none"
             raise UserError(f"{what} {path}: missing required column(s) {', '.join(missing)} (found: {found})")
@@ -104,6 +111,8 @@ class TableSource:
                 out[col] = values.astype(np.float64)
             else:
                 out[col] = np.nan
+        if not s1_found:
+            self.notes.append(f"{path}: no VV/VH columns, S2-only observations (no S1 pair for any point)")
         if "SCL" not in df.columns:
             self.notes.append(f"{path}: no SCL column, pixel cloud/shadow mask skipped")
         if "scene_cloud_pct" not in df.columns:
@@ -166,8 +175,9 @@ class TableSource:
 def _add_arguments(group) -> None:
     group.add_argument("--observations", metavar="PATH",
                        help="observations table, CSV or Parquet, long format (point_id, sensor, datetime, "
-                            "scene_cloud_pct, B2…B12, SCL, VV, VH, angle); a datetime without a UTC offset "
-                            "is read as UTC, one with an offset (+02:00) is converted to UTC")
+                            "scene_cloud_pct, B2…B12, SCL, VV, VH, angle; VV/VH/angle may be absent: S2-only "
+                            "data); a datetime without a UTC offset is read as UTC, one with an offset (+02:00) "
+                            "is converted to UTC")
 
 
 def _options(args) -> dict:
