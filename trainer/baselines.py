@@ -11,11 +11,26 @@ Inputs
     points; the per-date rows keep every observation and let the model average the confounds.
 
 RF hyper-parameters: the paper's 5-fold CV grid — mtry {6, 24} (sklearn `max_features`,
-capped at the number of features), minimal node size {5, 10, 20, 50} (`min_samples_leaf`, as
-randomForest's `nodesize` bounds terminal nodes), trees {500, 1000, 1500} — picked by CV RMSE
-on the calibration set only; folds group rows by point so no point straddles a fold. Tree
-counts are evaluated as growing prefixes of one forest (`warm_start`), which is exactly what
-separate fits with the same seed would give, at a third of the cost.
+capped at the number of features), minimal node size {5, 10, 20, 50} (R randomForest's
+`nodesize`, mapped by `node_params`), trees {500, 1000, 1500} — picked by CV RMSE on the
+calibration set only; folds group rows by point so no point straddles a fold. Tree counts are
+evaluated as growing prefixes of one forest (`warm_start`), which is exactly what separate
+fits with the same seed would give, at a third of the cost.
+
+`nodesize` in R randomForest (the paper's RF; CRAN source src/regTree.c, `regTree`): after a node
+is split, each daughter is marked terminal when ``numPointsInEachNode <= nthsize`` (nthsize =
+nodesize), otherwise it is split whenever some split lowers the squared error; nothing bounds
+the size of the daughters themselves (a split may leave one sample on a side). The man page's
+"minimum size of terminal nodes" is therefore loose: nodesize is a *split* threshold — a node
+with ≤ nodesize samples is never split. In scikit-learn that is ``min_samples_split =
+nodesize + 1`` (a node is a leaf when ``n_node_samples < min_samples_split``, sklearn
+tree/_tree.pyx) with ``min_samples_leaf = 1``; ``min_samples_leaf = nodesize`` (the earlier
+mapping) forbids leaves smaller than nodesize and grows much shallower trees. One difference
+remains: R grows each tree on the bootstrap draws as rows (src/regrf.c copies the drawn rows
+into xb, yb), so its count includes duplicates; scikit-learn passes the draws as sample
+weights and counts distinct in-bag points (an in-bag point is drawn ≈ 1.58 times on
+average), so at equal nodesize sklearn stops splitting slightly earlier. The table keys of
+rf_cv.json keep the R name: ``min_node_size`` is R's nodesize.
 """
 from __future__ import annotations
 
@@ -35,6 +50,19 @@ class RFGrid:
 
 PAPER_GRID = RFGrid(mtry=(6, 24), min_node_size=(5, 10, 20, 50), trees=(500, 1000, 1500))
 QUICK_GRID = RFGrid(mtry=(6, 24), min_node_size=(5, 20), trees=(100,))
+
+
+def node_params(nodesize: int) -> dict:
+    """R randomForest's `nodesize` as scikit-learn tree parameters (module docstring)."""
+    return {"min_samples_split": int(nodesize) + 1, "min_samples_leaf": 1}
+
+
+def make_forest(trees: int, mtry: int, nodesize: int, seed: int, n_jobs: int = -1, warm_start: bool = False):
+    """The paper's RF: `trees` trees, `mtry` features tried per split, R's `nodesize` rule."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=trees, max_features=mtry, random_state=seed, n_jobs=n_jobs,
+                                 warm_start=warm_start, **node_params(nodesize))
 
 
 def effective_mtry(mtry: tuple[int, ...], n_features: int) -> tuple[int, ...]:
@@ -63,8 +91,6 @@ def _point_rmse(pred: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> f
 def select_rf(x: np.ndarray, y: np.ndarray, grid: RFGrid = PAPER_GRID, folds: int = 5, seed: int = 0,
               groups: np.ndarray | None = None, n_jobs: int = -1, log=None) -> tuple[dict, list[dict]]:
     """k-fold CV grid search on calibration data; returns (best params, table of every cell)."""
-    from sklearn.ensemble import RandomForestRegressor
-
     n_feat = x.shape[1]
     n_units = len(np.unique(groups)) if groups is not None else len(x)
     folds = max(2, min(folds, n_units))
@@ -75,8 +101,7 @@ def select_rf(x: np.ndarray, y: np.ndarray, grid: RFGrid = PAPER_GRID, folds: in
         t0 = time.perf_counter()
         scores = {t: [] for t in trees}
         for train_idx, val_idx in splits:
-            rf = RandomForestRegressor(n_estimators=trees[0], max_features=mtry, min_samples_leaf=node,
-                                       random_state=seed, n_jobs=n_jobs, warm_start=True)
+            rf = make_forest(trees[0], mtry, node, seed, n_jobs, warm_start=True)
             for t in trees:
                 rf.set_params(n_estimators=t)
                 rf.fit(x[train_idx], y[train_idx])
@@ -95,10 +120,7 @@ def select_rf(x: np.ndarray, y: np.ndarray, grid: RFGrid = PAPER_GRID, folds: in
 
 
 def fit_rf(x: np.ndarray, y: np.ndarray, params: dict, seed: int, n_jobs: int = -1):
-    from sklearn.ensemble import RandomForestRegressor
-
-    rf = RandomForestRegressor(n_estimators=params["trees"], max_features=min(params["mtry"], x.shape[1]),
-                               min_samples_leaf=params["min_node_size"], random_state=seed, n_jobs=n_jobs)
+    rf = make_forest(params["trees"], min(params["mtry"], x.shape[1]), params["min_node_size"], seed, n_jobs)
     return rf.fit(x, y)
 
 

@@ -3,10 +3,18 @@ models and histories, and predict the test split once, after fitting (prediction
 
 Each bag also predicts the calibration split (``cal_bags`` in the same file): the points it
 did not train on give the out-of-bag residuals the conformal intervals are calibrated on
-(`trainer.intervals`); the record carries the fitted interval parameters."""
+(`trainer.intervals`); the record carries the fitted interval parameters.
+
+Quantile forests (family ``qrf``, `trainer.qrf`) train like the RF: the same CV grid picks
+mtry / nodesize / trees by the RMSE of the forest's mean (the forest is the same; only the
+read-out differs), and when an RF on identical inputs (same features, targets, grid, folds and
+seed) was selected earlier in this process its CV table is reused rather than recomputed
+(rf_cv.json says ``reused_from``). A bag predicts the conditional median, and its native 5 %
+and 95 % quantiles are saved beside the bags (``q05``/``q95``, ``cal_q05``/``cal_q95``)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 
 import numpy as np
@@ -72,34 +80,72 @@ def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags:
     return [(model, history, batch, len(i[1])) for (model, history), i in zip(fitted, inputs)]
 
 
+TREE_FAMILIES: tuple[str, ...] = ("rf", "qrf")
+# CV selections of this process: key of (inputs, targets, grid, folds, seed) → (params, table, model name)
+_CV_DONE: dict[str, tuple[dict, list, str]] = {}
+
+
+def _cv_key(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, grid, folds: int, seed: int) -> str:
+    h = hashlib.sha256()
+    for a in (x, y) + ((groups,) if groups is not None else ()):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    h.update(repr((dataclasses.asdict(grid), folds, seed)).encode())
+    return h.hexdigest()
+
+
 def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: TrainConfig, log: Log) -> dict:
-    """The RF grid search by CV on calibration (points never straddle folds); writes rf_cv.json."""
+    """The RF grid search by CV on calibration (points never straddle folds); writes rf_cv.json.
+
+    ``min_node_size`` in the table is R randomForest's ``nodesize`` (`baselines.node_params`)."""
     from trainer import baselines
 
     grid = cfg.rf_grid or (baselines.QUICK_GRID if cfg.quick_grid else baselines.PAPER_GRID)
     x_all = p_cal.x["features"]
     y_rows = y_cal if p_cal.owner is None else y_cal[p_cal.owner]
-    log(f"[{spec.name}] {cfg.cv_folds}-fold CV grid on calibration ({len(x_all)} rows, {x_all.shape[1]} features)")
-    rf_params, table = baselines.select_rf(x_all, y_rows, grid, cfg.cv_folds, cfg.seed, p_cal.owner,
-                                           cfg.rf_jobs, log)
-    log(f"[{spec.name}] selected {rf_params}")
+    key = _cv_key(x_all, y_rows, p_cal.owner, grid, cfg.cv_folds, cfg.seed)
+    doc: dict = {"grid": dataclasses.asdict(grid), "folds": cfg.cv_folds,
+                 "min_node_size": "R randomForest nodesize: a node with <= nodesize samples is not split "
+                                  "(sklearn min_samples_split = nodesize + 1, min_samples_leaf = 1)"}
+    if key in _CV_DONE:
+        rf_params, table, source = _CV_DONE[key]
+        log(f"[{spec.name}] same inputs and grid as {source}: its CV selection {rf_params} is reused")
+        doc["reused_from"] = source
+    else:
+        log(f"[{spec.name}] {cfg.cv_folds}-fold CV grid on calibration ({len(x_all)} rows, "
+            f"{x_all.shape[1]} features)")
+        rf_params, table = baselines.select_rf(x_all, y_rows, grid, cfg.cv_folds, cfg.seed, p_cal.owner,
+                                               cfg.rf_jobs, log)
+        _CV_DONE[key] = (rf_params, table, spec.name)
+        log(f"[{spec.name}] selected {rf_params}")
     fileio.write_json(fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.json"),
-                      {"grid": dataclasses.asdict(grid), "folds": cfg.cv_folds, "selected": rf_params,
-                       "table": table})
-    return rf_params
+                      {**doc, "selected": rf_params, "table": table})
+    return dict(rf_params)
+
+
+def _tree_rows(model, x: np.ndarray, quantile: bool) -> np.ndarray:
+    """Row predictions of a fitted forest: (1, R) for an RF; (3, R) = q05, median, q95 for a QRF."""
+    from trainer import qrf
+
+    if not len(x):
+        return np.zeros((3 if quantile else 1, 0))
+    return model.quantiles(x, qrf.QUANTILES) if quantile else model.predict(x)[None]
 
 
 def fit_rf_bag(spec: ModelSpec, p_cal: Prepared, p_test: Prepared, y_cal: np.ndarray, bag: np.ndarray,
                k: int, rf_params: dict, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Fit RF bag k; its test-row and calibration-row predictions and its manifest record
-    (saved with --save-rf)."""
-    from trainer import baselines
+    """Fit RF (or quantile RF) bag k; its test-row and calibration-row predictions and its manifest
+    record (saved with --save-rf). Rows are (1, R) for an RF and (3, R) — q05, median, q95 — for
+    a quantile forest (`trainer.qrf.QUANTILES`)."""
+    from trainer import baselines, qrf
 
     x_tr, own_tr = select_rows(p_cal, bag)
     y_tr = y_cal[own_tr]
-    rf = baselines.fit_rf(x_tr["features"], y_tr, rf_params, bagging.bag_seed(cfg.seed, k), cfg.rf_jobs)
-    rows = rf.predict(p_test.x["features"]) if len(p_test.x["features"]) else np.zeros(0)
-    cal_rows = rf.predict(p_cal.x["features"]) if len(p_cal.x["features"]) else np.zeros(0)
+    fit = qrf.fit_qrf if spec.family == "qrf" else baselines.fit_rf
+    rf = fit(x_tr["features"], y_tr, rf_params, bagging.bag_seed(cfg.seed, k), cfg.rf_jobs)
+    rows = _tree_rows(rf, p_test.x["features"], spec.family == "qrf")
+    cal_rows = _tree_rows(rf, p_cal.x["features"], spec.family == "qrf")
     if cfg.save_rf:
         import io
         import joblib
@@ -123,7 +169,8 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
     log(f"[{spec.name}] {spec.description}: {len(cal)} calibration points, {len(bags)} bags")
 
     rf_params = None
-    if spec.family == "rf":
+    quantiles: dict[str, list] = {"q05": [], "q95": [], "cal_q05": [], "cal_q95": []}
+    if spec.family in TREE_FAMILIES:
         rf_params = record["rf_params"] = select_rf_params(spec, p_cal, y_cal, cfg, log)
 
     stacked, stacked_seconds = None, 0.0
@@ -136,8 +183,16 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
     for k, bag in enumerate(bags):
         fill = float(np.mean(y_cal[bag]))
         tb = time.perf_counter()
-        if spec.family == "rf":
+        if spec.family in TREE_FAMILIES:
             rows, cal_rows, bag_rec = fit_rf_bag(spec, p_cal, p_test, y_cal, bag, k, rf_params, cfg)
+            if spec.family == "qrf":        # native quantiles, in % clay (the target scaling is monotone)
+                for name, r, p, n in (("q05", rows[0], p_test, len(test)), ("q95", rows[2], p_test, len(test)),
+                                      ("cal_q05", cal_rows[0], p_cal, len(cal)),
+                                      ("cal_q95", cal_rows[2], p_cal, len(cal))):
+                    quantiles[name].append(data.clay_from_target(per_point(r, p, n, fill), stats))
+                rows, cal_rows = rows[1], cal_rows[1]
+            else:
+                rows, cal_rows = rows[0], cal_rows[0]
         else:
             if stacked is not None:
                 model, history, batch, n_rows = stacked[k]
@@ -180,7 +235,8 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                     point_id=test.point_id.astype(str), observed=test.clay.astype(np.float32),
                     bags=preds, mean=mean.astype(np.float32), std=std.astype(np.float32),
                     cal_point_id=cal.point_id.astype(str), cal_observed=cal.clay.astype(np.float32),
-                    cal_bags=cal_stack)
+                    cal_bags=cal_stack,
+                    **{k: np.stack(v).astype(np.float32) for k, v in quantiles.items() if v})
     try:
         record["intervals"] = intervals.fit(cal.clay, cal_stack, bags)
     except ValueError as err:       # too few out-of-bag points (tiny data, one bag)
