@@ -3,8 +3,12 @@ radar geometry and cloud-mask error models, in one place, each with its source.
 
 Where a paper gives a range, the value is chosen inside it and the range is quoted; where a
 value is read from a paper's figures or abstract rather than a table, the comment says so. The
-papers were not at hand when these were written (quoted from memory): check a value against
-its source before relying on it.
+values were first written from memory of the papers. Issue 14 checked every citation against
+stored public copies (abstracts, publisher and catalogue pages, public code that reproduces a
+paper's table or equation); full texts, tables and figures were mostly out of reach. Each
+comment now ends with its status: "checked: …" (what was seen, where) or "not verifiable
+here: …" (why). No value was changed by that check; values that lie outside what a source
+supports are listed in docs/world.md ("Sources checked") for the lead to decide.
 docs/world.md lists the models and shows the world side by side with real data.
 """
 from __future__ import annotations
@@ -12,34 +16,68 @@ from __future__ import annotations
 import numpy as np
 
 # ---- soil hydraulic properties --------------------------------------------------------------
-# Porosity (saturated volumetric water content, m³/m³) from texture: Cosby et al. (1984), Water
-# Resour. Res. 20(6):682–690, Table 4: θs = (50.5 − 0.142·sand% − 0.037·clay%) / 100.
+# Porosity (saturated volumetric water content, m³/m³) from texture: Cosby, Hornberger, Clapp &
+# Ginn (1984), Water Resour. Res. 20(6):682–690, Table 4: θs = (50.5 − 0.142·sand% − 0.037·clay%)
+# / 100. Checked: authors, title, volume, issue and pages on the paper's first page (Wiley
+# abstract page doi:10.1029/WR020i006p00682; scribd copy); the three Table 4 coefficients as
+# reproduced "from Cosby et al (1984) Table 4" in public code (github vflo/PhD,
+# Chapter4/soil_functions.R) — the table itself was not seen.
 POROSITY_INTERCEPT, POROSITY_SAND, POROSITY_CLAY = 0.505, -0.00142, -0.00037
 # Air-dry (hygroscopic) water content grows with clay (specific surface): ≈ 0.01 for sands to
-# ≈ 0.06–0.09 m³/m³ for clays (order of magnitude of e.g. Arthur et al. 2013, SSSAJ 77:1791).
+# ≈ 0.06–0.09 m³/m³ for clays. Not verifiable here: the reference first given, "Arthur et al.
+# 2013, SSSAJ 77:1791", was not found in any stored copy (Arthur, Tuller, Moldrup, de Jonge and
+# co-workers did publish clay-from-vapour-sorption work, e.g. EJSS 71:204–214, 2020, but no
+# paper at that volume/page could be confirmed). Checked instead, order of magnitude only:
+# Chen, Ren, Hu, Li & Wang, SSSAJ, doi:10.2136/sssaj2013.06.0247 (abstract): hygroscopic water
+# 0.23–4.86 % by mass for clay 2.8–37 % at 21–60 % relative humidity, i.e. ≈ 0.003–0.07 m³/m³
+# at bulk density 1.3–1.5; this line gives 0.012 (2.8 % clay) … 0.040 (37 % clay), inside.
 AIR_DRY_BASE, AIR_DRY_PER_CLAY = 0.01, 0.08 / 100.0
 # Wilting point (θ at 1 500 kPa), the dry end of the few-cm layer: ≈ 0.03 (sand) … 0.30 (clay
-# 60 %), a linear fit through the texture classes of Saxton & Rawls (2006), SSSAJ 70:1569, Table 3.
+# 60 %), a linear fit through the texture classes of Saxton & Rawls (2006), Soil Sci. Soc. Am.
+# J. 70(5):1569–1578, Table 3. Checked: reference (doi:10.2136/sssaj2005.0117, journal page
+# soil.scijournals.org/cgi/content/full/70/5/1569). Table 3 itself not seen; their θ1500
+# regression of texture and OM (as reproduced in public code, github HydroComplexity/MLCan2.0
+# PEDO_TRANSFER_FUNCTIONS.m) at 1–2.5 % OM gives 0.03–0.05 (sand, 5 % clay), 0.13–0.14 (loam,
+# 20 %), 0.21–0.22 (clay loam, 35 %), 0.30 (clay, 50 %), 0.35 (60 % clay). This line is within
+# 0.02 of it up to 20 % clay, 0.02–0.03 lower at 25–35 % and 0.035–0.05 m³/m³ LOWER from 40 %
+# clay on (0.255 vs 0.30 at 50 %, 0.300 vs 0.35 at 60 %). Value outside the source at the
+# clayey end; left for the lead.
 WILTING_BASE, WILTING_PER_CLAY = 0.03, 0.0045
 
 # ---- two-layer drydown after rain ------------------------------------------------------------
 # Texture index f ∈ [0, 1] (0 sand … 1 clay) that sets the drydown time: finer soils hold water
-# longer (larger capillary length: Lehmann, Assouline & Or 2008, Phys. Rev. E 77:056309).
+# longer (larger capillary length: Lehmann, Assouline & Or 2008, Phys. Rev. E 77(5):056309).
+# The weights and offsets are a modelling choice. Checked: reference (doi:10.1103/PhysRevE.77.
+# 056309, cited with these details in public code that ships the paper's Fig. 8 data); the
+# abstract was not retrieved, so the texture dependence is not verified against its numbers.
 TEXTURE_CLAY_WEIGHT, TEXTURE_SILT_WEIGHT, TEXTURE_OFFSET, TEXTURE_SPAN = 1.0, 0.5, 10.0, 50.0
 # Optical skin (top millimetres): dries within hours to ~1–2 days after rain, decoupled from
-# the layer below (Capehart & Carlson 1997, Water Resour. Res. 33:1383; stage-1 evaporation
-# of hours for sands to ~1–2 days for fine soils, Lehmann et al. 2008). e-folding time (days)
-# at reference evaporative demand (summer), sandy and clayey end.
+# the layer below (Capehart & Carlson 1997, Water Resour. Res. 33(6):1383–1395; stage-1
+# evaporation of hours for sands to ~1–2 days for fine soils, Lehmann et al. 2008). e-folding
+# time (days) at reference evaporative demand (summer), sandy and clayey end. Checked: Capehart
+# & Carlson abstract (onlinelibrary.wiley.com/doi/10.1029/97WR00617): surface drying rates vary
+# widely with soil hydraulic properties and form a sharp vertical water gradient at the surface
+# ("decoupling"); it gives no drying time in hours or days, and pages 1383–1395 were not seen.
+# Not verifiable here: the "hours … 1–2 days" stage-1 times (Lehmann et al. abstract not
+# retrieved), so TAU_SKIN_DAYS is a modelling choice consistent with, not taken from, them.
 TAU_SKIN_DAYS = (0.25, 1.2)
 # The few-cm layer C-band senses: SMAP drydowns of the ~5 cm layer have e-folding times of
-# mostly 2–10 days (McColl et al. 2017, Geophys. Res. Lett. 44:3682), shorter for sands.
+# mostly 2–10 days (McColl, Wang, Peng, Akbar, Short Gianotti, Lu, Pan & Entekhabi 2017,
+# Geophys. Res. Lett. 44(8):3682–3690), shorter for sands. Checked: reference (doi:10.1002/
+# 2017GL072819, as cited in public code and in the authors' data repository github
+# kaighin/tau). Not verifiable here: the 2–10 d range and "shorter for sands" (abstract and
+# Fig. 2 not retrieved). Caution from a checked source: Shellito, Small & Livneh 2018, HESS
+# 22:1649 (abstract) find soil texture plays a minor role in SMAP drying rates, whereas this
+# world makes the layer's τ depend on texture by a factor 3.2 (2.5 → 8 d).
 TAU_DEEP_DAYS = (2.5, 8.0)
 # Water (mm) that takes each layer from air-dry to saturated: ~1 cm and ~5 cm of soil at
-# porosity ≈ 0.45 hold ≈ 4.5 and ≈ 22 mm.
+# porosity ≈ 0.45 hold ≈ 4.5 and ≈ 22 mm (arithmetic, no source needed).
 SKIN_CAPACITY_MM, DEEP_CAPACITY_MM = 4.0, 20.0
 # Capillary rise keeps the skin at a small fraction of the wetness below: the skin decouples
-# from the layer below within hours of drying (Capehart & Carlson 1997).
-# Within-field scatter of the wetness (relative sd, per pixel and date; logistic noise).
+# from the layer below within hours of drying (Capehart & Carlson 1997; checked as above for
+# the decoupling, not for "within hours" or the fraction, which is a modelling choice).
+# Within-field scatter of the wetness (relative sd, per pixel and date; logistic noise): a
+# modelling choice, no source.
 WETNESS_REL_SD = 0.15
 SKIN_FROM_DEEP = 0.10
 # Rain falls mostly under the cloudy synoptic systems: on a clear day it is this much as likely
@@ -47,29 +85,63 @@ SKIN_FROM_DEEP = 0.10
 RAIN_ON_CLEAR_DAYS = 0.15
 # Evaporative demand relative to a mid-latitude summer day: drying is ~2–3× slower in winter
 # (reference ET over Europe, e.g. FAO-56 Allen et al. 1998 climatologies), faster in the south.
+# Not verifiable here: no European reference-ET climatology was looked up; the ratios are a
+# modelling choice.
 DEMAND_WINTER, DEMAND_SUMMER, DEMAND_SOUTH = 0.40, 1.0, 0.30
 
-# ---- optical darkening by moisture (Lobell & Asner 2002, SSSAJ 66:722) -----------------------
+# ---- optical darkening by moisture (Lobell & Asner 2002, SSSAJ 66(3):722–727) ----------------
 # R = R_sat + (R_dry − R_sat)·exp(−c·S), S = degree of saturation above air-dry. Lobell & Asner
 # found the curves of four soils collapse when moisture is expressed as degree of saturation,
 # and that VNIR saturates at much lower moisture than SWIR (their abstract and Fig. 3). The c
 # and floor values reproduce those shapes (VNIR: ~95 % of its darkening by S ≈ 0.3; SWIR:
 # still darkening at S ≈ 1, with the larger total darkening); they are read from the paper's
-# curves, not copied from its table. Band order: bands.S2_BANDS.
+# curves, not copied from its table. Band order: bands.S2_BANDS. Checked: reference (doi:
+# 10.2136/sssaj2002.7220; SSSAJ 66(3):722–727 as cited in public code) and abstract
+# (discovery.researcher.life, "Moisture effects on soil reflectance"): four soils, 400–2500 nm,
+# exponential dependence on moisture, similar across soils when moisture is expressed as degree
+# of saturation, reflectance saturating at much lower moisture in VNIR than SWIR (SWIR better
+# above ~20 % volumetric). Not verifiable here: Fig. 3 and the fitted c values, so WET_C and
+# WET_FLOOR reproduce the abstract's shape only; "larger total darkening in SWIR" is not stated
+# in the abstract.
 WET_C = np.array([10.0, 10.0, 10.0, 10.0, 9.0, 8.0, 7.5, 7.5, 3.2, 3.0])
 WET_FLOOR = np.array([0.52, 0.52, 0.52, 0.52, 0.52, 0.52, 0.52, 0.52, 0.25, 0.22])
 
 # ---- rain-driven roughness decay and crusting -------------------------------------------------
 # Random roughness of a tilled surface decays exponentially with cumulative rainfall since
-# tillage (Zobeck & Onstad 1987, Soil Tillage Res. 9:1–20; Potter 1990, Trans. ASAE 33:1889):
-# RR = RR_settled + (RR_0 − RR_settled)·exp(−P/P0), with P0 of tens of mm, smallest for silty,
-# low-organic soils that slake (Le Bissonnais 1996, Eur. J. Soil Sci. 47:425). P0 (mm) for a
-# stable (sandy/organic) and an unstable (silty) soil; a slow time-only settling stays.
+# tillage (Zobeck & Onstad 1987, Soil Tillage Res. 9:1–20; Potter 1990, Trans. ASAE
+# 33(6):1889–1892): RR = RR_settled + (RR_0 − RR_settled)·exp(−P/P0), with P0 of tens of mm,
+# smallest for silty, low-organic soils that slake (Le Bissonnais 1996, Eur. J. Soil Sci.
+# 47:425–437). P0 (mm) for a stable (sandy/organic) and an unstable (silty) soil; a slow
+# time-only settling stays. Checked: Potter 1990 abstract (elibrary.asabe.org, doi:10.13031/
+# 2013.31554): a modified exponential function of rainfall amount fits normalised RR after
+# 5–80 mm (five soils), 35–300 mm (one) and 7–350 mm natural rain; surface stability grows with
+# organic carbon and with clay up to ≈ 31 % clay, then falls. That supports the exponential
+# form and the organic-carbon effect, but NOT "sandy = stable": in Potter low-clay (sandy)
+# soils decay faster than soils near 31 % clay, whereas here instability grows with silt +
+# 0.5·clay (soil.hydraulics), so sands get the slow P0 = 110 mm. P0 values themselves not
+# given in the abstract. Not verifiable here: Zobeck & Onstad 1987 (no stored copy found;
+# details as commonly cited). Le Bissonnais: see the crust comment below.
 ROUGH_P0_MM = (110.0, 45.0)
 ROUGH_TIME_DAYS = 240.0
 # Structural crusts (seals) form after ~20–60 mm of rain on silty and clayey, low-SOC soils
-# (Le Bissonnais 1996); they brighten the surface by up to ~10–15 % across VNIR–SWIR
-# (Goldshleger et al. 2010, Soil Sci. Soc. Am. J. 74:1433; de Jong et al. 2011, Geoderma 160:324).
+# (Le Bissonnais 1996); they brighten the surface by up to ~10–15 % across VNIR–SWIR (as first
+# cited: Goldshleger et al. 2010, Soil Sci. Soc. Am. J. 74:1433; de Jong et al. 2011, Geoderma
+# 160:324 — see below).
+# Checked: Le Bissonnais, "Aggregate stability and assessment of soil crustability and
+# erodibility: I. Theory and methodology" (abstract of its EJSS 67(1):11–21 reprint, 2016,
+# bib-bvb.de catalogue): a review of four aggregate-breakdown mechanisms (slaking, differential
+# swelling, raindrop impact, physico-chemical dispersion) and a unified stability test; it gives
+# no rain amount for crust formation, so "20–60 mm" is not from its abstract (original 1996
+# pages not seen). Goldshleger, Ben-Dor, Lugassi & Eshel (2010), "Soil degradation monitoring
+# by remote sensing: examples with three degradation processes" (review; cris.ariel.ac.il):
+# structural crust is one of the three processes and infiltration can be assessed from spectra;
+# no brightening % in the abstract; journal, volume and pages not seen. A checked primary
+# source on crust spectra: Ben-Dor, Goldshleger, Benyamini, Agassi & Blumberg (2003), SSSAJ
+# 67(1):289–299 (journal page): significant crust-vs-bulk differences at 1.2–2.5 µm, size not
+# in the abstract. Not verifiable here: de Jong et al. 2011 "Geoderma 160:324" (not found in
+# any stored copy; possibly the de Jong, Addink, van Beek & Duijsings Mediterranean crust paper
+# in Catena 86, 2011 — unconfirmed either way). CRUST_RAIN_MM and CRUST_BRIGHTENING are
+# therefore modelling choices without a checked number.
 CRUST_RAIN_MM = 35.0
 CRUST_BRIGHTENING = 0.12
 
@@ -77,21 +149,40 @@ CRUST_BRIGHTENING = 0.12
 # Over Europe a site is seen from 2–4 relative orbits, ascending (~18 h local) and descending
 # (~06 h), at 29–46° incidence across the IW swath; each relative orbit repeats every 12 days
 # per satellite, every 6 days with S1A + S1B (2017–2021). ESA Sentinel-1 User Guide, "Revisit
-# and Coverage" and "Interferometric Wide Swath" (incidence 29.1°–46.0°).
+# and Coverage" and "Interferometric Wide Swath" (incidence 29.1°–46.0°). Checked: ESA "Revisit
+# and Coverage" page (sentinel.esa.int/web/sentinel/user-guides/sentinel-1-sar/revisit-and-
+# coverage): 12-day repeat cycle per satellite (175 orbits), S1A and S1B 180° apart, 6-day
+# exact repeat with both, revisit more frequent at higher latitudes. ESA IW page (…/acquisition-
+# modes/interferometric-wide-swath): 250 km swath, 3 sub-swaths; its table was cut off in the
+# stored copy, the 29.1°–46.0° range is as quoted from the ESA site in several public code
+# bases (and ESA's EW page, same layout, gives 18.9°–47.0° for EW). Local pass times ~06 h
+# descending / ~18 h ascending: INTA Copernicus blog "Revisita de Sentinel-1" (Iberia).
+# S1_INCIDENCE_DEG (30.5–45.5°) lies inside 29.1–46.0°. Not verifiable here: "2–4 relative
+# orbits" per European site (not stated on the ESA pages seen) and the S1B end date (December
+# 2021, from memory).
 S1_ORBITS_MIN, S1_ORBITS_MAX = 2, 4
 S1_ORBIT_REVISIT_DAYS = 6
 S1_INCIDENCE_DEG = (30.5, 45.5)
-# Bare-soil σ° falls with incidence by ≈0.1–0.3 dB/° at C band (Mladenova et al. 2013, IEEE
-# TGRS 51:1791, incidence-angle normalisation); the Dubois (1995) model gives that slope by
-# itself (tested), so no extra term is added.
+# Bare-soil σ° falls with incidence by ≈0.1–0.3 dB/° at C band (Mladenova, Jackson, Bindlish &
+# Hensley 2013, IEEE TGRS 51(3):1791–1804, incidence-angle normalisation); the Dubois (1995)
+# model gives that slope by itself (tested), so no extra term is added. Checked: reference
+# (doi:10.1109/TGRS.2012.2205264, OpenAlex record; volume/issue/pages as cited in public code).
+# Not verifiable here: the 0.1–0.3 dB/° range (abstract not retrieved).
 S1_ANGLE_SLOPE_DB_PER_DEG = (-0.35, -0.05)
 
 # ---- Sen2Cor-like scene classification errors --------------------------------------------------
 # Sen2Cor misses a sizeable share of thin and broken cloud and most of the shadows that the
-# reference masks hold: Baetens et al. (2019, Remote Sens. 11:433) report Sen2Cor cloud
-# omission ~10–20 % (mostly thin clouds and edges) and poor shadow detection; the CMIX
-# comparison (Skakun et al. 2022, Remote Sens. Environ. 274:112990) finds Sen2Cor among the
-# processors with the highest cloud omission. Values here are inside those ranges.
+# reference masks hold: Baetens, Desjardins & Hagolle (2019, Remote Sens. 11(4):433) report
+# Sen2Cor cloud omission ~10–20 % (mostly thin clouds and edges) and poor shadow detection; the
+# CMIX comparison (Skakun et al. 2022, Remote Sens. Environ. 274:112990) finds Sen2Cor among the
+# processors with the highest cloud omission. Values here are inside those ranges. Checked:
+# Baetens et al. reference and abstract (mdpi.com/2072-4292/11/4/433; doaj.org): 32 reference
+# masks (ALCD) on 10 sites validate MAJA, Sen2Cor and FMask; the paper notes cloud edges are
+# fuzzy and partly undetected; CESBIO blog (cesbio.ups-tlse.fr/multitemp/?p=15091): Sen2Cor
+# 2.5.5, FMask 4.0, MAJA 3.3. Skakun et al.: title, 25 authors and doi:10.1016/j.rse.2022.112990
+# (catalogue record); volume 274 not displayed. Not verifiable here: the "~10–20 %" omission,
+# "poor shadow detection" and the CMIX ranking — the results sections were not retrieved, so
+# the rates below are modelling choices not checked against those papers' numbers.
 SCL_EDGE_SHARE = 0.12          # outer, optically thin share of each cloud's area (its edge)
 SCL_EDGE_MISS = 0.70           # share of edge pixels Sen2Cor labels as surface
 SCL_CIRRUS_MISS = 0.45         # thin cirrus labelled as surface instead of class 10
@@ -99,17 +190,33 @@ SCL_SHADOW_MISS = 0.40         # cloud shadow labelled as surface instead of cla
 # Shadowed ground is lit by diffuse sky light only, which is bluer than direct sun: the ratio of
 # diffuse to global irradiance falls from ~0.3 in the blue to ~0.05 in the SWIR under a clear
 # sky (Iqbal 1983, An Introduction to Solar Radiation, ch. 7). Band order: bands.S2_BANDS.
+# Checked: the book (M. Iqbal, Academic Press 1983, 12 chapters; publisher summary copy at
+# hipdesign.pl) has a chapter on solar spectral radiation under cloudless skies after the
+# chapter on cloudless-sky optics, consistent with "ch. 7". Not verifiable here: the spectral
+# diffuse/global ratios (book text not stored). CIRRUS_ADD (additive thin-cirrus reflectance)
+# has no source: a modelling choice.
 SHADOW_DIFFUSE = np.array([0.34, 0.27, 0.22, 0.20, 0.18, 0.16, 0.14, 0.13, 0.08, 0.07])
 CIRRUS_ADD = np.array([0.035, 0.033, 0.031, 0.030, 0.030, 0.029, 0.028, 0.028, 0.022, 0.018])
 
 # ---- laboratory spectra ------------------------------------------------------------------------
-# Clay explains only part of the SWIR signal in real libraries: clay models from the LUCAS 2009
-# topsoil library resampled to Sentinel-2 bands reach R² of roughly 0.3–0.6 (Castaldi et al.
-# 2016, Remote Sens. Environ. 179:54; Vaudour et al. 2019, Remote Sens. Environ. 223:21), i.e.
-# |r| ≈ 0.55–0.8 for the best combination of bands, lower for one ratio. Other SWIR-active
-# minerals (carbonates, micas, kaolinite vs smectite) blur the Al-OH depth of the soil itself
-# (field and laboratory alike, SWIR_MINERAL_RATIO); sample preparation and instruments add
-# laboratory scatter (LAB_*). The tested range of r(clay, ln B12/B11) in the lab spectra:
+# Clay explains only part of the SWIR signal in real data: clay models from laboratory spectra
+# (a regional library and the LUCAS 2009 topsoil library) resampled to Sentinel-2 bands
+# (Castaldi, Palombo, Santini, Pascucci, Pignatti & Casa 2016, Remote Sens. Environ.
+# 179:54–65) and from Sentinel-2A images of bare fields (Vaudour, Gomez, Fouad & Lagacherie
+# 2019, Remote Sens. Environ. 223:21–33) reach R² of roughly 0.3–0.6, i.e. |r| ≈ 0.55–0.8 for
+# the best combination of bands, lower for one ratio. Other SWIR-active minerals (carbonates,
+# micas, kaolinite vs smectite) blur the Al-OH depth of the soil itself (field and laboratory
+# alike, SWIR_MINERAL_RATIO); sample preparation and instruments add laboratory scatter
+# (LAB_*). Checked: Vaudour et al. abstract (IRD record documentation.ird.fr/hor/fdi:010075284):
+# S2A image spectra, PLSR, 72 sites (Versailles Plain) and 143 (Peyne), eight properties incl.
+# clay; "intermediate" performance (R²cv ≥ 0.5, RPD ≥ 1.4) for SOC, pH, CaCO3 and CEC at
+# Versailles — the clay figures were cut off in the stored copy. Correction: the earlier
+# comment said both papers used LUCAS spectra resampled to S2; Vaudour et al. used S2 images,
+# not LUCAS. Castaldi et al.: only a secondary summary was found (authorea review): laboratory
+# spectra resampled to current and forthcoming sensors incl. S2, a 160-sample regional library
+# and LUCAS; SOC R² 0.36 (S2, regional) and 0.06–0.26 (LUCAS) — its clay R² not seen. Not
+# verifiable here: the clay R² 0.3–0.6 range. The tested range of r(clay, ln B12/B11) in the
+# lab spectra:
 LAB_CLAY_RATIO_R = (-0.75, -0.45)
 SWIR_MINERAL_RATIO = 0.016     # B12/B11 change per standard score of non-clay SWIR minerals
 CLAY_RATIO_SLOPE = 0.0012      # B12/B11 change per % clay (Al-OH absorption near 2.2 µm)
