@@ -21,12 +21,17 @@ def test_paper_grid_values():
 
 def test_warm_start_prefix_equals_separate_forest():
     """Scoring 10 then 20 trees by growing one forest = fitting a 20-tree forest with the same seed."""
-    from sklearn.ensemble import RandomForestRegressor
     x, y = _data()
-    grown = RandomForestRegressor(10, max_features=6, min_samples_leaf=5, random_state=4, warm_start=True).fit(x, y)
+    grown = baselines.make_forest(10, 6, 5, seed=4, n_jobs=1, warm_start=True).fit(x, y)
     grown.set_params(n_estimators=20).fit(x, y)
-    fresh = RandomForestRegressor(20, max_features=6, min_samples_leaf=5, random_state=4).fit(x, y)
+    fresh = baselines.make_forest(20, 6, 5, seed=4, n_jobs=1).fit(x, y)
     np.testing.assert_array_equal(grown.predict(x), fresh.predict(x))
+
+
+def test_fit_rf_uses_r_nodesize():
+    x, y = _data()
+    rf = baselines.fit_rf(x, y, {"trees": 5, "mtry": 24, "min_node_size": 10}, seed=0, n_jobs=1)
+    assert rf.max_features == 12 and rf.min_samples_split == 11 and rf.min_samples_leaf == 1
 
 
 def test_select_rf_table_and_choice():
