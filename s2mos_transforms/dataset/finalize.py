@@ -185,8 +185,9 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
         by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
     corr_clay = {name: (None if not np.isfinite(corr[0, i]) else round(float(corr[0, i]), 4))
                  for i, name in enumerate(dt.CORR_VARIABLES) if i > 0}
-    if stats_raw and "s2s1" not in stats_raw:
-        notes = list(notes) + ["no calibration point has an S1-paired date: stats.json has no s2s1 group"]
+    if stats_raw and not any(p["s2s1_length"] for p in points if p["split"] == "calibration"):
+        notes = list(notes) + ["no calibration point has an S1-paired date: the s2s1 range in stats.json is "
+                               "a 0…0 placeholder"]
     summary = {
         "input_points": n_input,
         "points_sent": n_points,

@@ -290,9 +290,10 @@ class MinMaxCombine(beam.CombineFn):
     def extract_output(self, acc):
         if not np.isfinite(acc["clay"][0]).all():
             return {}
-        # A group no calibration point has values for (s2s1 when none has an S1 pair) is left out.
-        return {g: {"min": lo.tolist(), "max": hi.tolist()} for g, (lo, hi) in acc.items()
-                if np.isfinite(lo).all()}
+        # A group no calibration point has values for (s2s1 when none has an S1 pair) gets the
+        # trainer's placeholder for it, 0…0 (`trainer.data.fit_stats`), so the two agree.
+        return {g: {"min": lo.tolist(), "max": hi.tolist()} if np.isfinite(lo).all()
+                else {"min": [0.0] * lo.size, "max": [0.0] * hi.size} for g, (lo, hi) in acc.items()}
 
 
 class MomentsCombine(beam.CombineFn):
