@@ -8,7 +8,7 @@ did not train on give the out-of-bag residuals the conformal intervals are calib
 Quantile forests (family ``qrf``, `trainer.qrf`) train like the RF: the same CV grid picks
 mtry / nodesize / trees by the RMSE of the forest's mean (the forest is the same; only the
 read-out differs), and when an RF on identical inputs (same features, targets, grid, folds and
-seed) was selected earlier in this process its CV table is reused rather than recomputed
+seed) was selected earlier in the same run its CV table is reused rather than recomputed
 (rf_cv.json says ``reused_from``). A bag predicts the conditional median, and its native 5 %
 and 95 % quantiles are saved beside the bags (``q05``/``q95``, ``cal_q05``/``cal_q95``)."""
 from __future__ import annotations
@@ -81,7 +81,7 @@ def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags:
 
 
 TREE_FAMILIES: tuple[str, ...] = ("rf", "qrf")
-# CV selections of this process: key of (inputs, targets, grid, folds, seed) → (params, table, model name)
+# CV selections of this process: (model dir, hash of inputs, targets, grid, folds, seed) → (params, table, name)
 _CV_DONE: dict[str, tuple[dict, list, str]] = {}
 
 
@@ -104,7 +104,7 @@ def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: T
     grid = cfg.rf_grid or (baselines.QUICK_GRID if cfg.quick_grid else baselines.PAPER_GRID)
     x_all = p_cal.x["features"]
     y_rows = y_cal if p_cal.owner is None else y_cal[p_cal.owner]
-    key = _cv_key(x_all, y_rows, p_cal.owner, grid, cfg.cv_folds, cfg.seed)
+    key = cfg.model_dir + ":" + _cv_key(x_all, y_rows, p_cal.owner, grid, cfg.cv_folds, cfg.seed)   # one run
     doc: dict = {"grid": dataclasses.asdict(grid), "folds": cfg.cv_folds,
                  "min_node_size": "R randomForest nodesize: a node with <= nodesize samples is not split "
                                   "(sklearn min_samples_split = nodesize + 1, min_samples_leaf = 1)"}
