@@ -183,6 +183,15 @@ def _spatial(values, t: int, n: int, what: str) -> np.ndarray:
     return a.reshape(t, n)
 
 
+SECONDS_PER_DAY = 86400.0
+
+
+def days_since_epoch(seconds) -> np.ndarray:
+    """The ``day`` channel of ``bands.CHANNELS_SERIES``: float32 days since 1970-01-01 UTC of int64
+    seconds since the epoch (one definition: the trainer's series rows and the map's agree bit for bit)."""
+    return (np.asarray(seconds, np.int64) / SECONDS_PER_DAY).astype(np.float32)
+
+
 class BlockSequences(NamedTuple):
     """Ragged sequences of a pixel block (see `block_sequences`)."""
 
@@ -193,7 +202,7 @@ class BlockSequences(NamedTuple):
 
 def block_sequences(s2_times, s2_dn: np.ndarray, scl: np.ndarray | None, scene_cloud_pct: np.ndarray | None,
                     s1_times, s1_db: np.ndarray, pixels: np.ndarray | None = None, with_s1: bool = True,
-                    config: ExtractConfig = ExtractConfig()) -> BlockSequences:
+                    config: ExtractConfig = ExtractConfig(), series: bool = False) -> BlockSequences:
     """Ragged model sequences of some pixels of a stack: what `extract` → `select_dates` →
     a gather of ``s2s1`` (``with_s1``) or ``s2`` give, value for value, without the dense arrays.
 
@@ -202,7 +211,10 @@ def block_sequences(s2_times, s2_dn: np.ndarray, scl: np.ndarray | None, scene_c
     observations that pass the scene and SCL filters are gathered and converted, the spectral
     tests and the 3σ statistics run on those rows (`masks.element_masks`), and S1 pairs are
     looked up for the kept rows only (`pairing.pair_elements`). The values have 12 channels
-    (S2 reflectance, VV, VH) with ``with_s1``, else 10.
+    (S2 reflectance, VV, VH) with ``with_s1``, else 10. ``series`` (overrides ``with_s1``): every
+    kept date with ``bands.CHANNELS_SERIES`` — reflectance, VV, VH of its S1 pair (NaN where it has
+    none) and the day (`days_since_epoch`) — what `trainer.series.raw_sequences` builds from a
+    point's ``s2``, ``s2s1`` and dates.
     """
     th = config.thresholds
     t2 = pairing.to_seconds(s2_times)
@@ -228,14 +240,20 @@ def block_sequences(s2_times, s2_dn: np.ndarray, scl: np.ndarray | None, scene_c
     refl = masks.to_reflectance(dn[r, :, px[pi]])                # (K, 10) float32
     _, _, kept = masks.element_masks(refl, pi, px.size, th)
     pi, r, values = pi[kept], r[kept], refl[kept]
-    if with_s1:
+    if with_s1 or series:
         s1 = np.asarray(s1_db)
         s1 = s1.reshape(s1.shape[:2] + (-1,))
         cand = pairing.pair_candidates(t2, s1_times, config.s1_pair_max_days)
         pair = pairing.pair_elements(cand[r], s1, px[pi])
         has = pair >= 0
-        pi, r, pair, values = pi[has], r[has], pair[has], values[has]
-        values = np.concatenate([values, np.asarray(s1[pair, :, px[pi]], np.float32)], axis=1)
+        if series:                                              # every kept date, VV/VH where paired
+            radar = np.full((pi.size, 2), np.nan, np.float32)
+            if has.any():
+                radar[has] = np.asarray(s1[pair[has], :, px[pi[has]]], np.float32)
+            values = np.concatenate([values, radar, days_since_epoch(t2[r])[:, None]], axis=1)
+        else:
+            pi, r, pair, values = pi[has], r[has], pair[has], values[has]
+            values = np.concatenate([values, np.asarray(s1[pair, :, px[pi]], np.float32)], axis=1)
     by_pixel = np.argsort(pi, kind="stable")                    # pixel-major, dates ascending
     pi, r, values = pi[by_pixel], r[by_pixel], values[by_pixel]
     n = np.bincount(pi, minlength=px.size)

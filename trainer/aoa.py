@@ -15,6 +15,8 @@ coordinates. The weights are the impurity importances of a random forest fitted 
 exactly these features (Meyer & Pebesma weight by the model's variable importance; the CNN
 has none, and this RF is the baseline the paper compares it with). The same `median_features`
 runs on the training sequences and on the map's ragged pixel sequences, so the two agree.
+For the whole-series model (`trainer.series`) the channels are its 10 S2 bands only
+(`trust.aoa_channels`): its VV/VH are NaN on unpaired dates and its day channel is a date.
 """
 from __future__ import annotations
 

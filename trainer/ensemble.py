@@ -124,7 +124,10 @@ def metadata(channels: tuple[str, ...], sequence_feature: str, use_coords: bool,
     """s2mos_model.json. `extraction`: the dataset's `ExtractConfig.as_dict` (the map applies it);
     `extraction_source`: where those settings came from (the dataset, or the paper's defaults)."""
     groups = (sequence_feature, "coords", "clay")
-    return {
+    if family == "series":            # the raw channels' min/max (`series.series_minmax`) and its own inside
+        from trainer import series, series_serving
+        stats = series.with_series_stats(stats)
+    meta = {
         "channels": list(channels), "use_coords": bool(use_coords), "max_dates": int(max_dates),
         "bags": int(n_bags), "family": family, "sequence_feature": sequence_feature,
         "stats": {g: {"min": stats[g].lo.tolist(), "max": stats[g].hi.tolist()} for g in groups},
@@ -140,6 +143,9 @@ def metadata(channels: tuple[str, ...], sequence_feature: str, use_coords: bool,
         "extraction": None if extraction is None else dict(extraction),
         "extraction_source": extraction_source,
     }
+    if family == "series":
+        meta.update(padding=series_serving.PADDING_DOC, bag_model_io=series_serving.BAG_MODEL_IO)
+    return meta
 
 
 def export(path: str, members: list, stats: NormStats, channels: tuple[str, ...],
@@ -148,13 +154,21 @@ def export(path: str, members: list, stats: NormStats, channels: tuple[str, ...]
            bag_models: list[str] | None = None) -> str:
     """Write the SavedModel, s2mos_model.json and stats.json into `path` (local or gs://).
 
-    ``family``: the served model's family (`trainer.specs`); ``bag_models``: its bag files
-    relative to `path` (default ../bags/bag_K.keras, the main CNN's)."""
+    ``family``: the served model's family (`trainer.specs`): "cnn" (this module's graph) or
+    "series" (`trainer.series_serving`, same signature; its stats gain the ``series`` group);
+    ``bag_models``: its bag files relative to `path` (default ../bags/bag_K.keras, the main CNN's)."""
     import tensorflow as tf
 
-    if family != "cnn":
-        raise ValueError(f"no serving ensemble for model family {family!r} yet")
-    module = make_module(members, stats, sequence_feature, len(channels), use_coords, max_dates)
+    if family == "series":
+        from trainer import series, series_serving
+        if tuple(channels) != bands.CHANNELS_SERIES:
+            raise ValueError(f"the series model serves {bands.CHANNELS_SERIES}, not {tuple(channels)}")
+        module = series_serving.make_module(members, stats, use_coords, max_dates)
+        stats = series.with_series_stats(stats)
+    elif family == "cnn":
+        module = make_module(members, stats, sequence_feature, len(channels), use_coords, max_dates)
+    else:
+        raise ValueError(f"no serving ensemble for model family {family!r}")
     sig = module.serve.get_concrete_function()
     tf.saved_model.save(module, path, signatures={"serving_default": sig})
     meta = metadata(channels, sequence_feature, use_coords, len(members), stats, max_dates,

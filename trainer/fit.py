@@ -15,6 +15,9 @@ def build_keras(spec: ModelSpec, n_in: int):
     from trainer import models
     if spec.family == "cnn":
         return models.build_cnn(n_in, bands.MAX_DATES, spec.use_coords, name=spec.name)
+    if spec.family == "series":
+        from trainer import series
+        return series.build_series(n_in, spec.use_coords, name=spec.name)
     return models.build_ann(n_in, name=spec.name)
 
 
@@ -27,10 +30,15 @@ def seeded_bag(spec: ModelSpec, x_tr: dict, y_tr: np.ndarray, x_val: dict | None
     from trainer import data, models
 
     keras.utils.set_random_seed(seed)
-    n_in = x_tr["sequence"].shape[-1] if spec.family == "cnn" else x_tr["features"].shape[-1]
+    key = {"cnn": "sequence", "series": "series"}.get(spec.family, "features")
+    n_in = x_tr[key].shape[-1]
     model = models.compile_model(build_keras(spec, n_in), cfg.jit_compile, cfg.steps_per_execution)
     train_ds = data.make_tf_dataset(x_tr, y_tr, batch_size, shuffle=True, seed=seed)
     val_ds = (data.make_tf_dataset(x_val, y_val, 512) if x_val is not None and len(y_val) else None)
+    if spec.family == "series":      # each batch only as long as its longest series (`series.trim_batch`)
+        from trainer import series
+        train_ds = train_ds.map(series.trim_batch)
+        val_ds = val_ds.map(series.trim_batch) if val_ds is not None else None
     return model, train_ds, val_ds
 
 

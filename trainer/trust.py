@@ -10,6 +10,9 @@ di, aoa (Meyer & Pebesma 2021, `trainer.aoa`). A recalibration (`s2mos recalibra
 `trainer.recalibrate`) is a monotone map a + b·clay applied to clay_mean and both bounds
 (and b·clay_std), the interval widened by its `interval_scale`; recorded in the metadata and
 shown in the STAC Item and the map report.
+
+The whole-series model's AOA uses the medians of its S2 bands only (`aoa_channels`), so every
+pixel with a bare date has a DI whether or not it has an S1 pair.
 """
 from __future__ import annotations
 
@@ -17,17 +20,48 @@ import io
 
 import numpy as np
 
-from s2mos_transforms import fileio
+from s2mos_transforms import bands, fileio
 from trainer import aoa as aoa_mod
 from trainer import intervals, model_dir
 
-def aoa_features(values: np.ndarray, lengths: np.ndarray, coords: np.ndarray, use_coords: bool) -> np.ndarray:
-    """The AOA's feature rows of ragged sequences (median per channel, + lat/lon if the model uses them)."""
+def aoa_channels(channels) -> list[int]:
+    """The input channels whose medians span the AOA's feature space.
+
+    Every channel of the CNN's sequences. Of the whole-series model's rows
+    (``bands.CHANNELS_SERIES``) only the 10 S2 bands: VV/VH are NaN on the dates without an S1
+    pair (a pixel without any would have no DI at all, though the model predicts it) and the
+    median acquisition day describes the period mapped, not the soil."""
+    channels = tuple(channels)
+    if channels == bands.CHANNELS_SERIES:
+        return list(range(len(bands.S2_BANDS)))
+    return list(range(len(channels)))
+
+
+def aoa_features(values: np.ndarray, lengths: np.ndarray, coords: np.ndarray, use_coords: bool,
+                 channels=None) -> np.ndarray:
+    """The AOA's feature rows of ragged sequences (median per channel of `aoa_channels`, + lat/lon
+    if the model uses them). ``channels`` None: read from the width (13 = the series rows)."""
+    values = np.asarray(values)
+    if channels is None:
+        width = values.shape[-1] if values.ndim > 1 else 1
+        channels = bands.CHANNELS_SERIES if width == len(bands.CHANNELS_SERIES) else tuple(range(width))
+    cols = aoa_channels(channels)
+    if values.ndim > 1 and len(cols) < values.shape[-1]:
+        values = values[:, cols]
     return aoa_mod.median_features(values, lengths, coords if use_coords else None)
 
 
 def feature_names(channels, use_coords: bool) -> list[str]:
-    return [f"median_{c}" for c in channels] + (["lat", "lon"] if use_coords else [])
+    channels = list(channels)
+    return [f"median_{channels[i]}" for i in aoa_channels(channels)] + (["lat", "lon"] if use_coords else [])
+
+
+def raw_sequences(split, feature: str) -> list[np.ndarray]:
+    """A split's raw sequences of the model's feature (the series rows are built: `trainer.series`)."""
+    if feature == "series":
+        from trainer import series
+        return series.raw_sequences(split)
+    return split.sequences[feature]
 
 
 def fit_and_store(root: str, cal, channels, feature: str, use_coords: bool, cal_bag_preds: np.ndarray,
@@ -36,8 +70,8 @@ def fit_and_store(root: str, cal, channels, feature: str, use_coords: bool, cal_
     write them into MODEL_DIR/ensemble. Returns the metadata added."""
     observed = cal.clay.astype(np.float64)
     iv = intervals.fit(observed, cal_bag_preds, bags)
-    values, lengths = aoa_mod.ragged(cal.sequences[feature], len(channels))
-    feats = aoa_features(values, lengths, cal.coords, use_coords)
+    values, lengths = aoa_mod.ragged(raw_sequences(cal, feature), len(channels))
+    feats = aoa_features(values, lengths, cal.coords, use_coords, channels)
     a_meta, train = aoa_mod.fit(feats, observed, cal.coords, feature_names(channels, use_coords), seed)
     buf = io.BytesIO()
     np.savez_compressed(buf, train=train)
@@ -92,7 +126,7 @@ class Trust:
         else:
             out["clay_p05"], out["clay_p95"] = nan, nan.copy()
         if self.aoa is not None and n:
-            di = self.aoa.di(aoa_features(values, lengths, coords, self.meta.use_coords))
+            di = self.aoa.di(aoa_features(values, lengths, coords, self.meta.use_coords, self.meta.channels))
             out["di"] = di
             out["aoa"] = np.where(np.isfinite(di), self.aoa.inside(di), np.nan).astype(np.float32)
         else:
