@@ -39,6 +39,17 @@ RECORDS_PER_SHARD = 4000
 DEFAULT_BATCH = 200
 
 
+def true_or_false(text: str) -> bool:
+    """A switch that also takes a value (``--require-s1-pair=true``): Flex Template launchers
+    pass every parameter as ``--NAME=VALUE``, and argparse refuses a value on a plain switch."""
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", required=True, metavar="PATH",
                         help="sample table, CSV or Parquet: point_id, lat, lon, clay (LUCAS names accepted)")
@@ -49,10 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"bare soil: NBR2 below this (default {bands.NBR2_MAX})")
     parser.add_argument("--scene-cloud-max", type=float, default=bands.SCENE_CLOUD_MAX_PCT,
                         help=f"keep S2 scenes with cloud %% below this (default {bands.SCENE_CLOUD_MAX_PCT:g})")
-    parser.add_argument("--require-s1-pair", action="store_true",
+    parser.add_argument("--require-s1-pair", nargs="?", const=True, default=False, type=true_or_false,
+                        metavar="true|false",
                         help="reject a point whose bare S2 dates have no Sentinel-1 acquisition within the pairing "
-                             "window (reason no_s1_pair; the paper's rule). Default: keep it with an empty paired "
-                             "sequence (s2s1_length 0) and its S2 sequence; summary.json counts both kinds")
+                             "window (reason no_s1_pair; the paper's rule). Default false: keep it with an empty "
+                             "paired sequence (s2s1_length 0) and its S2 sequence; summary.json counts both kinds. "
+                             "Alone, the flag means true (a template launch passes --require-s1-pair=true)")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of the samples put in test by Kennard–Stone (default 0.2)")
     parser.add_argument("--holdout-samples", metavar="PATH",

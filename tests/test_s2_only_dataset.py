@@ -70,7 +70,18 @@ def records(out) -> dict[str, dict]:
     return found
 
 
-# -- fast: the table source and the per-point rule ------------------------------------------
+# -- fast: the flag, the table source and the per-point rule --------------------------------
+
+@pytest.mark.parametrize("argv, expect", [([], False), (["--require-s1-pair"], True),
+                                          (["--require-s1-pair=true"], True), (["--require-s1-pair=false"], False)])
+def test_the_flag_is_off_by_default_and_takes_a_template_value(argv, expect):
+    parser = argparse.ArgumentParser()
+    build_dataset.configure(parser)
+    args, extra = parser.parse_known_args(["--samples", "s.csv", "--out", "o", *argv])
+    assert args.require_s1_pair is expect and extra == []
+    with pytest.raises(SystemExit):
+        parser.parse_known_args(["--samples", "s.csv", "--out", "o", "--require-s1-pair=maybe"])
+
 
 def test_table_source_reads_s2_only_tables(tmp_path):
     path = tmp_path / "obs.csv"

@@ -15,6 +15,9 @@ where a local path means nothing), a Google Cloud project id, and the choices of
 (the registered sources, the embedded-world presets). A new string flag that fits none of them
 stops the generator until it is classified below, so no parameter goes out unvalidated.
 
+A switch that also takes a value (``nargs="?"`` with a boolean ``const``, e.g. build-dataset's
+``--require-s1-pair``) is a parameter with the values ``true|false``.
+
 Flags left out (``SKIPPED``), because they make no sense in a template:
 * switches (``store_true``: ``--quiet``, ``--cloud-score-plus``, ``--override-extraction``,
   ``--no-report``): the launcher always passes ``--NAME=VALUE`` and argparse refuses a value
@@ -61,6 +64,7 @@ RE_FLOAT = r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 RE_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 RE_GCS = r"^gs://[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9](/.*)?$"
 RE_PROJECT = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
+RE_BOOL = r"^(true|false)$"
 
 ACRONYMS = {"ndvi": "NDVI", "nbr2": "NBR2", "ee": "Earth Engine", "aoi": "AOI", "s1": "S1", "gpu": "GPU",
             "obs": "observations", "rps": "requests/s", "id": "ID"}
@@ -82,6 +86,8 @@ def _regex(stage: str, name: str, action: argparse.Action) -> str:
     choices = list(action.choices) if action.choices else _choices(stage, name)
     if choices:
         return "^(" + "|".join(re.escape(str(c)) for c in choices) + ")$"
+    if action.nargs == "?" and isinstance(action.const, bool):     # --NAME alone or --NAME=true|false
+        return RE_BOOL
     if action.type is int:
         return RE_INT
     if action.type is float:
