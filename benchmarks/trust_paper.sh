@@ -2,7 +2,8 @@
 # The trust measurements of docs/trainer.md ("How far to trust a map") on the paper preset and
 # the independent site, with the reduced settings stated there (2 CPU cores: the paper world's
 # 8 426 samples, the CNN alone, 5 bags × EPOCHS (30) epochs; AOA cross-validation 5 spatial
-# folds × 2 bags × 15 epochs; maps at 40 m). Usage: sh benchmarks/trust_paper.sh [OUT]
+# folds × 2 bags × 15 epochs; maps at 40 m). The dataset follows the paper: --require-s1-pair (only
+# points with an S1-paired bare date). Usage: sh benchmarks/trust_paper.sh [OUT]
 set -e
 OUT=${1:-/tmp/trust-paper}
 EPOCHS=${EPOCHS:-30}
@@ -12,7 +13,7 @@ BEAM="--direct_num_workers 2 --direct_running_mode multi_processing"
 mkdir -p "$OUT"
 mkdir -p "$OUT/world"
 $PY -c "from s2mos_transforms.sources.synthetic import SyntheticSource as S; S('paper').sample_points().to_csv('$OUT/world/samples.csv', index=False)"
-$S build-dataset --samples "$OUT/world/samples.csv" --preset paper --out "$OUT/dataset" $BEAM
+$S build-dataset --samples "$OUT/world/samples.csv" --preset paper --out "$OUT/dataset" --require-s1-pair $BEAM
 $S train --data "$OUT/dataset" --model-dir "$OUT/model" --models cnn --epochs "$EPOCHS" --bags 5 --parallel-bags
 $S evaluate --data "$OUT/dataset" --model-dir "$OUT/model"
 mkdir -p "$OUT/site"
