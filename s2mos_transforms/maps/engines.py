@@ -1,7 +1,9 @@
 """Ensemble engines: ragged per-pixel sequences in, (clay_mean, clay_std) in % out.
 
 * `PaddedEnsemble` calls the exported SavedModel (`ensemble/`, `serving_default`) — the
-  reference.
+  reference, padding each batch only to its own longest sequence. It is the engine of every
+  family other than the CNN (the whole-series model, `trainer.series`, whose output does not
+  depend on the pad width, so the batch's own longest is already its cheapest exact width).
 * `FastEnsemble` gives the same numbers at a cost that follows the real number of dates: the
   CNN's convolutions act per date and its pooling is 1×2 along dates, so the activation of
   the last pooling at position d depends on dates [d·f, (d+1)·f) only (f = 8 for three pools).
@@ -20,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.model_dir import EnsembleMeta, bag_paths, ensemble_dir, read_meta
+from s2mos_transforms.fileio import join, read_json
+from trainer.model_dir import MODEL_META, EnsembleMeta, bag_paths, ensemble_dir, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class PaddedEnsemble(Ensemble):
     def __init__(self, model_dir: str):
         import tensorflow as tf
         self.meta = read_meta(model_dir)
+        self.family = str(read_json(join(ensemble_dir(model_dir), MODEL_META)).get("family", "cnn"))
         self._module = tf.saved_model.load(ensemble_dir(model_dir))
         self._fn = self._module.signatures["serving_default"]
 
@@ -250,9 +254,10 @@ def probe_batch(meta: EnsembleMeta, n: int = 24, seed: int = 0):
 
 def load_engine(model_dir: str, mode: str = "fast") -> Ensemble:
     """The engine for `mode` ('fast' | 'padded'); 'fast' self-checks against the SavedModel
-    and falls back to it (with a warning) if it cannot be built or disagrees."""
+    and falls back to it (with a warning) if it cannot be built or disagrees. A model of another
+    family than the CNN (s2mos_model.json "family") is always served by the SavedModel."""
     padded = PaddedEnsemble(model_dir)
-    if mode == "padded":
+    if mode == "padded" or padded.family != "cnn":
         return padded
     try:
         fast = FastEnsemble(model_dir)

@@ -24,7 +24,7 @@ class PixelSequences:
 
     pixels: int64 (P,) flat indices (row-major) into the tile; lengths: int32 (P,);
     values: float32 (sum(lengths), C) pixel-major, dates ascending, in the model's channels
-    (S2 reflectance 0–1, then VV, VH dB).
+    (S2 reflectance 0–1, then VV, VH dB; then the day for the series model).
     """
 
     pixels: np.ndarray
@@ -57,7 +57,9 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
 
     The same chain as the dataset build (`sequences.extract`: scene filter, SCL, bare soil,
     3σ outliers, S1 pairing; `sequences.select_dates`: at most max_dates, spread evenly).
-    With the 12 CNN channels a date needs an S1 pair; with the 10 S2 channels it does not.
+    With the 12 CNN channels a date needs an S1 pair; with the 10 S2 channels it does not; with
+    the whole-series model's 13 (`bands.CHANNELS_SERIES`) every bare date is kept, with the VV/VH
+    of its pair (NaN where it has none) and its day, so a pixel without any S1 pair has a series.
     Per the `ImageStack` contract each pixel brings its own scene cloud (T2, P) and nodata:
     S2 slots that do not cover it are masked (SCL 0, all bands 0), S1 slots that do not
     cover it (NaN) are never paired, so a pixel's sequence equals the point's at its centre.
@@ -66,8 +68,9 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
 
     cfg = _extract_config(config)
     channels = tuple(channels)
-    if channels not in (bands.CHANNELS_S2S1, bands.CHANNELS_S2):
+    if channels not in (bands.CHANNELS_S2S1, bands.CHANNELS_S2, bands.CHANNELS_SERIES):
         raise ValueError(f"unsupported model channels {channels}")
+    series = channels == bands.CHANNELS_SERIES
     h, w = stack.s2.shape[-2:]
     pixels = np.arange(h * w, dtype=np.int64) if pixels is None else np.asarray(pixels, np.int64)
     s2 = stack.s2.reshape(stack.s2.shape[:2] + (h * w,))
@@ -80,7 +83,8 @@ def pixel_sequences(stack, pixels: np.ndarray | None = None,
         # the scene/SCL filters only. Nodata S2 slots (SCL 0, or all bands 0: NDVI 0/0) never
         # pass, so they count as not acquired, as for a point, which has no row for them.
         seq = sequences.block_sequences(stack.s2_times, s2, scl, cloud, stack.s1_times, s1,
-                                        pixels[start:start + block], channels == bands.CHANNELS_S2S1, cfg)
+                                        pixels[start:start + block], channels == bands.CHANNELS_S2S1, cfg,
+                                        series=series)
         lengths.append(seq.lengths)
         values.append(seq.values)
     if not lengths:
