@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune-thresholds": ("pipelines.tune_thresholds", "NDVI x NBR2 bare-soil threshold grid scored against lab spectra"),
     "train": ("trainer.train", "train the bagged CNN ensemble, its ablations and the RF/ANN baselines"),
     "evaluate": ("trainer.evaluate", "test-set metrics, paper-style report, scatter and filter figures"),
+    "compare": ("trainer.compare", "model families over seeds and re-splits (KS, random, spatial): intervals, verdicts"),
     "predict-map": ("pipelines.predict_map", "clay map of an AOI from a trained ensemble: COG tiles, mosaic, quicklook"),
     "recalibrate": ("pipelines.recalibrate", "adapt a trained model to a new site from a few local samples (bias/linear)"),
     "demo": ("pipelines.demo", "run the whole chain on the embedded world"),
@@ -35,7 +36,7 @@ VERBOSE_FLAGS = ("-v", "--verbose")
 
 
 def trainer_outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(path, flag) of the directories `s2mos train` / `s2mos evaluate` write, checked before
+    """(path, flag) of the directories `s2mos train` / `evaluate` / `compare` write, checked before
     any work (the other stages check their own outputs: world, build-dataset, tune-thresholds,
     predict-map)."""
     if args.command == "train":
@@ -44,6 +45,8 @@ def trainer_outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
         if args.out:
             return [(args.out, "--out")]
         return [(args.model_dir.rstrip("/") + "/evaluation", "--model-dir")]
+    if args.command == "compare":
+        return [(args.out, "--out")]
     return []
 
 

@@ -1,0 +1,138 @@
+"""`s2mos compare` end to end: real training of small models on a fixture dataset over 2 seeds × 2
+split schemes, its outputs, like-for-like scores, calibration-only stats, resuming, determinism,
+and the KS partition of a real `build-dataset` output reproducing the dataset's own split."""
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import trainer_fixtures as fx
+from pipelines.cli import main
+from s2mos_transforms import metrics
+from s2mos_transforms.normalize import NormStats
+from trainer import compare, compare_splits, data
+
+ARGS = ["--models", "cnn,rf", "--seeds", "2", "--splits", "ks,random", "--repeats", "1", "--epochs", "1",
+        "--bags", "2", "--quick-grid", "--cv-folds", "2", "--n-boot", "300"]
+
+
+def test_bad_flags_fail_in_one_line_before_any_work(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--data", str(tmp_path), "--out", out, "--splits", "ks,blocks"])
+    assert exc.value.code == 2 and "--splits" in capsys.readouterr().err
+    assert main(["compare", "--data", str(tmp_path), "--out", out, "--models", "cnn,ann", "--reference", "rf"]) == 2
+    assert "--reference rf: not among --models" in capsys.readouterr().err
+    assert main(["compare", "--data", str(tmp_path), "--out", out, "--models", "rf", "--quiet"]) == 2
+    assert "cannot read schema.pbtxt" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(out, "runs"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    data_dir, out = str(root / "data"), str(root / "out")
+    fx.write_dataset(data_dir, n_calibration=40, n_test=16, seed=3, unpaired_fraction=0.25)
+    assert main(["compare", "--data", data_dir, "--out", out, *ARGS, "--quiet"]) == 0
+    return data_dir, out
+
+
+@pytest.mark.slow
+def test_outputs_runs_and_verdicts(run):
+    _, out = run
+    for name in ("compare.json", "compare.md", "runs.csv", "compare.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert open(os.path.join(out, "compare.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    result = json.load(open(os.path.join(out, "compare.json")))
+    assert len(result["runs"]) == 4
+    assert [(r["partition"], r["seed"]) for r in result["runs"]] == [("ks-0", 0), ("ks-0", 1),
+                                                                     ("random-0", 0), ("random-0", 1)]
+    assert result["complete"] == ["cnn", "rf"] and result["reference"] == "rf"
+    overall = result["comparisons"]["cnn"]["overall"]
+    assert overall["r2"]["n_runs"] == 4 and overall["r2"]["n_partitions"] == 2
+    assert set(result["comparisons"]["cnn"]) == {"overall", "ks", "random"}
+    r2 = overall["r2"]
+    expected = ("cnn beats rf" if r2["low"] > 0 else "rf beats cnn" if r2["high"] < 0 else "no clear difference")
+    assert overall["verdict"] == expected and r2["low"] <= r2["delta"] <= r2["high"]
+    rows = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
+    assert len(rows) == 8 and {r["model"] for r in rows} == {"cnn", "rf"}
+    md = open(os.path.join(out, "compare.md")).read()
+    assert "## Verdicts vs the reference" in md and overall["verdict"] in md
+    assert set(result["summary"]["cnn"]) == {"ks", "random", "overall"}
+
+
+@pytest.mark.slow
+def test_like_for_like_on_the_common_points_and_calibration_only_stats(run):
+    data_dir, out = run
+    pooled = data.Split.concat([data.read_split(data_dir, "calibration"), data.read_split(data_dir, "test")])
+    paired = set(pooled.point_id[pooled.paired_lengths() > 0])
+    result = json.load(open(os.path.join(out, "compare.json")))
+    for r in result["runs"]:
+        part = json.load(open(os.path.join(out, "runs", r["partition"], "partition.json")))
+        test_ids = set(part["test_point_ids"])
+        assert len(test_ids) == r["n_test"] == round(0.2 * len(pooled)) and part["n_calibration"] == len(pooled) - r["n_test"]
+        cnn, rf = r["models"]["cnn"], r["models"]["rf"]
+        assert rf["n"] == len(test_ids)                                   # RF: every test point
+        assert cnn["n"] == r["n_common"] == len(test_ids & paired) < rf["n"]   # CNN: the S1-paired ones
+        # the RF's common-subset score, recomputed from its predictions file
+        saved = np.load(os.path.join(out, "runs", r["partition"], f"seed-{r['seed']}", "predictions", "rf.npz"))
+        keep = np.isin(saved["point_id"], sorted(test_ids & paired))
+        assert rf["r2_common"] == pytest.approx(metrics.r2(saved["observed"][keep], saved["mean"][keep]), abs=1e-9)
+        assert rf["r2"] == pytest.approx(metrics.r2(saved["observed"], saved["mean"]), abs=1e-9)
+        # normalisation stats from this partition's calibration points only
+        cal = pooled.subset(np.flatnonzero(~np.isin(pooled.point_id, sorted(test_ids))))
+        saved_stats = NormStats.load(os.path.join(out, "runs", r["partition"]))
+        assert data.stats_mismatch(saved_stats, data.fit_stats(cal)) == []
+    # the two partitions differ and each is the rule's
+    ks = set(json.load(open(os.path.join(out, "runs", "ks-0", "partition.json")))["test_point_ids"])
+    rnd = set(json.load(open(os.path.join(out, "runs", "random-0", "partition.json")))["test_point_ids"])
+    assert ks != rnd
+    pool = compare.read_pool(data_dir)
+    is_test = compare_splits.random_partition(len(pool.split), pool.held_out, 0.2, compare_splits.rng_for("random", 0))
+    assert set(pool.split.point_id[is_test]) == rnd
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_runs_and_retrains_deterministically(run, tmp_path, capsys):
+    data_dir, first = run
+    out = str(tmp_path / "out")
+    shutil.copytree(first, out)
+    before = json.load(open(os.path.join(out, "compare.json")))
+    cnn_file = os.path.join(out, "runs", "random-0", "seed-1", "predictions", "cnn.npz")
+    old = dict(np.load(cnn_file))
+    os.remove(cnn_file)                                   # as if the run had crashed in that model
+    capsys.readouterr()
+    assert main(["compare", "--data", data_dir, "--out", out, *ARGS]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already trained (resumed)") == 7 and printed.count(": training (elapsed") == 1
+    assert "[run 4/4 random-0 seed 1] cnn: done" in printed
+    new = np.load(cnn_file)
+    np.testing.assert_array_equal(new["point_id"], old["point_id"])
+    np.testing.assert_allclose(new["bags"], old["bags"], rtol=0, atol=1e-5)   # same seed ⇒ same weights
+    after = json.load(open(os.path.join(out, "compare.json")))
+    for a, b in zip(before["runs"], after["runs"]):
+        for name in ("cnn", "rf"):
+            assert a["models"][name]["r2"] == pytest.approx(b["models"][name]["r2"], abs=1e-5)
+    a, b = before["comparisons"]["cnn"]["overall"], after["comparisons"]["cnn"]["overall"]
+    assert a["verdict"] == b["verdict"]
+    assert [a["r2"][k] for k in ("delta", "low", "high")] == pytest.approx([b["r2"][k] for k in ("delta", "low", "high")],
+                                                                           abs=1e-4)
+    # other training settings on the same OUT: refused, nothing trained
+    assert main(["compare", "--data", data_dir, "--out", out, *ARGS, "--epochs", "2", "--quiet"]) == 2
+    assert "epochs 1 → 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ks_partition_reproduces_the_dataset_split(quick_world, tmp_path):
+    ds = str(tmp_path / "ds")
+    assert main(["build-dataset", "--samples", str(quick_world / "samples.csv"), "--out", ds, "--quiet"]) == 0
+    pool = compare.read_pool(ds)
+    parts = compare.make_partitions(pool, compare.CompareSettings(data=ds, out="", schemes=("ks",)),
+                                    compare.dataset_test_fraction(ds))
+    rows = {r["point_id"]: r["split"] for r in csv.DictReader(open(os.path.join(ds, "split.csv")))}
+    want = np.array([rows[p] == "test" for p in pool.split.point_id])
+    assert 0 < want.sum() < want.size
+    np.testing.assert_array_equal(parts[0].is_test, want)
