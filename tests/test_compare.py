@@ -26,6 +26,12 @@ def test_bad_flags_fail_in_one_line_before_any_work(tmp_path, capsys):
     assert exc.value.code == 2 and "--splits" in capsys.readouterr().err
     assert main(["compare", "--data", str(tmp_path), "--out", out, "--models", "cnn,ann", "--reference", "rf"]) == 2
     assert "--reference rf: not among --models" in capsys.readouterr().err
+    assert not os.path.exists(out)
+
+
+@pytest.mark.slow
+def test_a_directory_without_a_dataset_is_refused_in_one_line(tmp_path, capsys):
+    out = str(tmp_path / "out")
     assert main(["compare", "--data", str(tmp_path), "--out", out, "--models", "rf", "--quiet"]) == 2
     assert "cannot read schema.pbtxt" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(out, "runs"))
