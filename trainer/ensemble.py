@@ -1,5 +1,9 @@
 """The serving ensemble: one TF SavedModel wrapping the bag CNNs, normalisation and padding.
 
+(The whole-series model, family "series", is served with the same signature by
+`trainer.series_serving`: 13 raw channels `bands.CHANNELS_SERIES`, no padding to 150; `export`
+picks the module by family.)
+
 Contract (the map pipeline codes against it; see docs/trainer.md):
 
 ``tf.saved_model.load(MODEL_DIR/ensemble).signatures["serving_default"]`` takes
