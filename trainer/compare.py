@@ -58,7 +58,7 @@ class CompareSettings:
     schemes: tuple[str, ...] = splits_mod.SCHEMES
     repeats: int = 2
     test_fraction: float | None = None        # None: the dataset's (summary.json), else 0.2
-    block_km: float = 50.0
+    block_km: float = 100.0
     channels: str = "s2s1"
     epochs: int = 100
     bags: int = 5
@@ -113,8 +113,9 @@ def make_partitions(pool: Pool, s: CompareSettings, test_fraction: float) -> lis
     split = pool.split
     try:
         return splits_mod.build_partitions(
-            list(s.schemes), s.repeats, test_fraction, s.block_km, features=splits_mod.ks_features(split.sequences["s2"]),
-            lat=split.coords[:, 0], lon=split.coords[:, 1], held_out=pool.held_out, order=pool.order)
+            list(s.schemes), s.repeats, test_fraction, s.block_km,
+            features=splits_mod.ks_features(split.sequences["s2"]), lat=split.coords[:, 0], lon=split.coords[:, 1],
+            held_out=pool.held_out, order=pool.order)
     except ValueError as err:
         raise UserError(f"--splits: {err}") from None
 
@@ -126,7 +127,8 @@ def check_resume(s: CompareSettings, fingerprint: dict) -> None:
         old = fileio.read_json(path)
         diff = [k for k in FINGERPRINT if old.get(k) != fingerprint.get(k)]
         if diff:
-            raise UserError(f"--out {s.out}: holds runs made with other settings ({', '.join(f'{k} {old.get(k)!r} → {fingerprint.get(k)!r}' for k in diff)}); "
+            changes = ", ".join(f"{k} {old.get(k)!r} → {fingerprint.get(k)!r}" for k in diff)
+            raise UserError(f"--out {s.out}: holds runs made with other settings ({changes}); "
                             "use a new --out, or --fresh to retrain them all")
     fileio.write_json(path, fingerprint)
 
@@ -294,7 +296,7 @@ def configure(parser) -> None:
     parser.add_argument("--repeats", type=pos, default=2, help="partitions per seeded scheme (random, spatial; default 2)")
     parser.add_argument("--test-fraction", type=float, default=None,
                         help="share of the points in test (default: the dataset's, summary.json, else 0.2)")
-    parser.add_argument("--block-km", type=_positive_float, default=50.0, help="spatial block side in km (default 50)")
+    parser.add_argument("--block-km", type=_positive_float, default=100.0, help="spatial block side in km (default 100)")
     parser.add_argument("--channels", choices=("s2s1", "s2"), default="s2s1", help="the cnn's input (as `train`)")
     parser.add_argument("--epochs", type=pos, default=100, help="epochs per bag (paper: 100)")
     parser.add_argument("--bags", type=pos, default=5, help="bags per model (paper: 5)")
