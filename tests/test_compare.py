@@ -142,3 +142,19 @@ def test_ks_partition_reproduces_the_dataset_split(quick_world, tmp_path):
     want = np.array([rows[p] == "test" for p in pool.split.point_id])
     assert 0 < want.sum() < want.size
     np.testing.assert_array_equal(parts[0].is_test, want)
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_train_is_reported_and_the_others_compared(tmp_path, capsys):
+    data_dir, out = str(tmp_path / "data"), str(tmp_path / "out")
+    fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=5, with_radar=False)   # no S1-paired dates
+    assert main(["compare", "--data", data_dir, "--out", out, "--models", "cnn,rf,ann", "--seeds", "1",
+                 "--splits", "random", "--repeats", "1", "--epochs", "1", "--bags", "2", "--quick-grid",
+                 "--cv-folds", "2", "--n-boot", "200"]) == 0
+    assert "cnn: FAILED: ValueError: cnn: only 0 calibration point(s)" in capsys.readouterr().out
+    result = json.load(open(os.path.join(out, "compare.json")))
+    assert result["complete"] == ["rf", "ann"] and list(result["incomplete"]) == ["cnn"]
+    assert list(result["comparisons"]) == ["ann"]
+    assert result["runs"][0]["n_common"] == result["runs"][0]["n_test"] == 6     # cnn left out of the common set
+    assert os.path.isfile(os.path.join(out, "runs", "random-0", "seed-0", "records", "cnn.failed.json"))
+    assert "Models without predictions in every run" in open(os.path.join(out, "compare.md")).read()
