@@ -135,6 +135,50 @@ def test_a_point_without_s1_pair_is_kept_unless_required(tmp_path):
     assert out["s2"]["min"] == result.s2_min                           # the unpaired point still counts for s2
 
 
+def _staged_one_point(staging, obs_path) -> None:
+    """A staging directory as the job leaves it before FinishDataset: one S2-only point in
+    calibration (its shard and the JSON parts), built with the job's own functions."""
+    from s2mos_transforms.dataset.pipeline import PARTS_DIR
+
+    obs = sequences.point_observations(TableSource(str(obs_path)).observations([SamplePoint("S1", 45, 5)]))["S1"]
+    point = {"point_id": "S1", "lat": 45.0, "lon": 5.0, "clay": 10.0, "origin": "samples", "row": 2}
+    record, _, counts = dt.process_point(point, obs, sequences.ExtractConfig())
+    result = dt.point_result(point, record, counts)
+    path = f"{staging}/{dt.shard_name('calibration', 0, 1)}"
+    dt.write_tfrecords(path, [result.example])
+    combine = dt.MinMaxCombine()
+    parts = {"points": dt.make_plan([result.digest()], 0.0)["points"],
+             "stats": combine.extract_output(combine.add_input(combine.create_accumulator(), result)),
+             "moments": dt.MomentsCombine().extract_output(list(result.moments)),
+             "counts": counts, "rejected": [],
+             "shards": [{"split": "calibration", "shard": 0, "records": 1, "path": path}]}
+    (staging / PARTS_DIR).mkdir(parents=True)
+    for name, value in parts.items():
+        dt.write_json(f"{staging}/{PARTS_DIR}/{name}.json", value)
+
+
+def test_finish_checks_the_pair_counts_on_disk(tmp_path):
+    """The in-job identity (FinishDataset): the records on disk with s2s1_length 0 are the
+    kept points without a pair, and none may exist when the job required a pair."""
+    from s2mos_transforms.dataset.finalize import AccountingError, check_counters, finalize
+
+    s2_only_table().to_csv(tmp_path / "obs.csv", index=False)
+    args = dict(inputs={}, test_fraction=0.0, n_input=1, row_rejections=[], config=sequences.ExtractConfig(),
+                notes=[], num_shards=1)
+    _staged_one_point(tmp_path / "a", tmp_path / "obs.csv")
+    summary = finalize(str(tmp_path / "a"), **args)
+    assert (summary["calibration"], summary["points_without_s1_pair"], summary["points_with_s1_pair"]) == (1, 1, 0)
+    assert summary["job_tallies"]["points_without_s1_pair"] == 1
+    check_counters(summary, {"points_read": 1, "points_kept": 1, "points_without_s1_pair": 1,
+                             "written_calibration": 1}, "here")
+    with pytest.raises(AccountingError, match="points_without_s1_pair 0 != 1"):
+        check_counters(summary, {"points_read": 1, "points_kept": 1, "points_with_s1_pair": 1,
+                                 "written_calibration": 1}, "here")
+    _staged_one_point(tmp_path / "b", tmp_path / "obs.csv")
+    with pytest.raises(AccountingError, match="require_s1_pair=True"):
+        finalize(str(tmp_path / "b"), **args, require_s1_pair=True)
+
+
 def test_tune_thresholds_on_an_s2_only_table(tmp_path, capsys):
     """tune-thresholds never used S1 pairing: an S2-only table scores the grid as before."""
     s2_only_table().to_csv(tmp_path / "obs.csv", index=False)

@@ -68,7 +68,7 @@ def bare_histogram_png(n_bare: Sequence[int], n_paired: Sequence[int], max_dates
     ax.set_xlabel("observations per point")
     ax.set_ylabel("points")
     ax.set_title(f"Bare-soil observations per sample point (n = {n_bare.size})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")       # loc="best" warns when slow (a loaded machine)
     fig.tight_layout()
     return _figure_bytes(fig)
 

@@ -164,11 +164,13 @@ def finalize(staging: str, inputs: dict[str, Any], test_fraction: float, n_input
     (n_cal, cal_unpaired), (n_test, test_unpaired) = count_records(cal_files), count_records(test_files)
     n_rej = len(all_rejected)
     planned = {s: sum(1 for p in points if p["split"] == s) for s in ("calibration", "test")}
+    planned_unpaired = tuple(sum(1 for p in points if p["split"] == s and p["s2s1_length"] == 0)
+                             for s in ("calibration", "test"))
     n_points = n_input - len(row_rejections)
     tallies = part_tallies(points, rejected, shards)
     if (tallies["points_read"] != n_points
             or tallies["written_calibration"] != n_cal or tallies["written_test"] != n_test
-            or tallies["points_without_s1_pair"] != cal_unpaired + test_unpaired
+            or planned_unpaired != (cal_unpaired, test_unpaired)
             or (require_s1_pair and tallies["points_without_s1_pair"])):
         raise AccountingError(f"accounting identity violated: the job's tallies {tallies} disagree with {n_points} "
                               f"points sent, calibration {n_cal} and test {n_test} on disk ({cal_unpaired} and "
