@@ -8,6 +8,9 @@ spectrum resampled to S2 is computed. A pair's score is the mean of the band
 correlations; it must also keep at least ``--min-coverage`` of the points that the
 loosest pair keeps (strict thresholds leave few, noisy points). The best-scoring pair is
 printed with the table; ties go to the stricter pair (smaller NDVI, then NBR2).
+
+Only the S2 dates count (no S1 pairing), so build-dataset's ``--require-s1-pair`` (a dataset
+inclusion rule) does not apply here, and S2-only observation tables score the grid as well.
 """
 from __future__ import annotations
 
