@@ -1,6 +1,5 @@
 """RF grid search on calibration: the paper's grid, capped mtry, exact tree-count prefixes."""
 import numpy as np
-import pytest
 
 from trainer import baselines
 

@@ -30,6 +30,8 @@ forests (≥ 1.4) learn at each split which side NaN goes to. Quantiles are NumP
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from s2mos_transforms import bands, masks
@@ -47,7 +49,7 @@ def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 # per-date indices of a (R, 10) reflectance array → (R,); the one definition of each index
-INDICES: dict[str, callable] = {
+INDICES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "ln_b12_b11": lambda s2: _log_ratio(s2[:, _B["B12"]], s2[:, _B["B11"]]),
     "nbr2": masks.nbr2,
     "ndvi": masks.ndvi,
