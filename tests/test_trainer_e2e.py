@@ -40,10 +40,10 @@ def test_model_directory_artefacts(run):
     for rec in manifest["models"]:
         assert len(rec["bags"]) == N_BAGS
         assert os.path.isfile(os.path.join(m, "predictions", f"{rec['name']}.npz"))
-        if rec["family"] in ("cnn", "ann"):
+        if rec["family"] in ("cnn", "ann", "series"):
             assert os.path.isfile(os.path.join(m, "history", rec["name"], "bag_0.json"))
             assert os.listdir(os.path.join(m, "logs", rec["name"], "bag_0", "train"))   # TensorBoard events
-        else:
+        elif rec["family"] in ("rf", "qrf"):
             cv = json.load(open(os.path.join(m, "models", rec["name"], "rf_cv.json")))
             assert cv["selected"] == rec["rf_params"] and cv["table"]
     bags = json.load(open(os.path.join(m, "bags.json")))["bags"]

@@ -115,3 +115,27 @@ def test_spatial_block_cross_validation_of_the_aoa(trained, tmp_path):
     assert len(res["folds"]) == 3 and res["n_inside"] + res["n_outside"] == res["n_points"] == 80
     assert sum(f["n_test"] for f in res["folds"]) == 80 and 0 <= res["picp"] <= 1
     assert json.load(open(tmp_path / "aoa_cv.json"))["n_points"] == 80
+
+
+def test_forest_intervals_use_unscaled_out_of_bag_residuals():
+    """A memorising model (a forest): in-bag predictions equal the target, so the bag spread at a
+    calibration point is inflated and scaled scores would give too narrow test intervals; the
+    constant-width interval from plain out-of-bag residuals covers 90 % of new points."""
+    rng = np.random.default_rng(4)
+    n, k = 4000, 5
+    y = rng.normal(30, 10, n)
+    noise = rng.normal(0, 5, (k, n))
+    bags = [rng.choice(n, int(0.8 * n), replace=False) for _ in range(k)]
+    preds = y + noise                                 # out of bag: error sd 5
+    for b, idx in enumerate(bags):
+        preds[b, idx] = y[idx]                        # in bag: memorised
+    params = intervals.fit(y, preds, bags, scale_by_spread=False)
+    assert params["scale_by_spread"] is False and 1.645 * 5 / 2 ** 0.5 < params["q"] < 1.645 * 5 * 1.05
+    y_new = rng.normal(30, 10, n)
+    new_preds = y_new + rng.normal(0, 5, (k, n)) * 0.3 + rng.normal(0, 5 * 0.95, n)   # small spread at new points
+    mean, sd = new_preds.mean(0), new_preds.std(0)
+    lo, hi = intervals.bounds(mean, sd, params)
+    assert 0.85 < intervals.coverage(y_new, lo, hi)["picp"] < 0.95
+    scaled = intervals.fit(y, preds, bags)            # the spread-scaled score under-covers here
+    lo_s, hi_s = intervals.bounds(mean, sd, scaled)
+    assert intervals.coverage(y_new, lo_s, hi_s)["picp"] < 0.8

@@ -63,16 +63,16 @@ def common_subset(point_sets: dict[str, np.ndarray], n: int) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
-def native_interval(model_dir: str, name: str, mean_idx: np.ndarray, observed: np.ndarray) -> dict | None:
-    """PICP of a quantile model's own 5–95 % quantiles (QRF), when train saved them."""
+def native_interval(model_dir: str, name: str, point_id: np.ndarray, observed: np.ndarray) -> dict | None:
+    """PICP of a quantile model's own 5–95 % quantiles (QRF), when train saved them for these test points."""
     from trainer.model_dir import predictions_path
 
     saved = fileio.load_npz(predictions_path(model_dir, name))
     if "q05" not in saved or "q95" not in saved:
         return None
+    if not np.array_equal(saved["point_id"].astype(str), np.asarray(point_id).astype(str)):
+        return None                 # train-time quantiles of another test split
     lo, hi = np.mean(saved["q05"], axis=0), np.mean(saved["q95"], axis=0)
-    if lo.shape != observed.shape:
-        return None
     return {**intervals.coverage(observed, lo, hi), "level": 0.90,
             "method": "quantile forest, mean over bags of the 5 % and 95 % conditional quantiles"}
 
@@ -130,7 +130,7 @@ def evaluate(model_dir: str, data_dir: str, out_dir: str | None = None, top_frac
         if rec.get("intervals"):
             lo, hi = intervals.bounds(mean, std, rec["intervals"])
             m["interval"] = {**intervals.coverage(obs, lo, hi), "level": rec["intervals"]["level"]}
-        native = native_interval(model_dir, spec.name, idx, obs) if spec.family == "qrf" else None
+        native = native_interval(model_dir, spec.name, test_sub.point_id, obs) if spec.family == "qrf" else None
         if native:
             m["native_interval"] = native
         paper = paper_result(spec)

@@ -238,7 +238,7 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                     cal_bags=cal_stack,
                     **{k: np.stack(v).astype(np.float32) for k, v in quantiles.items() if v})
     try:
-        record["intervals"] = intervals.fit(cal.clay, cal_stack, bags)
+        record["intervals"] = intervals.fit(cal.clay, cal_stack, bags, scale_by_spread=spec.keras)
     except ValueError as err:       # too few out-of-bag points (tiny data, one bag)
         log(f"[{spec.name}] no prediction intervals: {err}")
     record["seconds"] = round(time.perf_counter() - t0, 2)

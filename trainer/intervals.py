@@ -49,24 +49,39 @@ def conformal_quantile(scores: np.ndarray, level: float = LEVEL) -> float:
     return float(s[k - 1]) if 0 < k <= s.size else math.inf
 
 
-def fit(observed: np.ndarray, bag_preds: np.ndarray, bags: list[np.ndarray], level: float = LEVEL) -> dict:
-    """Conformal parameters of a bagged model from its calibration-set bag predictions (% clay)."""
+METHOD_CONSTANT = "split-conformal, constant width: |y - oob mean| (forests: the bag sd is not comparable)"
+
+
+def fit(observed: np.ndarray, bag_preds: np.ndarray, bags: list[np.ndarray], level: float = LEVEL,
+        scale_by_spread: bool = True) -> dict:
+    """Conformal parameters of a bagged model from its calibration-set bag predictions (% clay).
+
+    ``scale_by_spread=False`` (random forests): a forest's in-bag predictions nearly reproduce
+    its training targets, so the bag spread at a calibration point (in-bag and out-of-bag bags
+    mixed) is far larger than at a new point and the scaled scores are no longer exchangeable
+    with a new point's (measured: 0.54-0.64 coverage at 90 %); the plain out-of-bag residual is.
+    """
     y = np.asarray(observed, np.float64)
     sd = np.asarray(bag_preds, np.float64).std(axis=0)
     oob, count = oob_mean(bag_preds, bags)
     use = count > 0
     if use.sum() < 2:
         raise ValueError("too few out-of-bag calibration points for conformal intervals")
-    eps = float(max(np.median(sd[use]), 1e-3))
-    scores = np.abs(y[use] - oob[use]) / (sd[use] + eps)
+    if scale_by_spread:
+        eps = float(max(np.median(sd[use]), 1e-3))
+        scores = np.abs(y[use] - oob[use]) / (sd[use] + eps)
+    else:
+        eps, scores = 1.0, np.abs(y[use] - oob[use])
     q = conformal_quantile(scores, level)
-    return {"method": METHOD, "level": float(level), "q": q, "eps": eps, "n": int(use.sum()),
+    return {"method": METHOD if scale_by_spread else METHOD_CONSTANT, "level": float(level), "q": q, "eps": eps,
+            "scale_by_spread": bool(scale_by_spread), "n": int(use.sum()),
             "oob_rmse": float(np.sqrt(np.mean((y[use] - oob[use]) ** 2)))}
 
 
 def bounds(mean: np.ndarray, sd: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of the interval around `mean` with bag spread `sd` (float32)."""
-    half = np.float32(params["q"]) * (np.asarray(sd, np.float32) + np.float32(params["eps"]))
+    spread = np.asarray(sd, np.float32) if params.get("scale_by_spread", True) else np.zeros_like(sd, np.float32)
+    half = np.float32(params["q"]) * (spread + np.float32(params["eps"]))
     m = np.asarray(mean, np.float32)
     return (m - half).astype(np.float32), (m + half).astype(np.float32)
 
