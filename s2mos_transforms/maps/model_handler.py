@@ -1,7 +1,10 @@
 """The Beam RunInference `ModelHandler` of the map: one engine load per worker, tiles batched
 by pixel count (`batch_elements_kwargs`). After the engine, the model's trust layer
 (`trainer.trust.Trust`: recalibration, 90 % interval, DI/AOA) turns (mean, std) into every
-band of the map, by one NumPy function whichever engine ran, so `fast` and `padded` agree."""
+band of the map, by one NumPy function whichever engine ran, so `fast` and `padded` agree.
+A whole-series model (family "series") always runs on the SavedModel engine (`engines.load_engine`);
+its pixel sequences carry every bare date (`pixels.pixel_sequences` with `bands.CHANNELS_SERIES`),
+so pixels without any S1 pair are mapped too."""
 from __future__ import annotations
 
 import dataclasses
