@@ -36,6 +36,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sources.add_source_arguments(parser, sources.POINTS)
 
 
+def record_sequence(record: dict, feature: str):
+    """A dataset record's raw sequence in the model's channels (`series`: bare dates joined with
+    their S1 pairs, `trainer.series.raw_sequence`)."""
+    if feature == "series":
+        from trainer import series
+        return series.raw_sequence(record["s2"], record["s2_dates"], record["s2s1"], record["s2s1_dates"])
+    return record[feature]
+
+
 def local_sequences(points, source, config, feature: str):
     """(kept point rows, their raw sequences in the model's channels, rejections) through the
     dataset's own per-point chain."""
@@ -50,11 +59,13 @@ def local_sequences(points, source, config, feature: str):
         record, rej, _ = process_point(p, obs.get(str(p["point_id"])), config)
         if rej is not None:
             rejected.append({"point_id": rej.point_id, "reason": rej.reason, "detail": rej.detail})
-        elif len(record[feature]) == 0:
+            continue
+        seq = record_sequence(record, feature)
+        if len(seq) == 0:
             rejected.append({"point_id": str(p["point_id"]), "reason": f"no {feature} date", "detail": ""})
         else:
             kept.append(p)
-            seqs.append(record[feature])
+            seqs.append(seq)
     return kept, seqs, rejected
 
 
@@ -117,6 +128,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UserError("--out must differ from --model-dir (the original model is kept)")
     if args.fine_tune and not args.data:
         raise UserError("--fine-tune needs --data DATASET_DIR (the calibration split the samples are spiked into)")
+    if args.fine_tune and model_dir.read_meta(args.model_dir).sequence_feature == "series":
+        raise UserError("--fine-tune refits the paper CNN's dense head; for a whole-series model use the "
+                        "bias/linear correction (no --fine-tune)")
     if args.fine_tune_epochs < 1:
         raise UserError(f"--fine-tune-epochs must be ≥ 1, got {args.fine_tune_epochs}")
     fileio.check_writable(args.out, "--out")

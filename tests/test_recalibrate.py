@@ -131,3 +131,38 @@ def test_fine_tune_refits_only_the_head_and_keeps_the_model_consistent(tmp_path,
               "--fine-tune", "--fine-tune-epochs", "x"])
     assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out",
                  out + "3", "--fine-tune"]) == 2
+
+
+@pytest.mark.slow
+def test_recalibrate_a_whole_series_model(tmp_path, capsys):
+    """The bias/linear correction works for the served whole-series model too (its samples' rows are
+    the bare dates joined with their S1 pairs, as in training), and --fine-tune says it is CNN-only."""
+    import trainer_fixtures as tfx
+    from s2mos_transforms.maps import engines
+    from trainer import aoa as aoa_mod
+    from pipelines.recalibrate import local_sequences
+
+    data_dir, base, out = str(tmp_path / "data"), str(tmp_path / "m"), str(tmp_path / "m2")
+    tfx.write_dataset(data_dir, n_calibration=40, n_test=10, seed=6, max_dates=30)
+    assert main(["train", "--data", data_dir, "--model-dir", base, "--models", "series", "--serve", "series",
+                 "--epochs", "1", "--bags", "2", "--quiet"]) == 0
+    src = fx.quick_source()
+    pts = src.sample_points(8, within_aoi=True)[["point_id", "lat", "lon", "clay"]].copy()
+    pts["clay"] = pts["clay"] + 9.0
+    pts.to_csv(tmp_path / "site.csv", index=False)
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out", out,
+                 "--preset", "quick"]) == 0
+    rec = model_dir.read_meta(out).recalibration
+    assert rec["kind"] == "linear" and rec["n"] >= 5
+    meta = model_dir.read_meta(base)
+    kept, seqs, _ = local_sequences(pts.to_dict("records"), src, meta.extract_config(), "series")
+    assert len(kept) == rec["n"] and all(s.shape[1] == 13 for s in seqs)
+    values, lengths = aoa_mod.ragged(seqs, 13)
+    coords = np.array([[p["lat"], p["lon"]] for p in kept], np.float32)
+    before, _ = engines.PaddedEnsemble(base).predict(values, lengths.astype(np.int32), coords)
+    detail = json.load(open(os.path.join(out, "recalibration.json")))
+    np.testing.assert_allclose([s["predicted"] for s in detail["samples"]], before, rtol=1e-5, atol=1e-4)
+    capsys.readouterr()
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out",
+                 str(tmp_path / "ft"), "--preset", "quick", "--fine-tune", "--data", data_dir]) == 2
+    assert "whole-series" in capsys.readouterr().err
