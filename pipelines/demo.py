@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         ("3. Dataset: bare-soil S1+S2 sequences → TFRecords (Beam, DirectRunner)",
          ["build-dataset", "--samples", os.path.join(world_dir, "samples.csv"), "--preset", args.preset,
           "--out", data_dir]),
-        ("4. Train: bagged CNN + RF/ANN baselines (quick settings: 20 epochs, 3 bags, small RF grid)",
+        ("4. Train: bagged CNN, whole-series model, RF/ANN and temporal-composite forests (quick settings: 20 epochs, 3 bags, small RF grid)",
          ["train", "--data", data_dir, "--model-dir", model_dir, "--epochs", "20", "--bags", "3", "--quick-grid"]),
         ("5. Evaluate: test-set metrics table and report",
          ["evaluate", "--data", data_dir, "--model-dir", model_dir]),
