@@ -43,7 +43,17 @@ def build_cnn(n_channels: int = len(bands.CHANNELS_S2S1), max_dates: int = bands
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(8, activation="elu", kernel_regularizer=regularizers.L2(L2), name="spectral_dense")(x)
     x = layers.Dropout(0.5, name="spectral_dropout")(x)
-    inputs = {"sequence": seq_in}
+    return coords_and_head(x, {"sequence": seq_in}, use_coords, name)
+
+
+def coords_and_head(x, inputs: dict, use_coords: bool, name: str):
+    """Table 3's coordinates branch and dense head on the sequence features `x` (shared by the
+    CNN and the whole-series model): [coords → Dense 8 → Dense 4, concatenated] → Dense 64 (ELU,
+    L2) → Dropout 0.2 → Dense 16 (ELU, L2) → Dropout 0.2 → Dense 1 tanh."""
+    import keras
+    from keras import layers, regularizers
+
+    inputs = dict(inputs)
     if use_coords:
         coords_in = keras.Input((2,), name="coords")
         a = layers.Dense(8, name="aux_dense8")(coords_in)

@@ -221,8 +221,8 @@ ValidMask, ZeroPadding, MaskedPool = _layers()
 def build_series(n_features: int = N_FEATURES, use_coords: bool = True, name: str = "series"):
     """The whole-series model; inputs {'series': (T, F) any T, 'coords': (2,)}, output clay in [−1, 1]."""
     import keras
-    from keras import layers, regularizers
-    from trainer.models import L2
+    from keras import layers
+    from trainer.models import coords_and_head
 
     seq_in = keras.Input((None, n_features), name="series")
     mask = ValidMask(name="valid_mask")(seq_in)
@@ -232,16 +232,4 @@ def build_series(n_features: int = N_FEATURES, use_coords: bool = True, name: st
         x = layers.Conv1D(WIDTH, 3, padding="same", activation="relu", name=f"tconv{k}")(x)
         x = ZeroPadding(name=f"zero_pad{k}")([x, mask])
     x = MaskedPool(name="masked_pool")([x, mask])
-    inputs = {"series": seq_in}
-    if use_coords:
-        coords_in = keras.Input((2,), name="coords")
-        a = layers.Dense(8, name="aux_dense8")(coords_in)
-        a = layers.Dense(4, name="aux_dense4")(a)
-        x = layers.Concatenate(name="concat")([x, a])
-        inputs["coords"] = coords_in
-    x = layers.Dense(64, activation="elu", kernel_regularizer=regularizers.L2(L2), name="dense64")(x)
-    x = layers.Dropout(0.2, name="dropout64")(x)
-    x = layers.Dense(16, activation="elu", kernel_regularizer=regularizers.L2(L2), name="dense16")(x)
-    x = layers.Dropout(0.2, name="dropout16")(x)
-    out = layers.Dense(1, activation="tanh", name="clay")(x)
-    return keras.Model(inputs, out, name=name)
+    return coords_and_head(x, {"series": seq_in}, use_coords, name)
