@@ -135,16 +135,24 @@ class Weather:
         span = np.arange(WETNESS_SPIN_DAYS + WETNESS_PERIOD_DAYS)
         days = (np.asarray(anchors, np.int64)[:, None] + span[None, :]).ravel()
         rate, fill, hour = self._layer_inputs(i, j, days)                    # (L|1, K, A·D)
-        to_rain, after_rain = np.exp(-rate * hour), np.exp(-rate * (1.0 - hour))
         shape = (rate.shape[0], len(i), len(anchors), span.size)
-        to_rain, after_rain = to_rain.reshape(shape), after_rain.reshape(shape)
-        fill = fill.reshape(shape)
-        ends = np.empty(shape)
+
+        def day_major(a: np.ndarray) -> np.ndarray:
+            # (L, K, A·D) → (D, L, K, A), contiguous: the loop below reads and writes one day
+            # at a time, which along the last axis would be a strided walk over the whole array.
+            return np.ascontiguousarray(np.moveaxis(np.broadcast_to(a, shape[:2] + (a.shape[-1],))
+                                                    .reshape(shape), -1, 0))
+
+        to_rain = day_major(np.exp(-rate * hour))
+        after_rain = day_major(np.exp(-rate * (1.0 - hour)))
+        fill = day_major(fill)
+        ends = np.empty((span.size,) + shape[:3])
         state = np.full(shape[:3], 0.3)
         for d in range(span.size):
-            state = np.minimum(state * to_rain[..., d] + fill[..., d], 1.0) * after_rain[..., d]
-            ends[..., d] = state
-        return [ends[:, :, k] for k in range(len(anchors))]
+            state = np.minimum(state * to_rain[d] + fill[d], 1.0) * after_rain[d]
+            ends[d] = state
+        ends = np.moveaxis(ends, 0, -1)                                      # (L, K, A, D)
+        return [np.ascontiguousarray(ends[:, :, k]) for k in range(len(anchors))]
 
     def layers_nodes(self, lattice: noise.Lattice, t: np.ndarray, cache: dict | None = None) -> np.ndarray:
         """Wetness (0 air-dry … 1 saturated) of the LAYERS at the lattice's distinct RAIN
