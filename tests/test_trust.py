@@ -111,10 +111,31 @@ def test_train_stores_the_trust_layer_and_evaluate_reports_it(trained):
 def test_spatial_block_cross_validation_of_the_aoa(trained, tmp_path):
     from trainer import trust_experiments
     data_dir, _ = trained
-    res = trust_experiments.aoa_cv(data_dir, str(tmp_path), epochs=1, bags=2, folds=3, parallel=False)
-    assert len(res["folds"]) == 3 and res["n_inside"] + res["n_outside"] == res["n_points"] == 80
-    assert sum(f["n_test"] for f in res["folds"]) == 80 and 0 <= res["picp"] <= 1
+    res = trust_experiments.aoa_cv(data_dir, str(tmp_path), epochs=1, bags=2, folds=3, parallel=False, n_boot=200)
+    assert len(res["folds"]) == 3 and res["n_inside"] + res["n_outside"] + res["n_unusable"] == res["n_points"] == 80
+    assert sum(f["n_test"] + f["n_unusable"] for f in res["folds"]) == 80 and 0 <= res["picp"] <= 1
     assert json.load(open(tmp_path / "aoa_cv.json"))["n_points"] == 80
+    points = np.load(tmp_path / "aoa_cv_points.npz")
+    assert len(points["err"]) == res["n_inside"] + res["n_outside"]
+    # resumed: the folds' predictions exist, nothing is trained again and the result is the same
+    again = trust_experiments.aoa_cv(data_dir, str(tmp_path), epochs=1, bags=2, folds=3, parallel=False, n_boot=200)
+    assert again["mae_inside"] == res["mae_inside"] and again["ratio_ci95"] == res["ratio_ci95"]
+
+
+def test_aoa_error_ratio_interval_resamples_blocks_and_skips_points_without_a_di():
+    from trainer import trust_experiments
+    rng = np.random.default_rng(3)
+    n = 4000
+    inside = rng.random(n) < 0.8
+    err = np.abs(rng.normal(0, 1, n)) * np.where(inside, 1.0, 2.0)
+    di = np.where(inside, 0.1, 0.5)
+    di[:50] = np.nan                      # points the model could not use: neither inside nor outside
+    err[:50] = 100.0
+    block = rng.integers(0, 40, n)
+    r = trust_experiments.ratio_with_interval(err, di, di <= 0.3, block, n_boot=500)
+    assert r["n_inside"] + r["n_outside"] == n - 50 and r["n_blocks"] == 40
+    assert 1.8 < r["ratio"] < 2.2 and r["ratio_ci95"][0] < r["ratio"] < r["ratio_ci95"][1]
+    assert r["ratio_ci95"][0] > 1.5 and r["spearman_di_abs_error"] > 0.2
 
 
 def test_forest_intervals_use_unscaled_out_of_bag_residuals():

@@ -59,14 +59,20 @@ def ragged(seqs: list[np.ndarray], n_channels: int) -> tuple[np.ndarray, np.ndar
     return values, lengths
 
 
-def spatial_folds(coords: np.ndarray, k: int = N_FOLDS, seed: int = 0) -> np.ndarray:
-    """Fold of each point: quantile blocks of lat × lon (about 4k blocks), blocks dealt to k folds."""
+def spatial_blocks(coords: np.ndarray, k: int = N_FOLDS) -> np.ndarray:
+    """Block of each point: quantile blocks of lat × lon, m × m of them with m = ⌈√(4k)⌉."""
     c = np.asarray(coords, np.float64)
     m = max(2, int(np.ceil(np.sqrt(4 * k))))
     ids = np.zeros(len(c), np.int64)
     for j in range(2):
         edges = np.quantile(c[:, j], np.linspace(0, 1, m + 1)[1:-1])
         ids = ids * m + np.searchsorted(edges, c[:, j], side="right")
+    return ids
+
+
+def spatial_folds(coords: np.ndarray, k: int = N_FOLDS, seed: int = 0) -> np.ndarray:
+    """Fold of each point: the `spatial_blocks` (about 4k of them) dealt at random to k folds."""
+    ids = spatial_blocks(coords, k)
     blocks = np.unique(ids)
     fold_of = np.random.default_rng(seed).permutation(len(blocks)) % k
     return fold_of[np.searchsorted(blocks, ids)]

@@ -1,13 +1,14 @@
 """Measurements behind docs/trainer.md "How far to trust a map" (not used by the product).
 
-    python -m trainer.trust_experiments aoa-cv --data DATASET --out DIR [--epochs 30 --bags 2]
+    python -m trainer.trust_experiments aoa-cv --data DATASET --out DIR [--epochs 30 --bags 2] [--model series]
     python -m trainer.trust_experiments recal-curve --model-dir M --samples site.csv --preset P --out DIR
 
-``aoa-cv``: spatial-block cross-validation of the CNN (`aoa.spatial_folds` on every point of
-the dataset, both splits): for each fold, the bagged CNN is trained on the other folds
-(`fit_bags.train_model`, the trainer's own code), its AOA is fitted on them (`aoa.fit`), and
-the held-out fold is predicted; the fold's errors are split by DI ≤ threshold. Also the
-conformal coverage of the held-out fold (intervals calibrated on the training folds' bags).
+``aoa-cv``: spatial-block cross-validation of a served model, the CNN or (``--model series``)
+the whole-series model (`aoa.spatial_folds` on every point of the dataset, both splits): for
+each fold, the bagged model is trained on the other folds (`train.fit_spec`, the trainer's own
+path), its AOA is fitted on them (`aoa.fit`), and the held-out fold is predicted; the fold's
+errors are split by DI ≤ threshold, pooled with a block-bootstrap interval of the ratio. Also
+the conformal coverage of the held-out fold (intervals calibrated on the training folds' bags).
 
 ``recal-curve``: the site's samples through `s2mos recalibrate`'s own extraction and the
 model's SavedModel, then `recalibrate.curve`: RMSE and bias on the samples left out after
@@ -24,59 +25,92 @@ import numpy as np
 
 
 def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed: int = 0,
-           batch_size: int = 8, parallel: bool = True) -> dict:
+           batch_size: int = 8, parallel: bool = True, model: str = "cnn", n_boot: int = 2000) -> dict:
+    """Spatial-block CV of one served model (`cnn` or `series`): is the error larger outside the AOA?
+
+    Each fold trains through `train.fit_spec` (the product's path: the model fits and predicts
+    only the points it can use), so a point the model cannot use (the CNN's points without an
+    S1-paired date) is neither inside nor outside, only counted. A fold whose predictions exist
+    in OUT is not trained again (resume). The pooled ratio gets a 95 % interval from a bootstrap
+    over the spatial blocks (errors are correlated within a block, so blocks are the unit)."""
     from s2mos_transforms import fileio
     from trainer import aoa, bagging, data, intervals, trust
     from trainer.config import TrainConfig
-    from trainer.fit_bags import train_model
     from trainer.specs import all_specs
+    from trainer.train import fit_spec, usable_points
 
-    cal, test = data.read_split(data_dir, "calibration"), data.read_split(data_dir, "test")
-    every = data.Split(np.concatenate([cal.point_id, test.point_id]), np.concatenate([cal.coords, test.coords]),
-                       np.concatenate([cal.clay, test.clay]),
-                       {k: cal.sequences[k] + test.sequences[k] for k in cal.sequences})
-    spec = all_specs()["cnn"]
+    every = data.Split.concat([data.read_split(data_dir, "calibration"), data.read_split(data_dir, "test")])
+    spec = all_specs()[model]
     feature, names = data.CHANNEL_SETS[spec.channels]
     fold = aoa.spatial_folds(every.coords, folds, seed)
-    err_all, di_all, inside_all, cover = [], [], [], []
-    rows = []
+    block = aoa.spatial_blocks(every.coords, folds)
+    parts, rows = [], []
     for f in range(folds):
         t0 = time.time()
         tr, te = every.subset(np.flatnonzero(fold != f)), every.subset(np.flatnonzero(fold == f))
         stats = data.fit_stats(tr)
-        bag_idx = bagging.draw_bags(len(tr), bags, bagging.BAG_FRACTION, seed)
         cfg = TrainConfig(data=data_dir, model_dir=os.path.join(out, f"fold_{f}"), epochs=epochs, bags=bags,
-                          batch_size=batch_size, models="cnn", seed=seed, verbose=0, parallel_bags=parallel)
-        train_model(spec, tr, te, stats, bag_idx, cfg, lambda *_: None)
-        saved = fileio.load_npz(os.path.join(cfg.model_dir, "predictions", "cnn.npz"))
+                          batch_size=batch_size, models=model, seed=seed, verbose=0, parallel_bags=parallel)
+        path = os.path.join(cfg.model_dir, "predictions", f"{model}.npz")
+        if os.path.exists(path):
+            tr_used, te_idx = tr.subset(usable_points(spec, tr)), usable_points(spec, te)
+            bag_idx = bagging.draw_bags(len(tr_used), bags, bagging.BAG_FRACTION, seed)
+        else:
+            _, tr_used, _, bag_idx = fit_spec(spec, tr, te, stats, cfg, lambda *_: None)
+            te_idx = usable_points(spec, te)
+        te_used = te.subset(te_idx)
+        saved = fileio.load_npz(path)
         mean, sd = bagging.combine(saved["bags"])
-        iv = intervals.fit(tr.clay, saved["cal_bags"], bag_idx)
+        iv = intervals.fit(tr_used.clay, saved["cal_bags"], bag_idx)
         lo, hi = intervals.bounds(mean, sd, iv)
-        v_tr, l_tr = aoa.ragged(tr.sequences[feature], len(names))
-        meta, train = aoa.fit(trust.aoa_features(v_tr, l_tr, tr.coords, True), tr.clay, tr.coords,
-                              trust.feature_names(names, True), seed)
+        v_tr, l_tr = aoa.ragged(trust.raw_sequences(tr_used, feature), len(names))
+        meta, train = aoa.fit(trust.aoa_features(v_tr, l_tr, tr_used.coords, spec.use_coords, names), tr_used.clay,
+                              tr_used.coords, trust.feature_names(names, spec.use_coords), seed)
         area = aoa.AOA(meta, train)
-        v_te, l_te = aoa.ragged(te.sequences[feature], len(names))
-        di = area.di(trust.aoa_features(v_te, l_te, te.coords, True))
-        split = aoa.split_errors(te.clay, mean, di, area.threshold)
-        cov = intervals.coverage(te.clay, lo, hi)
-        rows.append({"fold": f, "n_train": len(tr), "n_test": len(te), **split, "picp": cov["picp"],
-                     "mean_width": cov["mean_width"], "seconds": round(time.time() - t0, 1)})
+        v_te, l_te = aoa.ragged(trust.raw_sequences(te_used, feature), len(names))
+        di = area.di(trust.aoa_features(v_te, l_te, te_used.coords, spec.use_coords, names))
+        split = aoa.split_errors(te_used.clay, mean, di, area.threshold)
+        cov = intervals.coverage(te_used.clay, lo, hi)
+        rows.append({"fold": f, "n_train": len(tr_used), "n_test": len(te_used), "n_unusable": len(te) - len(te_used),
+                     **split, "picp": cov["picp"], "mean_width": cov["mean_width"],
+                     "seconds": round(time.time() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
-        err_all.append(np.abs(mean - te.clay))
-        di_all.append(di)
-        inside_all.append(area.inside(di))
-        cover.append((te.clay >= lo) & (te.clay <= hi))
-    err, inside = np.concatenate(err_all), np.concatenate(inside_all)
-    result = {"folds": rows, "epochs": epochs, "bags": bags, "n_points": len(every),
-              "mae_inside": float(err[inside].mean()) if inside.any() else None,
-              "mae_outside": float(err[~inside].mean()) if (~inside).any() else None,
-              "n_inside": int(inside.sum()), "n_outside": int((~inside).sum()),
-              "picp": float(np.concatenate(cover).mean())}
-    if result["mae_inside"] and result["mae_outside"] is not None:
-        result["ratio"] = result["mae_outside"] / result["mae_inside"]
+        parts.append({"err": np.abs(mean - te_used.clay), "di": di, "inside": area.inside(di),
+                      "covered": (te_used.clay >= lo) & (te_used.clay <= hi),
+                      "block": block[np.flatnonzero(fold == f)[te_idx]], "fold": np.full(len(te_used), f)})
+    pooled = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    np.savez_compressed(os.path.join(out, "aoa_cv_points.npz"), **pooled)
+    result = {"model": model, "folds": rows, "epochs": epochs, "bags": bags, "n_points": len(every),
+              "n_unusable": int(sum(r["n_unusable"] for r in rows)),
+              **ratio_with_interval(pooled["err"], pooled["di"], pooled["inside"], pooled["block"], n_boot, seed),
+              "picp": float(pooled["covered"].mean())}
     fileio.write_json(os.path.join(out, "aoa_cv.json"), result)
     return result
+
+
+def ratio_with_interval(err: np.ndarray, di: np.ndarray, inside: np.ndarray, block: np.ndarray,
+                        n_boot: int = 2000, seed: int = 0) -> dict:
+    """MAE inside and outside the AOA (points with a DI), their ratio, its 95 % block-bootstrap
+    interval, and Spearman's ρ of DI and absolute error (does the error grow with the DI?)."""
+    from scipy.stats import spearmanr
+
+    ok = np.isfinite(di)
+    err, di, inside, block = err[ok], di[ok], inside[ok], block[ok]
+    blocks, where = np.unique(block, return_inverse=True)
+    # per block: sums and counts inside / outside, so a replicate is a weighted sum over blocks
+    s_in = np.bincount(where, err * inside, len(blocks))
+    n_in = np.bincount(where, inside.astype(float), len(blocks))
+    s_out = np.bincount(where, err * ~inside, len(blocks))
+    n_out = np.bincount(where, (~inside).astype(float), len(blocks))
+    w = np.random.default_rng(seed).multinomial(len(blocks), np.full(len(blocks), 1.0 / len(blocks)), n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (w @ s_out / (w @ n_out)) / (w @ s_in / (w @ n_in))
+    reps = reps[np.isfinite(reps)]
+    mae_in, mae_out = err[inside].mean(), err[~inside].mean() if (~inside).any() else np.nan
+    return {"n_inside": int(inside.sum()), "n_outside": int((~inside).sum()), "n_blocks": int(len(blocks)),
+            "mae_inside": float(mae_in), "mae_outside": float(mae_out), "ratio": float(mae_out / mae_in),
+            "ratio_ci95": [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))] if reps.size else None,
+            "spearman_di_abs_error": float(spearmanr(di, err).statistic)}
 
 
 def recal_curve(model_dir: str, samples: str, preset: str, out: str, repeats: int = 500) -> dict:
@@ -112,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--epochs", type=int, default=30)
     a.add_argument("--bags", type=int, default=2)
     a.add_argument("--batch-size", type=int, default=8)
+    a.add_argument("--model", choices=("cnn", "series"), default="cnn", help="the served model to cross-validate")
     r = sub.add_parser("recal-curve")
     r.add_argument("--model-dir", required=True)
     r.add_argument("--samples", required=True)
@@ -120,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     if args.what == "aoa-cv":
-        print(json.dumps(aoa_cv(args.data, args.out, args.epochs, args.bags, batch_size=args.batch_size), indent=1))
+        print(json.dumps(aoa_cv(args.data, args.out, args.epochs, args.bags, batch_size=args.batch_size,
+                                model=args.model), indent=1))
     else:
         recal_curve(args.model_dir, args.samples, args.preset, args.out)
     return 0
