@@ -26,6 +26,7 @@ from s2mos_transforms import bands, sequences
 from s2mos_transforms.grid import lonlat_to_xy, tile_containing, utm_epsg
 from s2mos_transforms.maps import cog, pixels
 from s2mos_transforms.sources import SamplePoint
+from trainer import aoa as aoa_mod
 from trainer import series
 
 SIZE = 32
@@ -181,6 +182,10 @@ def test_predict_map_with_a_trained_series_model_maps_pixels_without_s1(halfrada
     assert sorted(r["tile"] for r in records) == names and all(r["status"] == "written" for r in records)
 
     fn = tf.saved_model.load(os.path.join(model, "ensemble")).signatures["serving_default"]
+    from trainer import model_dir, trust
+    meta = model_dir.read_meta(model)
+    assert meta.aoa["space"] == "composites"          # the whole-series model's AOA space
+    area = trust.Trust.load(model, meta).aoa
     src = sources.create("halfradar", {})
     lost_all = 0
     for name in names:
@@ -190,6 +195,7 @@ def test_predict_map_with_a_trained_series_model_maps_pixels_without_s1(halfrada
         with rasterio.open(os.path.join(out, "tiles", f"{name}.tif")) as ds:
             mean, std, n_obs = (b.ravel() for b in ds.read()[:3])
             aoa = ds.read(7).ravel()
+            di = ds.read(6).ravel()
         cnn_rows = pixels.pixel_sequences(stack, channels=bands.CHANNELS_S2S1)
         rows = pixels.pixel_sequences(stack, channels=bands.CHANNELS_SERIES)
         no_pair = np.flatnonzero((cnn_rows.lengths == 0) & (rows.lengths > 0) & (n_obs != cog.NODATA))
@@ -197,6 +203,12 @@ def test_predict_map_with_a_trained_series_model_maps_pixels_without_s1(halfrada
         assert (mean[no_pair] != cog.NODATA).all() and np.isfinite(mean[no_pair]).all()
         assert (aoa[no_pair] != cog.NODATA).all()                      # the AOA has a DI there too
         np.testing.assert_array_equal(n_obs[no_pair], rows.lengths[no_pair])
+        # the map's DI is the DI of the pixel's own series rows in the composites space
+        lat_lon = np.stack([tile.pixel_centres_lonlat()[1].ravel(), tile.pixel_centres_lonlat()[0].ravel()], 1)
+        sel = no_pair[:50]
+        v, l = aoa_mod.ragged([rows.sequence(int(p)) for p in sel], len(bands.CHANNELS_SERIES))
+        want = area.di(trust.aoa_features(v, l, lat_lon[sel], True, bands.CHANNELS_SERIES, "composites"))
+        np.testing.assert_allclose(di[sel], want, rtol=1e-6)
         lon, lat = tile.pixel_centres_lonlat()
         for p in no_pair[:: max(1, no_pair.size // 3)][:3]:
             seq = rows.sequence(int(p))

@@ -23,6 +23,24 @@ def test_ragged_median_equals_numpy_median():
             np.testing.assert_allclose(got[i], np.median(values[o[i]:o[i + 1]], axis=0), rtol=1e-6)
 
 
+def test_series_aoa_space_is_the_strong_composites_of_the_series_rows(tmp_path):
+    """The whole-series model's AOA features, computed from its rows (what predict-map has), equal
+    the S2 columns of the rf_strong composites computed from the dataset (one definition)."""
+    from s2mos_transforms import bands
+    from trainer import composites, data, series
+    fx.write_dataset(str(tmp_path), n_calibration=30, n_test=6, seed=2, max_dates=30, unpaired_fraction=0.3)
+    split = data.read_split(str(tmp_path), "calibration")
+    values, lengths = aoa.ragged(series.raw_sequences(split), len(bands.CHANNELS_SERIES))
+    assert trust.aoa_space(bands.CHANNELS_SERIES) == "composites" and trust.aoa_space(bands.CHANNELS_S2S1) == "medians"
+    got = trust.aoa_features(values, lengths, split.coords, True, bands.CHANNELS_SERIES, "composites")
+    names = composites.feature_names(True)
+    keep = [i for i, n in enumerate(names) if not n.startswith(("VV", "VH")) and n != "n_s1_paired"]
+    want = composites.strong_features(split, None, True)[:, keep]
+    np.testing.assert_array_equal(got, want)
+    assert trust.feature_names(bands.CHANNELS_SERIES, True, "composites") == [names[i] for i in keep]
+    assert np.isfinite(got).all()          # every point has bare dates, paired or not
+
+
 def test_conformal_covers_at_the_level_on_exchangeable_data():
     rng = np.random.default_rng(1)
     n, k = 4000, 5
@@ -120,6 +138,11 @@ def test_spatial_block_cross_validation_of_the_aoa(trained, tmp_path):
     # resumed: the folds' predictions exist, nothing is trained again and the result is the same
     again = trust_experiments.aoa_cv(data_dir, str(tmp_path), epochs=1, bags=2, folds=3, parallel=False, n_boot=200)
     assert again["mae_inside"] == res["mae_inside"] and again["ratio_ci95"] == res["ratio_ci95"]
+    # the same errors split by a DI in another feature space: the medians reproduce aoa-cv's split
+    same = trust_experiments.aoa_space(data_dir, str(tmp_path), "medians", folds=3, n_boot=200)
+    assert (same["n_inside"], same["mae_outside"]) == (res["n_inside"], res["mae_outside"])
+    other = trust_experiments.aoa_space(data_dir, str(tmp_path), "composites", folds=3, n_boot=200)
+    assert other["n_inside"] + other["n_outside"] + other["n_without_di"] == res["n_inside"] + res["n_outside"]
 
 
 def test_aoa_error_ratio_interval_resamples_blocks_and_skips_points_without_a_di():

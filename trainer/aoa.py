@@ -15,15 +15,18 @@ coordinates. The weights are the impurity importances of a random forest fitted 
 exactly these features (Meyer & Pebesma weight by the model's variable importance; the CNN
 has none, and this RF is the baseline the paper compares it with). The same `median_features`
 runs on the training sequences and on the map's ragged pixel sequences, so the two agree.
-For the whole-series model (`trainer.series`) the channels are its 10 S2 bands only
-(`trust.aoa_channels`): its VV/VH are NaN on unpaired dates and its day channel is a date.
+For the whole-series model (`trainer.series`) the space is the temporal composites of its S2
+rows instead (`trust.aoa_space`, `composites.series_composites`): per-band quantiles, index
+medians and IQRs, the number of bare dates and the season, which describe the whole series it
+reads better than medians do (measured: docs/trainer.md). `fit` and `AOA` take any feature rows.
 """
 from __future__ import annotations
 
 import numpy as np
 
 METHOD = ("Meyer & Pebesma 2021: DI = nearest training distance / mean training distance in the "
-          "standardised, RF-importance-weighted space of per-channel temporal medians (+ lat, lon); "
+          "standardised, RF-importance-weighted feature space (see `space`: per-channel temporal medians, "
+          "or temporal composites of the whole series; + lat, lon); "
           "threshold = outlier-removed max of spatial-block CV DI")
 MAX_TRAIN = 5000        # training points kept in the model directory (float32), drawn at random beyond
 N_FOLDS = 5

@@ -150,19 +150,49 @@ def season(dates: list[np.ndarray] | None, n: int) -> np.ndarray:
     return np.where((lengths > 0)[:, None], out, np.nan)
 
 
-def strong_features(split, stats=None, use_coords: bool = True) -> np.ndarray:
-    """(N, F) float32 temporal-composite features of every point (`feature_names` order)."""
-    n = len(split)
-    n_idx = len(INDICES)
-    s2 = [per_date_s2(s) for s in split.sequences["s2"]]
-    qv = group_quantiles(s2, QUANTILES) if n else np.full((len(QUANTILES), 0, 10 + n_idx), np.nan)
-    n_b = len(bands.S2_BANDS)
+def s2_composites(s2_rows: list[np.ndarray]) -> np.ndarray:
+    """(N, 10·5 + 2·n_indices + 1): the per-band quantiles, the index medians and IQRs and the
+    number of bare dates of each point's bare S2 rows (`feature_names` order, before the season)."""
+    n = len(s2_rows)
+    n_idx, n_b = len(INDICES), len(bands.S2_BANDS)
+    s2 = [per_date_s2(s) for s in s2_rows]
+    qv = group_quantiles(s2, QUANTILES) if n else np.full((len(QUANTILES), 0, n_b + n_idx), np.nan)
     band_q = np.transpose(qv[:, :, :n_b], (1, 2, 0)).reshape(n, -1)        # band-major, then quantile
     iq = {q: k for k, q in enumerate(QUANTILES)}
     idx_median, idx_iqr = qv[iq[0.50], :, n_b:], qv[iq[0.75], :, n_b:] - qv[iq[0.25], :, n_b:]
     index_stats = np.stack([idx_median, idx_iqr], 2).reshape(n, -1)         # index-major, then stat
     n_bare = np.asarray([len(s) for s in s2], np.float64)[:, None]
-    cols = [band_q, index_stats, n_bare, season(split.dates.get("s2"), n)]
+    return np.concatenate([band_q, index_stats, n_bare], 1)
+
+
+def series_composites(values: np.ndarray, lengths: np.ndarray, coords: np.ndarray | None = None) -> np.ndarray:
+    """(P, 61 [+2]) float32: the S2 temporal composites of whole-series rows (``bands.CHANNELS_SERIES``,
+    ragged: (ΣL, 13) and lengths) — `s2_composites`, the season from the ``day`` channel, + lat, lon.
+
+    The S2 columns of `strong_features` computed from the rows the whole-series model reads, so
+    the trainer (on its calibration rows) and predict-map (on a tile's pixel rows) share one
+    definition; the AOA of the whole-series model lives in this space (`trainer.trust`)."""
+    n_b = len(bands.S2_BANDS)
+    values = np.asarray(values, np.float64).reshape(-1, len(bands.CHANNELS_SERIES))
+    lengths = np.asarray(lengths, np.int64)
+    rows = np.split(values, np.cumsum(lengths)[:-1]) if lengths.size else []
+    day = [r[:, -1] for r in rows]
+    secs = [np.round(d * 86400.0).astype(np.int64) for d in day]
+    cols = [s2_composites([r[:, :n_b] for r in rows]), season(secs, len(rows))]
+    if coords is not None:
+        cols.append(np.asarray(coords, np.float64).reshape(-1, 2))
+    return np.concatenate(cols, 1).astype(np.float32)
+
+
+def series_composite_names(use_coords: bool) -> list[str]:
+    """Column names of `series_composites`: `feature_names` without the S1 columns."""
+    return [f for f in feature_names(use_coords) if not f.startswith(("VV", "VH")) and f != "n_s1_paired"]
+
+
+def strong_features(split, stats=None, use_coords: bool = True) -> np.ndarray:
+    """(N, F) float32 temporal-composite features of every point (`feature_names` order)."""
+    n = len(split)
+    cols = [s2_composites(split.sequences["s2"]), season(split.dates.get("s2"), n)]
 
     paired = split.sequences.get("s2s1", [np.zeros((0, len(bands.CHANNELS_S2S1)))] * n)
     s1 = [per_date_s1(s) for s in paired]

@@ -201,7 +201,8 @@ def test_aoa(model_dir: str, test, pred: np.ndarray, observed: np.ndarray) -> di
     else:
         seqs = test.sequences[feature]
     values, lengths = aoa_mod.ragged(seqs, len(meta.channels))
-    di = t.aoa.di(trust.aoa_features(values, lengths, test.coords, meta.use_coords))
+    di = t.aoa.di(trust.aoa_features(values, lengths, test.coords, meta.use_coords, meta.channels,
+                                     t.aoa.meta.get("space", "medians")))
     return aoa_mod.split_errors(observed, pred, di, t.aoa.threshold)
 
 

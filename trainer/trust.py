@@ -11,8 +11,14 @@ di, aoa (Meyer & Pebesma 2021, `trainer.aoa`). A recalibration (`s2mos recalibra
 (and b·clay_std), the interval widened by its `interval_scale`; recorded in the metadata and
 shown in the STAC Item and the map report.
 
-The whole-series model's AOA uses the medians of its S2 bands only (`aoa_channels`), so every
-pixel with a bare date has a DI whether or not it has an S1 pair.
+The AOA's feature space (`aoa_space`, recorded as ``aoa.space`` in the metadata): for the CNN
+the temporal medians of its own input channels; for the whole-series model the temporal
+composites of its S2 rows (`composites.series_composites`: per-band quantiles, index medians and
+IQRs, number of bare dates, season), so every pixel with a bare date has a DI whether or not it
+has an S1 pair. Why composites there: on spatial-block folds of the paper preset they mark the
+larger errors better than the medians and flag part of a shifted clayey site that the medians
+put wholly inside (docs/trainer.md "Area of applicability: feature space"). A model directory
+written before ``aoa.space`` existed is read as ``medians``.
 """
 from __future__ import annotations
 
@@ -37,21 +43,34 @@ def aoa_channels(channels) -> list[int]:
     return list(range(len(channels)))
 
 
+def aoa_space(channels) -> str:
+    """The AOA's feature space of a model reading `channels`: ``composites`` for the whole-series
+    model, ``medians`` otherwise."""
+    return "composites" if tuple(channels) == bands.CHANNELS_SERIES else "medians"
+
+
 def aoa_features(values: np.ndarray, lengths: np.ndarray, coords: np.ndarray, use_coords: bool,
-                 channels=None) -> np.ndarray:
-    """The AOA's feature rows of ragged sequences (median per channel of `aoa_channels`, + lat/lon
-    if the model uses them). ``channels`` None: read from the width (13 = the series rows)."""
+                 channels=None, space: str = "medians") -> np.ndarray:
+    """The AOA's feature rows of ragged sequences: in ``medians`` space the median per channel of
+    `aoa_channels`, in ``composites`` space (series rows only) `composites.series_composites`;
+    + lat/lon if the model uses them. ``channels`` None: read from the width (13 = series rows)."""
     values = np.asarray(values)
     if channels is None:
         width = values.shape[-1] if values.ndim > 1 else 1
         channels = bands.CHANNELS_SERIES if width == len(bands.CHANNELS_SERIES) else tuple(range(width))
+    if space == "composites":
+        from trainer import composites
+        return composites.series_composites(values, lengths, coords if use_coords else None)
     cols = aoa_channels(channels)
     if values.ndim > 1 and len(cols) < values.shape[-1]:
         values = values[:, cols]
     return aoa_mod.median_features(values, lengths, coords if use_coords else None)
 
 
-def feature_names(channels, use_coords: bool) -> list[str]:
+def feature_names(channels, use_coords: bool, space: str = "medians") -> list[str]:
+    if space == "composites":
+        from trainer import composites
+        return composites.series_composite_names(use_coords)
     channels = list(channels)
     return [f"median_{channels[i]}" for i in aoa_channels(channels)] + (["lat", "lon"] if use_coords else [])
 
@@ -71,8 +90,10 @@ def fit_and_store(root: str, cal, channels, feature: str, use_coords: bool, cal_
     observed = cal.clay.astype(np.float64)
     iv = intervals.fit(observed, cal_bag_preds, bags)
     values, lengths = aoa_mod.ragged(raw_sequences(cal, feature), len(channels))
-    feats = aoa_features(values, lengths, cal.coords, use_coords, channels)
-    a_meta, train = aoa_mod.fit(feats, observed, cal.coords, feature_names(channels, use_coords), seed)
+    space = aoa_space(channels)
+    feats = aoa_features(values, lengths, cal.coords, use_coords, channels, space)
+    a_meta, train = aoa_mod.fit(feats, observed, cal.coords, feature_names(channels, use_coords, space), seed)
+    a_meta["space"] = space
     buf = io.BytesIO()
     np.savez_compressed(buf, train=train)
     fileio.write_bytes(f"{model_dir.ensemble_dir(root)}/{model_dir.AOA_FILE}", buf.getvalue())
@@ -126,7 +147,8 @@ class Trust:
         else:
             out["clay_p05"], out["clay_p95"] = nan, nan.copy()
         if self.aoa is not None and n:
-            di = self.aoa.di(aoa_features(values, lengths, coords, self.meta.use_coords, self.meta.channels))
+            di = self.aoa.di(aoa_features(values, lengths, coords, self.meta.use_coords, self.meta.channels,
+                                          self.aoa.meta.get("space", "medians")))
             out["di"] = di
             out["aoa"] = np.where(np.isfinite(di), self.aoa.inside(di), np.nan).astype(np.float32)
         else:

@@ -64,11 +64,12 @@ def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed
         iv = intervals.fit(tr_used.clay, saved["cal_bags"], bag_idx)
         lo, hi = intervals.bounds(mean, sd, iv)
         v_tr, l_tr = aoa.ragged(trust.raw_sequences(tr_used, feature), len(names))
-        meta, train = aoa.fit(trust.aoa_features(v_tr, l_tr, tr_used.coords, spec.use_coords, names), tr_used.clay,
-                              tr_used.coords, trust.feature_names(names, spec.use_coords), seed)
+        space = trust.aoa_space(names)        # the product's space for this model
+        meta, train = aoa.fit(trust.aoa_features(v_tr, l_tr, tr_used.coords, spec.use_coords, names, space),
+                              tr_used.clay, tr_used.coords, trust.feature_names(names, spec.use_coords, space), seed)
         area = aoa.AOA(meta, train)
         v_te, l_te = aoa.ragged(trust.raw_sequences(te_used, feature), len(names))
-        di = area.di(trust.aoa_features(v_te, l_te, te_used.coords, spec.use_coords, names))
+        di = area.di(trust.aoa_features(v_te, l_te, te_used.coords, spec.use_coords, names, space))
         split = aoa.split_errors(te_used.clay, mean, di, area.threshold)
         cov = intervals.coverage(te_used.clay, lo, hi)
         rows.append({"fold": f, "n_train": len(tr_used), "n_test": len(te_used), "n_unusable": len(te) - len(te_used),
@@ -80,11 +81,76 @@ def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed
                       "block": block[np.flatnonzero(fold == f)[te_idx]], "fold": np.full(len(te_used), f)})
     pooled = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     np.savez_compressed(os.path.join(out, "aoa_cv_points.npz"), **pooled)
-    result = {"model": model, "folds": rows, "epochs": epochs, "bags": bags, "n_points": len(every),
+    result = {"model": model, "aoa_space": trust.aoa_space(names), "folds": rows, "epochs": epochs, "bags": bags, "n_points": len(every),
               "n_unusable": int(sum(r["n_unusable"] for r in rows)),
               **ratio_with_interval(pooled["err"], pooled["di"], pooled["inside"], pooled["block"], n_boot, seed),
               "picp": float(pooled["covered"].mean())}
     fileio.write_json(os.path.join(out, "aoa_cv.json"), result)
+    return result
+
+
+def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int = 5, seed: int = 0,
+              n_boot: int = 2000, site_dir: str | None = None) -> dict:
+    """The errors of an `aoa-cv` run (CV_DIR, its folds and predictions), split by a DI computed in
+    another feature space: does another space mark the larger errors better than the product's
+    medians? Models are not retrained; only the AOA's feature space changes.
+
+    ``composites``: the temporal composites of `trainer.composites` (per-band quantiles, index
+    medians and IQRs, number of bare dates, season, + lat/lon) — a summary of the whole bare
+    series; with S1 statistics for the CNN (its points all have paired dates), without them for
+    the whole-series model (NaN on its points without an S1 pair). ``medians``: the product's
+    space (`trust.aoa_features`), to check that this reproduces `aoa-cv`. With SITE_DIR (a dataset
+    of a shifted site), also the share of the site's points outside the AOA of every point of DATA."""
+    from s2mos_transforms import fileio
+    from trainer import aoa, bagging, composites, data, trust
+    from trainer.specs import all_specs
+    from trainer.train import usable_points
+
+    model = fileio.read_json(os.path.join(cv_dir, "aoa_cv.json"))["model"]
+    every = data.Split.concat([data.read_split(data_dir, "calibration"), data.read_split(data_dir, "test")])
+    spec = all_specs()[model]
+    feature, names = data.CHANNEL_SETS[spec.channels]
+    fold = aoa.spatial_folds(every.coords, folds, seed)
+    block = aoa.spatial_blocks(every.coords, folds)
+    all_names = composites.feature_names(True)
+    keep = [i for i, n in enumerate(all_names) if model == "cnn" or not (n.startswith(("VV", "VH")) or n == "n_s1_paired")]
+
+    def features(split):
+        if space == "medians":
+            v, l = aoa.ragged(trust.raw_sequences(split, feature), len(names))
+            return trust.aoa_features(v, l, split.coords, spec.use_coords, names)
+        return composites.strong_features(split, None, True)[:, keep]
+
+    errs, dis, ins, blks = [], [], [], []
+    for f in range(folds):
+        tr, te = every.subset(np.flatnonzero(fold != f)), every.subset(np.flatnonzero(fold == f))
+        tr_used, te_idx = tr.subset(usable_points(spec, tr)), usable_points(spec, te)
+        te_used = te.subset(te_idx)
+        mean, _ = bagging.combine(fileio.load_npz(os.path.join(cv_dir, f"fold_{f}", "predictions", f"{model}.npz"))["bags"])
+        meta, train = aoa.fit(features(tr_used), tr_used.clay, tr_used.coords, [], seed)
+        area = aoa.AOA(meta, train)
+        di = area.di(features(te_used))
+        errs.append(np.abs(mean - te_used.clay))
+        dis.append(di)
+        ins.append(area.inside(di))
+        blks.append(block[np.flatnonzero(fold == f)[te_idx]])
+    err, di, inside, blk = (np.concatenate(x) for x in (errs, dis, ins, blks))
+    result = {"model": model, "space": space, "n_features": int(len(keep) if space == "composites" else 0),
+              "n_without_di": int((~np.isfinite(di)).sum()),
+              **ratio_with_interval(err, di, inside, blk, n_boot, seed)}
+    if site_dir:        # a shifted site: which share of its points does the AOA of every point flag?
+        site = data.Split.concat([data.read_split(site_dir, "calibration"), data.read_split(site_dir, "test")])
+        site = site.subset(usable_points(spec, site))
+        used = every.subset(usable_points(spec, every))
+        meta, train = aoa.fit(features(used), used.clay, used.coords, [], seed)
+        area = aoa.AOA(meta, train)
+        site_di = area.di(features(site))
+        ok = np.isfinite(site_di)
+        result["site"] = {"data": site_dir, "n": int(len(site)), "n_with_di": int(ok.sum()),
+                          "share_outside": float(np.mean(~area.inside(site_di[ok]))) if ok.any() else None,
+                          "median_di": float(np.median(site_di[ok])) if ok.any() else None,
+                          "threshold": float(area.threshold)}
+    fileio.write_json(os.path.join(cv_dir, f"aoa_space_{space}.json"), result)
     return result
 
 
@@ -147,12 +213,20 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--bags", type=int, default=2)
     a.add_argument("--batch-size", type=int, default=8)
     a.add_argument("--model", choices=("cnn", "series"), default="cnn", help="the served model to cross-validate")
+    sp = sub.add_parser("aoa-space")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--cv-dir", required=True, help="OUT of an aoa-cv run (its folds' predictions)")
+    sp.add_argument("--space", choices=("composites", "medians"), default="composites")
+    sp.add_argument("--site-data", help="dataset of a shifted site: the share of its points outside the AOA")
     r = sub.add_parser("recal-curve")
     r.add_argument("--model-dir", required=True)
     r.add_argument("--samples", required=True)
     r.add_argument("--preset", required=True)
     r.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.what == "aoa-space":
+        print(json.dumps(aoa_space(args.data, args.cv_dir, args.space, site_dir=args.site_data), indent=1))
+        return 0
     os.makedirs(args.out, exist_ok=True)
     if args.what == "aoa-cv":
         print(json.dumps(aoa_cv(args.data, args.out, args.epochs, args.bags, batch_size=args.batch_size,
