@@ -183,3 +183,19 @@ def test_forest_intervals_use_unscaled_out_of_bag_residuals():
     scaled = intervals.fit(y, preds, bags)            # the spread-scaled score under-covers here
     lo_s, hi_s = intervals.bounds(mean, sd, scaled)
     assert intervals.coverage(y_new, lo_s, hi_s)["picp"] < 0.8
+
+
+def test_recal_plot_draws_every_curve(tmp_path):
+    from PIL import Image
+    from trainer import recalibrate, trust_experiments
+    rng = np.random.default_rng(0)
+    y = rng.uniform(30, 60, 40)
+    paths = {}
+    for label, shift in (("a", -20.0), ("b", -10.0)):
+        rows = recalibrate.curve(y, y + shift + rng.normal(0, 5, y.size), repeats=50)
+        paths[label] = str(tmp_path / f"{label}.json")
+        json.dump({"curve": rows}, open(paths[label], "w"))
+    png = tmp_path / "curve.png"
+    trust_experiments.recal_plot(paths, str(png))
+    with Image.open(png) as im:
+        assert im.size[0] > 800 and im.size[1] > 300

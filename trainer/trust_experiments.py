@@ -2,6 +2,7 @@
 
     python -m trainer.trust_experiments aoa-cv --data DATASET --out DIR [--epochs 30 --bags 2] [--model series]
     python -m trainer.trust_experiments recal-curve --model-dir M --samples site.csv --preset P --out DIR
+    python -m trainer.trust_experiments recal-plot 'CNN=DIR1/recal_curve.json' 'series=DIR2/recal_curve.json' --png F
 
 ``aoa-cv``: spatial-block cross-validation of a served model, the CNN or (``--model series``)
 the whole-series model (`aoa.spatial_folds` on every point of the dataset, both splits): for
@@ -203,6 +204,44 @@ def recal_curve(model_dir: str, samples: str, preset: str, out: str, repeats: in
     return result
 
 
+def recal_plot(curves: dict[str, str], out_png: str, target_rmse: float = 12.0) -> None:
+    """RMSE and mean |bias| of the site against the number of local samples, one line per
+    `recal-curve` JSON (label → path), with the 10th–90th percentile band of the RMSE over draws."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from s2mos_transforms import fileio
+
+    fig, (ax_r, ax_b) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for label, path in curves.items():
+        rows = fileio.read_json(path)["curve"]
+        n = np.array([r["n"] for r in rows])
+        rmse = np.array([r["rmse"] for r in rows])
+        (line,) = ax_r.plot(n, rmse, "o-", label=label)
+        band = [r for r in rows if r.get("rmse_p10") is not None]
+        ax_r.fill_between([r["n"] for r in band], [r["rmse_p10"] for r in band], [r["rmse_p90"] for r in band],
+                          color=line.get_color(), alpha=0.15)
+        ax_b.plot(n, [abs(r["bias"]) if r["n"] == 0 else r.get("abs_bias", abs(r["bias"])) for r in rows], "o-",
+                  color=line.get_color(), label=f"{label}: |bias| of one draw")
+        ax_b.plot(n, [abs(r["bias"]) for r in rows], "s--", color=line.get_color(), alpha=0.6,
+                  label=f"{label}: |mean bias| over draws")
+    ax_r.axhline(target_rmse, color="grey", ls=":", label=f"target {target_rmse:g} %")
+    ax_b.axhline(2.0, color="grey", ls=":", label="target 2 %")
+    for ax, what in ((ax_r, "site RMSE (% clay)"), (ax_b, "site |bias| (% clay)")):
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks([0, 1, 3, 5, 10, 20])
+        ax.set_xticklabels(["0", "1", "3", "5", "10", "20"])
+        ax.set_xlabel("local samples used to recalibrate")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax_r.set_title("RMSE on the site's other samples (band: 10–90 % of draws)", fontsize=9)
+    ax_b.set_title("bias on the site's other samples", fontsize=9)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.trust_experiments")
     sub = p.add_subparsers(dest="what", required=True)
@@ -218,12 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--cv-dir", required=True, help="OUT of an aoa-cv run (its folds' predictions)")
     sp.add_argument("--space", choices=("composites", "medians"), default="composites")
     sp.add_argument("--site-data", help="dataset of a shifted site: the share of its points outside the AOA")
+    rp = sub.add_parser("recal-plot", help="plot recal-curve JSONs: LABEL=PATH …")
+    rp.add_argument("curves", nargs="+")
+    rp.add_argument("--png", required=True)
     r = sub.add_parser("recal-curve")
     r.add_argument("--model-dir", required=True)
     r.add_argument("--samples", required=True)
     r.add_argument("--preset", required=True)
     r.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.what == "recal-plot":
+        recal_plot(dict(c.split("=", 1) for c in args.curves), args.png)
+        return 0
     if args.what == "aoa-space":
         print(json.dumps(aoa_space(args.data, args.cv_dir, args.space, site_dir=args.site_data), indent=1))
         return 0
