@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("auto", "bias", "linear"), default="auto",
                         help="auto (default): bias below 5 samples, linear shrunk towards slope 1 from 5 on")
     parser.add_argument("--fine-tune", action="store_true",
-                        help="instead of an output correction, refit the bag CNNs' dense head with the samples "
+                        help="instead of an output correction, refit the bags' dense head (CNN or whole-series) with the samples "
                              "spiked into the calibration set (needs --data; trainer/finetune.py)")
     parser.add_argument("--data", help="with --fine-tune: the dataset directory the model was trained on")
     parser.add_argument("--fine-tune-epochs", type=int, default=10, help="with --fine-tune: epochs (default 10)")
@@ -128,9 +128,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UserError("--out must differ from --model-dir (the original model is kept)")
     if args.fine_tune and not args.data:
         raise UserError("--fine-tune needs --data DATASET_DIR (the calibration split the samples are spiked into)")
-    if args.fine_tune and model_dir.read_meta(args.model_dir).sequence_feature == "series":
-        raise UserError("--fine-tune refits the paper CNN's dense head; for a whole-series model use the "
-                        "bias/linear correction (no --fine-tune)")
     if args.fine_tune_epochs < 1:
         raise UserError(f"--fine-tune-epochs must be ≥ 1, got {args.fine_tune_epochs}")
     fileio.check_writable(args.out, "--out")

@@ -136,7 +136,8 @@ def test_fine_tune_refits_only_the_head_and_keeps_the_model_consistent(tmp_path,
 @pytest.mark.slow
 def test_recalibrate_a_whole_series_model(tmp_path, capsys):
     """The bias/linear correction works for the served whole-series model too (its samples' rows are
-    the bare dates joined with their S1 pairs, as in training), and --fine-tune says it is CNN-only."""
+    the bare dates joined with their S1 pairs, as in training), and so does --fine-tune: only the
+    dense head after the MaskedPool changes, and the re-exported ensemble equals the refitted bags."""
     import trainer_fixtures as tfx
     from s2mos_transforms.maps import engines
     from trainer import aoa as aoa_mod
@@ -163,6 +164,30 @@ def test_recalibrate_a_whole_series_model(tmp_path, capsys):
     detail = json.load(open(os.path.join(out, "recalibration.json")))
     np.testing.assert_allclose([s["predicted"] for s in detail["samples"]], before, rtol=1e-5, atol=1e-4)
     capsys.readouterr()
+    ft = str(tmp_path / "ft")
     assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "site.csv"), "--out",
-                 str(tmp_path / "ft"), "--preset", "quick", "--fine-tune", "--data", data_dir]) == 2
-    assert "whole-series" in capsys.readouterr().err
+                 ft, "--preset", "quick", "--fine-tune", "--data", data_dir, "--fine-tune-epochs", "3"]) == 0
+    assert "spiked" in capsys.readouterr().out
+    import keras
+    m_ft, m_base = model_dir.read_meta(ft), model_dir.read_meta(base)
+    rec = m_ft.recalibration
+    assert rec["kind"] == "fine-tune" and rec["n"] == len(kept) and rec["spike_repeats"] >= 1
+    assert "masked_pool" not in rec["trained_layers"] and "tconv1" not in rec["trained_layers"]
+    assert m_ft.aoa == m_base.aoa and m_ft.intervals == m_base.intervals and m_ft.sequence_feature == "series"
+    for p0, p1 in zip(model_dir.bag_paths(base, m_base), model_dir.bag_paths(ft, m_ft)):
+        b0, b1 = keras.models.load_model(p0, compile=False), keras.models.load_model(p1, compile=False)
+        for layer in b0.layers:
+            same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), b1.get_layer(layer.name).get_weights()))
+            assert same == (layer.name not in rec["trained_layers"]), layer.name
+    after, _ = engines.PaddedEnsemble(ft).predict(values, lengths.astype(np.int32), coords)
+    # the re-exported SavedModel equals the refitted bags
+    from s2mos_transforms.normalize import NormStats
+    from trainer import data, series
+    st = NormStats.from_json(open(os.path.join(ft, "stats.json")).read())
+    x = series.rows_inputs(seqs, coords, st, m_ft.use_coords)
+    bag_clay = [data.clay_from_target(keras.models.load_model(p, compile=False).predict(x, verbose=0).ravel(), st)
+                for p in model_dir.bag_paths(ft, m_ft)]
+    np.testing.assert_allclose(np.mean(bag_clay, 0), after, atol=1e-3)
+    assert not np.allclose(after, before)                # the head moved
+    detail = json.load(open(os.path.join(ft, "recalibration.json")))
+    np.testing.assert_allclose([s["corrected"] for s in detail["samples"]], after, rtol=1e-5, atol=1e-4)

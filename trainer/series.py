@@ -155,16 +155,21 @@ def pad_raw(seqs: list[np.ndarray], max_dates: int = bands.MAX_DATES) -> tuple[n
 
 def model_inputs(split, stats: NormStats, use_coords: bool, chunk: int = 2048) -> dict[str, np.ndarray]:
     """The Keras inputs of a split: ``series`` (N, W, 20) with W its longest series (≤ 150), ``coords``."""
-    from trainer import data
+    return rows_inputs(raw_sequences(split), split.coords, stats, use_coords, chunk)
 
-    raw, lengths = pad_raw(raw_sequences(split))
+
+def rows_inputs(rows: list[np.ndarray], coords: np.ndarray, stats: NormStats, use_coords: bool,
+                chunk: int = 2048) -> dict[str, np.ndarray]:
+    """`model_inputs` of raw series rows (`raw_sequence`) and their lat/lon: what fine-tuning
+    feeds for local samples, which arrive as rows (`s2mos recalibrate`)."""
+    raw, lengths = pad_raw(rows)
     mm = series_minmax(stats)
     lo, span = mm.lo, _span(mm)
     feats = np.concatenate([date_features(raw[s:s + chunk], lengths[s:s + chunk], lo, span).numpy()
                             for s in range(0, len(raw), chunk)] or [np.zeros((0,) + raw.shape[1:2] + (N_FEATURES,))])
     x = {"series": feats.astype(np.float32)}
     if use_coords:
-        x["coords"] = data.coords_input(split, stats)
+        x["coords"] = stats["coords"].scale(np.asarray(coords, np.float32).reshape(-1, 2))
     return x
 
 
