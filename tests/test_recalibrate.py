@@ -191,3 +191,22 @@ def test_recalibrate_a_whole_series_model(tmp_path, capsys):
     assert not np.allclose(after, before)                # the head moved
     detail = json.load(open(os.path.join(ft, "recalibration.json")))
     np.testing.assert_allclose([s["corrected"] for s in detail["samples"]], after, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_recal_score_scores_only_the_samples_not_used(tmp_path):
+    """`trust_experiments.recal-score`: a recalibrated copy is scored with its correction applied,
+    on the site samples that were not given to recalibrate."""
+    from trainer import trust_experiments
+    pts = fx.quick_source().sample_points(14, within_aoi=True)[["point_id", "lat", "lon", "clay"]].copy()
+    pts["clay"] = pts["clay"] + 12.0
+    pts.to_csv(tmp_path / "site.csv", index=False)
+    pts.head(6).to_csv(tmp_path / "used.csv", index=False)
+    base, out = fx.trusted_dir(), str(tmp_path / "m2")
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "used.csv"), "--out", out,
+                 "--preset", "quick", "--kind", "bias"]) == 0
+    rows = trust_experiments.recal_score([base, out], str(tmp_path / "site.csv"), str(tmp_path / "used.csv"), "quick")
+    assert [r["recalibration"] for r in rows] == ["none", "bias"] and rows[0]["n"] == rows[1]["n"] <= 8
+    shift = model_dir.read_meta(out).recalibration["a"]
+    assert rows[1]["bias"] == pytest.approx(rows[0]["bias"] + shift, abs=1e-3)   # the correction is applied
+    assert 0.0 <= rows[1]["picp"] <= 1.0 and rows[1]["width"] >= rows[0]["width"] - 1e-6

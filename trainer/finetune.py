@@ -33,13 +33,15 @@ def spiked(cal, local, feature: str):
 
 
 def head_only(model) -> list[str]:
-    """Freeze every layer up to and including the one that ends the temporal part (the CNN's
-    Flatten, the whole-series model's MaskedPool); return the trainable layers' names."""
+    """Freeze the temporal part — every layer up to and including the one that ends it (the CNN's
+    Flatten, the whole-series model's MaskedPool) — and train the rest: the dense head and the
+    coordinates branch (``aux_*``, `models.coords_and_head`), which Keras may list before the
+    Flatten (layers are listed by depth). Returns the trainable layers' names."""
     import keras
     from trainer.series import MaskedPool
     after, names = False, []
     for layer in model.layers:
-        layer.trainable = after and bool(layer.weights)
+        layer.trainable = (after or layer.name.startswith("aux_")) and bool(layer.weights)
         if layer.trainable:
             names.append(layer.name)
         if isinstance(layer, (keras.layers.Flatten, MaskedPool)):

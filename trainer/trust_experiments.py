@@ -204,6 +204,39 @@ def recal_curve(model_dir: str, samples: str, preset: str, out: str, repeats: in
     return result
 
 
+def recal_score(model_dirs: list[str], samples: str, used: str, preset: str) -> list[dict]:
+    """Each model directory (as trained, recalibrated, fine-tuned …) scored on the site's samples
+    that were NOT used to recalibrate (`used`: the local samples' table): RMSE, bias, 90 %
+    interval coverage and width, through `Trust.apply` (so a recorded correction is applied)."""
+    import pandas as pd
+    from pipelines.recalibrate import local_sequences
+    from s2mos_transforms import sources
+    from s2mos_transforms.dataset.samples import read_samples
+    from s2mos_transforms.maps.engines import PaddedEnsemble
+    from trainer import aoa, model_dir as md, trust
+
+    taken = set(pd.read_csv(used)["point_id"].astype(str))
+    points = [p for p in read_samples(samples).points.to_dict("records") if str(p["point_id"]) not in taken]
+    source = sources.create("synthetic", {"preset": preset})
+    rows = []
+    for root in model_dirs:
+        meta = md.read_meta(root)
+        kept, seqs, _ = local_sequences(points, source, meta.extract_config(), meta.sequence_feature or "s2s1")
+        values, lengths = aoa.ragged(seqs, len(meta.channels))
+        coords = np.array([[p["lat"], p["lon"]] for p in kept], np.float32)
+        mean, sd = PaddedEnsemble(root).predict(values, lengths.astype(np.int32), coords)
+        out = trust.Trust.load(root, meta).apply(mean, sd, values, lengths, coords)
+        y = np.array([p["clay"] for p in kept], np.float64)
+        err = out["clay_mean"].astype(np.float64) - y
+        inside = (y >= out["clay_p05"]) & (y <= out["clay_p95"])
+        rows.append({"model_dir": root, "n": int(len(y)), "rmse": float(np.sqrt(np.mean(err ** 2))),
+                     "bias": float(err.mean()), "picp": float(inside.mean()),
+                     "width": float(np.mean(out["clay_p95"] - out["clay_p05"])),
+                     "recalibration": (meta.recalibration or {}).get("kind", "none")})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def recal_plot(curves: dict[str, str], out_png: str, target_rmse: float = 12.0) -> None:
     """RMSE and mean |bias| of the site against the number of local samples, one line per
     `recal-curve` JSON (label → path), with the 10th–90th percentile band of the RMSE over draws."""
@@ -257,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--cv-dir", required=True, help="OUT of an aoa-cv run (its folds' predictions)")
     sp.add_argument("--space", choices=("composites", "medians"), default="composites")
     sp.add_argument("--site-data", help="dataset of a shifted site: the share of its points outside the AOA")
+    rs = sub.add_parser("recal-score", help="model dirs scored on the site samples not used to recalibrate")
+    rs.add_argument("model_dirs", nargs="+")
+    rs.add_argument("--samples", required=True)
+    rs.add_argument("--used", required=True, help="the local samples' table given to recalibrate")
+    rs.add_argument("--preset", required=True)
     rp = sub.add_parser("recal-plot", help="plot recal-curve JSONs: LABEL=PATH …")
     rp.add_argument("curves", nargs="+")
     rp.add_argument("--png", required=True)
@@ -266,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--preset", required=True)
     r.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.what == "recal-score":
+        recal_score(args.model_dirs, args.samples, args.used, args.preset)
+        return 0
     if args.what == "recal-plot":
         recal_plot(dict(c.split("=", 1) for c in args.curves), args.png)
         return 0
