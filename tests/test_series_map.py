@@ -203,13 +203,13 @@ def test_predict_map_with_a_trained_series_model_maps_pixels_without_s1(halfrada
         assert (mean[no_pair] != cog.NODATA).all() and np.isfinite(mean[no_pair]).all()
         assert (aoa[no_pair] != cog.NODATA).all()                      # the AOA has a DI there too
         np.testing.assert_array_equal(n_obs[no_pair], rows.lengths[no_pair])
+        lon, lat = tile.pixel_centres_lonlat()
         # the map's DI is the DI of the pixel's own series rows in the composites space
-        lat_lon = np.stack([tile.pixel_centres_lonlat()[1].ravel(), tile.pixel_centres_lonlat()[0].ravel()], 1)
         sel = no_pair[:50]
         v, l = aoa_mod.ragged([rows.sequence(int(p)) for p in sel], len(bands.CHANNELS_SERIES))
-        want = area.di(trust.aoa_features(v, l, lat_lon[sel], True, bands.CHANNELS_SERIES, "composites"))
+        lat_lon = np.stack([lat.ravel()[sel], lon.ravel()[sel]], 1)
+        want = area.di(trust.aoa_features(v, l, lat_lon, True, bands.CHANNELS_SERIES, "composites"))
         np.testing.assert_allclose(di[sel], want, rtol=1e-6)
-        lon, lat = tile.pixel_centres_lonlat()
         for p in no_pair[:: max(1, no_pair.size // 3)][:3]:
             seq = rows.sequence(int(p))
             assert np.isnan(seq[:, 10:12]).all()

@@ -8,9 +8,10 @@ it general. The local samples are repeated so that they make `SPIKE_SHARE` (10 %
 spiked set (Guerrero et al. weight the spiking subset up the same way). Only the dense head is
 trained — the layers after the CNN's `Flatten` or the whole-series model's `MaskedPool` — with
 Adam at a small learning rate for a few epochs; the convolutions, which learnt the spectral and
-temporal features from thousands of points, stay frozen. Every bag is refitted this way, the serving ensemble is re-exported from
-them (so the SavedModel and the fast path agree), and the trust layer of the model is kept
-(its intervals and AOA describe the calibration data, which the head was refitted on too).
+temporal features from thousands of points, stay frozen. Every bag is refitted this way, the
+serving ensemble is re-exported from them (so the SavedModel and the bags agree), and the trust
+layer of the model is kept (its intervals and AOA describe the calibration data, which the head
+was refitted on too).
 """
 from __future__ import annotations
 
@@ -71,9 +72,9 @@ def fine_tune(root: str, data_dir: str, local, epochs: int = 10, seed: int = 0, 
     re-export its ensemble; returns the record for s2mos_model.json."""
     import keras
     from s2mos_transforms import fileio
+    from s2mos_transforms.normalize import STATS_FILE, NormStats
     from trainer import data, ensemble, model_dir
     from trainer.inputs import prepare
-    from s2mos_transforms.normalize import STATS_FILE, NormStats
     from trainer.specs import ModelSpec
 
     meta = model_dir.read_meta(root)

@@ -114,7 +114,8 @@ def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int 
     fold = aoa.spatial_folds(every.coords, folds, seed)
     block = aoa.spatial_blocks(every.coords, folds)
     all_names = composites.feature_names(True)
-    keep = [i for i, n in enumerate(all_names) if model == "cnn" or not (n.startswith(("VV", "VH")) or n == "n_s1_paired")]
+    wanted = all_names if model == "cnn" else composites.series_composite_names(True)
+    keep = [all_names.index(n) for n in wanted]
 
     def features(split):
         if space == "medians":
@@ -255,7 +256,7 @@ def recal_plot(curves: dict[str, str], out_png: str, target_rmse: float = 12.0) 
         band = [r for r in rows if r.get("rmse_p10") is not None]
         ax_r.fill_between([r["n"] for r in band], [r["rmse_p10"] for r in band], [r["rmse_p90"] for r in band],
                           color=line.get_color(), alpha=0.15)
-        ax_b.plot(n, [abs(r["bias"]) if r["n"] == 0 else r.get("abs_bias", abs(r["bias"])) for r in rows], "o-",
+        ax_b.plot(n, [r.get("abs_bias", abs(r["bias"])) for r in rows], "o-",       # n = 0: no draws
                   color=line.get_color(), label=f"{label}: |bias| of one draw")
         ax_b.plot(n, [abs(r["bias"]) for r in rows], "s--", color=line.get_color(), alpha=0.6,
                   label=f"{label}: |mean bias| over draws")
