@@ -158,3 +158,44 @@ def test_a_model_that_cannot_train_is_reported_and_the_others_compared(tmp_path,
     assert result["runs"][0]["n_common"] == result["runs"][0]["n_test"] == 6     # cnn left out of the common set
     assert os.path.isfile(os.path.join(out, "runs", "random-0", "seed-0", "records", "cnn.failed.json"))
     assert "Models without predictions in every run" in open(os.path.join(out, "compare.md")).read()
+
+
+@pytest.mark.slow
+def test_a_fit_killed_mid_way_resumes_from_its_last_epoch(tmp_path, monkeypatch, capsys):
+    """A compare interrupted inside a Keras fit (here in epoch 4 of 6) resumes that fit from the
+    epoch backup, not from scratch; the backup is gone once the fit ends."""
+    import keras
+
+    from trainer import fit_bags
+
+    data_dir, out = str(tmp_path / "data"), str(tmp_path / "out")
+    fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=7)
+    args = ["compare", "--data", data_dir, "--out", out, "--models", "cnn,rf", "--seeds", "1", "--splits", "random",
+            "--repeats", "1", "--epochs", "6", "--bags", "2", "--parallel-bags", "--quick-grid", "--cv-folds", "2",
+            "--n-boot", "200"]
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 3:                                 # 4th epoch: ends before its backup
+                raise KeyboardInterrupt("killed in epoch 4")
+
+    real = fit_bags.bag_callbacks
+    monkeypatch.setattr(fit_bags, "bag_callbacks", lambda *a: [*real(*a), Kill()])
+    assert main(args) == 130                              # "s2mos: interrupted", as after Ctrl-C
+    mdir = os.path.join(out, "runs", "random-0", "seed-0")
+    meta = os.path.join(mdir, compare.CHECKPOINTS, "cnn", "parallel_bags", "training_metadata.json")
+    assert json.load(open(meta))["epoch"] == 3          # epochs 1 … 3 backed up
+    assert not os.path.exists(os.path.join(mdir, "records", "cnn.json"))
+
+    monkeypatch.setattr(fit_bags, "bag_callbacks", real)
+    capsys.readouterr()
+    assert main([*args, "--train-log"]) == 0
+    assert "[cnn] resuming an interrupted fit from its checkpoint: parallel_bags after epoch 3" in capsys.readouterr().out
+    record = json.load(open(os.path.join(mdir, "records", "cnn.json")))
+    assert record["resumed_from_epoch"] == {"parallel_bags": 3}
+    history = json.load(open(os.path.join(mdir, "history", "cnn", "bag_0.json")))
+    assert len(history["loss"]) == 3                      # epochs 4 … 6 only: 1 … 3 were not run again
+    assert not os.path.exists(os.path.dirname(meta))      # Keras removes the backup when the fit ends
+    assert "resumed_from_epoch" not in json.load(open(os.path.join(mdir, "records", "rf.json")))
+    result = json.load(open(os.path.join(out, "compare.json")))
+    assert result["complete"] == ["cnn", "rf"]

@@ -25,7 +25,11 @@ OUT/
 
 Resuming is the default: a model whose record and predictions exist in its run directory is not
 trained again (`--fresh` retrains everything); OUT must have been made with the same data and
-training settings (compare_settings.json), else it is refused. Deterministic given the seeds:
+training settings (compare_settings.json), else it is refused. Inside a model, a Keras fit backs
+up its weights and optimizer state after every epoch (`runs/…/seed-<s>/checkpoints/<name>/`,
+removed when the fit ends), so a compare killed mid-fit resumes that fit from its last epoch
+(the record's ``resumed_from_epoch``; its history then holds the epochs after the resume, and
+its data order differs from an uninterrupted fit's, `fit_bags.checkpoint_epochs`). Deterministic given the seeds:
 `set_determinism(seed)` before every model, seeded partitions and a seeded bootstrap.
 """
 from __future__ import annotations
@@ -43,6 +47,7 @@ from trainer.config import Log, TrainConfig, printer
 
 DEFAULT_MODELS = "cnn,series,rf_strong,qrf_strong,rf,ann"
 SETTINGS_FILE = "compare_settings.json"
+CHECKPOINTS = "checkpoints"   # per run: Keras fits back up each epoch here and resume from it
 # settings a resumed compare must share with the runs already in OUT (they change the predictions)
 FINGERPRINT = ("data", "channels", "epochs", "bags", "batch_size", "quick_grid", "cv_folds", "test_fraction",
                "block_km")
@@ -172,7 +177,8 @@ def train_partition(partition, pool: Pool, chosen: list, s: CompareSettings, pro
         mdir = run_dir(s.out, partition, seed)
         cfg = TrainConfig(data=s.data, model_dir=mdir, channels=s.channels, epochs=s.epochs, bags=s.bags,
                           batch_size=s.batch_size, models=",".join(x.name for x in chosen), quick_grid=s.quick_grid,
-                          seed=seed, cv_folds=s.cv_folds, parallel_bags=s.parallel_bags, verbose=s.verbose)
+                          seed=seed, cv_folds=s.cv_folds, parallel_bags=s.parallel_bags, verbose=s.verbose,
+                          checkpoint_dir=fileio.join(mdir, CHECKPOINTS))
         tag = progress.start_run(partition.name, seed)
         for spec in chosen:
             if not s.fresh and is_done(mdir, spec.name):

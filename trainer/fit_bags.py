@@ -80,6 +80,22 @@ def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags:
     return [(model, history, batch, len(i[1])) for (model, history), i in zip(fitted, inputs)]
 
 
+def checkpoint_epochs(spec: ModelSpec, n_bags: int, cfg: TrainConfig) -> dict[str, int]:
+    """Epochs an interrupted fit of `spec` already finished, per backup ({"parallel_bags": 37} or
+    {"bag_2": 12}): read from the metadata Keras' BackupAndRestore keeps in cfg.checkpoint_dir
+    until a fit ends. The fit resumes there with the saved weights and optimizer state; its data
+    order from then on is not the uninterrupted run's (the seeded tf.data shuffle starts again at
+    its first epoch order), so a resumed model is trained as long but is not bit-identical."""
+    if not (spec.keras and cfg.checkpoint_dir):
+        return {}
+    done = {}
+    for backup in ("parallel_bags", *(f"bag_{k}" for k in range(n_bags))):
+        path = fileio.join(cfg.checkpoint_dir, spec.name, backup, "training_metadata.json")
+        if fileio.exists(path):
+            done[backup] = int(fileio.read_json(path)["epoch"])
+    return done
+
+
 TREE_FAMILIES: tuple[str, ...] = ("rf", "qrf")
 # CV selections of this process: (model dir, hash of inputs, targets, grid, folds, seed) → (params, table, name)
 _CV_DONE: dict[str, tuple[dict, list, str]] = {}
@@ -167,6 +183,11 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                     "use_coords": spec.use_coords, "description": spec.description, "bags": []}
     test_preds, cal_preds = [], []
     log(f"[{spec.name}] {spec.description}: {len(cal)} calibration points, {len(bags)} bags")
+    resumed = checkpoint_epochs(spec, len(bags), cfg)
+    if resumed:
+        record["resumed_from_epoch"] = resumed
+        log(f"[{spec.name}] resuming an interrupted fit from its checkpoint: "
+            + ", ".join(f"{k} after epoch {e}" for k, e in resumed.items()))
 
     rf_params = None
     quantiles: dict[str, list] = {"q05": [], "q95": [], "cal_q05": [], "cal_q95": []}
