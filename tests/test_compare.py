@@ -199,3 +199,40 @@ def test_a_fit_killed_mid_way_resumes_from_its_last_epoch(tmp_path, monkeypatch,
     assert "resumed_from_epoch" not in json.load(open(os.path.join(mdir, "records", "rf.json")))
     result = json.load(open(os.path.join(out, "compare.json")))
     assert result["complete"] == ["cnn", "rf"]
+
+
+@pytest.mark.slow
+def test_a_killed_rf_grid_resumes_by_cell_and_selects_as_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
+    from trainer import baselines
+
+    data_dir = str(tmp_path / "data")
+    fx.write_dataset(data_dir, n_calibration=30, n_test=8, seed=4)
+
+    def args(out):
+        return ["compare", "--data", data_dir, "--out", out, "--models", "rf", "--seeds", "1", "--splits", "random",
+                "--repeats", "1", "--bags", "2", "--quick-grid", "--cv-folds", "2", "--n-boot", "200", "--train-log"]
+
+    whole = str(tmp_path / "whole")
+    assert main(args(whole)) == 0
+    real, calls = baselines._point_rmse, []
+
+    def killed_in_third_cell(*a):
+        calls.append(1)
+        if len(calls) == 5:                                  # 2 folds per cell: the 3rd cell's 1st fold
+            raise KeyboardInterrupt
+        return real(*a)
+
+    out = str(tmp_path / "out")
+    monkeypatch.setattr(baselines, "_point_rmse", killed_in_third_cell)
+    assert main(args(out)) == 130
+    cv_dir = os.path.join(out, "runs", "random-0", "seed-0", "models", "rf")
+    assert len(json.load(open(os.path.join(cv_dir, "rf_cv.partial.json")))["cells"]) == 2
+    monkeypatch.setattr(baselines, "_point_rmse", real)
+    capsys.readouterr()
+    assert main(args(out)) == 0
+    printed = capsys.readouterr().out
+    assert "[rf] resuming the CV grid: 2 cell(s) scored before" in printed and printed.count("(resumed)") == 2
+    assert not os.path.exists(os.path.join(cv_dir, "rf_cv.partial.json"))
+    got = json.load(open(os.path.join(cv_dir, "rf_cv.json")))
+    want = json.load(open(os.path.join(whole, "runs", "random-0", "seed-0", "models", "rf", "rf_cv.json")))
+    assert got["table"] == want["table"] and got["selected"] == want["selected"]

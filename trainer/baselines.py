@@ -89,8 +89,13 @@ def _point_rmse(pred: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> f
 
 
 def select_rf(x: np.ndarray, y: np.ndarray, grid: RFGrid = PAPER_GRID, folds: int = 5, seed: int = 0,
-              groups: np.ndarray | None = None, n_jobs: int = -1, log=None) -> tuple[dict, list[dict]]:
-    """k-fold CV grid search on calibration data; returns (best params, table of every cell)."""
+              groups: np.ndarray | None = None, n_jobs: int = -1, log=None,
+              done: dict[str, dict[int, list[float]]] | None = None, on_cell=None) -> tuple[dict, list[dict]]:
+    """k-fold CV grid search on calibration data; returns (best params, table of every cell).
+
+    Resumable by cell: `done` maps "mtry/nodesize" to the per-fold RMSEs of each tree count of
+    cells already scored (skipped); `on_cell(key, scores)` is called after each new cell."""
+    done = done or {}
     n_feat = x.shape[1]
     n_units = len(np.unique(groups)) if groups is not None else len(x)
     folds = max(2, min(folds, n_units))
@@ -99,21 +104,28 @@ def select_rf(x: np.ndarray, y: np.ndarray, grid: RFGrid = PAPER_GRID, folds: in
     table = []
     for mtry, node in itertools.product(effective_mtry(grid.mtry, n_feat), grid.min_node_size):
         t0 = time.perf_counter()
-        scores = {t: [] for t in trees}
-        for train_idx, val_idx in splits:
-            rf = make_forest(trees[0], mtry, node, seed, n_jobs, warm_start=True)
-            for t in trees:
-                rf.set_params(n_estimators=t)
-                rf.fit(x[train_idx], y[train_idx])
-                g = groups[val_idx] if groups is not None else None
-                scores[t].append(_point_rmse(rf.predict(x[val_idx]), y[val_idx], g))
+        cell = f"{mtry}/{node}"
+        if cell in done:
+            scores = {t: list(done[cell][t]) for t in trees}
+        else:
+            scores = {t: [] for t in trees}
+            for train_idx, val_idx in splits:
+                rf = make_forest(trees[0], mtry, node, seed, n_jobs, warm_start=True)
+                for t in trees:
+                    rf.set_params(n_estimators=t)
+                    rf.fit(x[train_idx], y[train_idx])
+                    g = groups[val_idx] if groups is not None else None
+                    scores[t].append(_point_rmse(rf.predict(x[val_idx]), y[val_idx], g))
+            if on_cell:
+                on_cell(cell, scores)
         for t in trees:
             table.append({"mtry": int(mtry), "min_node_size": int(node), "trees": int(t),
                           "cv_rmse": float(np.mean(scores[t])), "cv_rmse_sd": float(np.std(scores[t]))})
         if log:
             best_t = min(trees, key=lambda t: np.mean(scores[t]))
             log(f"    mtry={mtry:<3d} min_node={node:<3d} best trees={best_t}: "
-                f"cv rmse {np.mean(scores[best_t]):.4f} ({time.perf_counter() - t0:.1f}s)")
+                f"cv rmse {np.mean(scores[best_t]):.4f} "
+                + ("(resumed)" if cell in done else f"({time.perf_counter() - t0:.1f}s)"))
     # smallest CV RMSE; ties → fewer trees, then larger nodes (the simpler model)
     best = min(table, key=lambda r: (round(r["cv_rmse"], 12), r["trees"], -r["min_node_size"], r["mtry"]))
     return {k: best[k] for k in ("mtry", "min_node_size", "trees")}, table

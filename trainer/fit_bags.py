@@ -120,7 +120,8 @@ def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: T
     grid = cfg.rf_grid or (baselines.QUICK_GRID if cfg.quick_grid else baselines.PAPER_GRID)
     x_all = p_cal.x["features"]
     y_rows = y_cal if p_cal.owner is None else y_cal[p_cal.owner]
-    key = cfg.model_dir + ":" + _cv_key(x_all, y_rows, p_cal.owner, grid, cfg.cv_folds, cfg.seed)   # one run
+    inputs = _cv_key(x_all, y_rows, p_cal.owner, grid, cfg.cv_folds, cfg.seed)
+    key = cfg.model_dir + ":" + inputs                                                  # one run
     doc: dict = {"grid": dataclasses.asdict(grid), "folds": cfg.cv_folds,
                  "min_node_size": "R randomForest nodesize: a node with <= nodesize samples is not split "
                                   "(sklearn min_samples_split = nodesize + 1, min_samples_leaf = 1)"}
@@ -131,13 +132,41 @@ def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: T
     else:
         log(f"[{spec.name}] {cfg.cv_folds}-fold CV grid on calibration ({len(x_all)} rows, "
             f"{x_all.shape[1]} features)")
+        partial, done = _partial_cv(cfg, spec, inputs)
+        if done:
+            log(f"[{spec.name}] resuming the CV grid: {len(done)} cell(s) scored before ({partial})")
+
+        def keep(cell: str, scores: dict) -> None:
+            done[cell] = scores
+            fileio.write_json(partial, {"key": inputs, "cells": {c: {str(t): v for t, v in s.items()}
+                                                              for c, s in done.items()}})
         rf_params, table = baselines.select_rf(x_all, y_rows, grid, cfg.cv_folds, cfg.seed, p_cal.owner,
-                                               cfg.rf_jobs, log)
+                                               cfg.rf_jobs, log, done=dict(done), on_cell=keep)
         _CV_DONE[key] = (rf_params, table, spec.name)
         log(f"[{spec.name}] selected {rf_params}")
     fileio.write_json(fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.json"),
                       {**doc, "selected": rf_params, "table": table})
+    partial = _partial_cv_path(cfg, spec)
+    if fileio.exists(partial):
+        fileio.remove(partial)
     return dict(rf_params)
+
+
+def _partial_cv_path(cfg: TrainConfig, spec: ModelSpec) -> str:
+    return fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.partial.json")
+
+
+def _partial_cv(cfg: TrainConfig, spec: ModelSpec, key: str) -> tuple[str, dict]:
+    """(path, cells scored) of an interrupted CV grid of the same inputs, grid, folds and seed
+    (`key`): each cell's fold RMSEs are written as soon as it is scored, so a killed run loses at
+    most one cell; the selection is the same as an uninterrupted search's."""
+    path = _partial_cv_path(cfg, spec)
+    if not fileio.exists(path):
+        return path, {}
+    doc = fileio.read_json(path)
+    if doc.get("key") != key:
+        return path, {}
+    return path, {c: {int(t): v for t, v in s.items()} for c, s in doc["cells"].items()}
 
 
 def _tree_rows(model, x: np.ndarray, quantile: bool) -> np.ndarray:
