@@ -236,3 +236,26 @@ def test_a_killed_rf_grid_resumes_by_cell_and_selects_as_an_uninterrupted_one(tm
     got = json.load(open(os.path.join(cv_dir, "rf_cv.json")))
     want = json.load(open(os.path.join(whole, "runs", "random-0", "seed-0", "models", "rf", "rf_cv.json")))
     assert got["table"] == want["table"] and got["selected"] == want["selected"]
+
+
+@pytest.mark.slow
+def test_report_only_reports_the_finished_runs_and_trains_nothing(run, tmp_path, capsys):
+    data_dir, first = run
+    out = str(tmp_path / "out")
+    shutil.copytree(first, out)
+    rf_file = os.path.join(out, "runs", "random-0", "seed-1", "predictions", "rf.npz")
+    os.remove(rf_file)                                     # run 4 not finished yet
+    capsys.readouterr()
+    assert main(["compare", "--data", data_dir, "--out", out, *ARGS, "--report-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 of 4 runs finished; not yet: random-0 seed 1" in printed and "training" not in printed
+    assert not os.path.exists(rf_file)
+    result = json.load(open(os.path.join(out, "compare.json")))
+    assert result["runs_planned"] == 4 and len(result["runs"]) == 3
+    assert result["complete"] == ["cnn", "rf"] and "cnn" in result["comparisons"]
+    full = json.load(open(os.path.join(first, "compare.json")))
+    assert [r["models"]["cnn"]["r2"] for r in result["runs"]] == [r["models"]["cnn"]["r2"] for r in full["runs"][:3]]
+    assert "**partial report** (`--report-only`): 3 of the 4 planned runs" in open(os.path.join(out, "compare.md")).read()
+    # nothing to report: refused in one line
+    assert main(["compare", "--data", data_dir, "--out", str(tmp_path / "none"), *ARGS, "--report-only"]) == 2
+    assert "--report-only:" in capsys.readouterr().err and not os.path.exists(str(tmp_path / "none"))

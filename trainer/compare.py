@@ -73,6 +73,7 @@ class CompareSettings:
     parallel_bags: bool = False
     n_boot: int = 2000
     fresh: bool = False
+    report_only: bool = False     # no training: report the runs OUT has finished (a long compare mid-way)
     verbose: int = 1
 
 
@@ -128,6 +129,8 @@ def make_partitions(pool: Pool, s: CompareSettings, test_fraction: float) -> lis
 def check_resume(s: CompareSettings, fingerprint: dict) -> None:
     """Refuse an OUT made with other data or training settings (its runs would be mixed in)."""
     path = fileio.join(s.out, SETTINGS_FILE)
+    if s.report_only and not fileio.exists(path):
+        raise UserError(f"--report-only: {s.out} holds no compare ({SETTINGS_FILE} missing)")
     if fileio.exists(path) and not s.fresh:
         old = fileio.read_json(path)
         diff = [k for k in FINGERPRINT if old.get(k) != fingerprint.get(k)]
@@ -135,7 +138,19 @@ def check_resume(s: CompareSettings, fingerprint: dict) -> None:
             changes = ", ".join(f"{k} {old.get(k)!r} → {fingerprint.get(k)!r}" for k in diff)
             raise UserError(f"--out {s.out}: holds runs made with other settings ({changes}); "
                             "use a new --out, or --fresh to retrain them all")
-    fileio.write_json(path, fingerprint)
+    if not s.report_only:
+        fileio.write_json(path, fingerprint)
+
+
+def finished_runs(runs: list[dict], log: Log) -> list[dict]:
+    """--report-only: the runs in which no model is still to train (trained or failed)."""
+    done = [r for r in runs if all(m["status"] != "missing" for m in r["models"].values())]
+    left = [f"{r['partition']} seed {r['seed']}" for r in runs if r not in done]
+    if not done:
+        raise UserError(f"--report-only: none of the {len(runs)} runs is finished yet")
+    log(f"compare --report-only: {len(done)} of {len(runs)} runs finished"
+        + (f"; not yet: {', '.join(left)}" if left else ""))
+    return done
 
 
 def run_dir(out: str, partition, seed: int | None = None) -> str:
@@ -242,21 +257,24 @@ def compare(s: CompareSettings, log: Log | None = None) -> dict:
                    "channels": s.channels, "epochs": s.epochs, "bags": s.bags, "batch_size": s.batch_size,
                    "quick_grid": s.quick_grid, "cv_folds": s.cv_folds, "test_fraction": test_fraction,
                    "block_km": s.block_km}
-    fileio.makedirs(s.out)
+    if not s.report_only:
+        fileio.makedirs(s.out)
     check_resume(s, fingerprint)
     n_runs = len(partitions) * s.seeds
     log(f"compare: {len(pool.split)} points ({int(pool.held_out.sum())} held out), {len(partitions)} partitions "
         f"({', '.join(p.name for p in partitions)}) × {s.seeds} seeds = {n_runs} runs of {', '.join(names)}; "
         f"test fraction {test_fraction:g}; reference {s.reference}; → {s.out}")
     progress = Progress(n_runs, log)
-    for partition in partitions:
+    for partition in partitions if not s.report_only else ():
         write_partition(s.out, partition, pool, s)
         train_partition(partition, pool, chosen, s, progress, log)
     runs = compare_scores.collect_runs(s.out, partitions, s.seeds, names, pool)
+    if s.report_only:
+        runs = finished_runs(runs, log)
     result = compare_scores.summarise(runs, names, s.reference, s.n_boot)
     result.update(settings={**dataclasses.asdict(s), **fingerprint, "models": names,
                             "partitions": [p.name for p in partitions]},
-                  seconds=round(time.perf_counter() - t0, 1))
+                  runs_planned=n_runs, seconds=round(time.perf_counter() - t0, 1))
     compare_report.write_outputs(s.out, result)
     for line in compare_report.verdict_lines(result):
         log(line)
@@ -312,6 +330,8 @@ def configure(parser) -> None:
     parser.add_argument("--parallel-bags", action="store_true", help="Keras bags side by side (speed only)")
     parser.add_argument("--n-boot", type=pos, default=2000, help="bootstrap replicates of the intervals (default 2000)")
     parser.add_argument("--fresh", action="store_true", help="retrain every run even if OUT holds finished ones")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report the runs of OUT that are finished (a long compare mid-way)")
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=1, help="no progress output")
     parser.add_argument("--train-log", dest="verbose", action="store_const", const=2,
                         help="also print each model's training lines (epochs, CV grid)")
@@ -323,7 +343,8 @@ def settings_from_args(args) -> CompareSettings:
         reference=args.reference, seeds=args.seeds, schemes=tuple(args.schemes), repeats=args.repeats,
         test_fraction=args.test_fraction, block_km=args.block_km, channels=args.channels, epochs=args.epochs,
         bags=args.bags, batch_size=args.batch_size, quick_grid=args.quick_grid, cv_folds=args.cv_folds,
-        parallel_bags=args.parallel_bags, n_boot=args.n_boot, fresh=args.fresh, verbose=args.verbose)
+        parallel_bags=args.parallel_bags, n_boot=args.n_boot, fresh=args.fresh, verbose=args.verbose,
+        report_only=args.report_only)
 
 
 def run(args, extra) -> int:

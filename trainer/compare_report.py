@@ -60,6 +60,10 @@ def markdown(result: dict) -> str:
              f"- training: {s['epochs']} epochs, {s['bags']} bags, batch {s['batch_size']}, "
              f"{'quick' if s['quick_grid'] else 'paper'} RF grid, {s['cv_folds']}-fold CV; reference: **{ref}**",
              f"- run time: {result['seconds'] / 60:.1f} min", ""]
+    planned = result.get("runs_planned", len(result["runs"]))
+    if len(result["runs"]) < planned:
+        lines[-1:-1] = [f"- **partial report** (`--report-only`): {len(result['runs'])} of the {planned} planned "
+                        "runs are finished; the others are left out"]
     if result["incomplete"]:
         lines += ["**Models without predictions in every run** (not compared):", ""]
         lines += [f"- {n}: {'; '.join(v[:3])}{' …' if len(v) > 3 else ''}" for n, v in result["incomplete"].items()]
