@@ -43,7 +43,7 @@ def read_lab_spectra(path: str) -> dict[str, np.ndarray]:
     """point_id → reflectance (10 bands); UserError if unreadable or columns are missing."""
     import pandas as pd
 
-    from s2mos_transforms.dataset.samples import read_table_file
+    from s2mos_transforms.tables import read_table_file
 
     df = read_table_file(path, "lab spectra")
     missing = [c for c in ("point_id",) + bands.S2_BANDS if c not in df.columns]

@@ -27,7 +27,7 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.errors import UserError
-from s2mos_transforms.dataset.samples import cell_text, read_table_file
+from s2mos_transforms.tables import cell_text, read_table_file
 from s2mos_transforms.sources.base import POINTS, SamplePoint, SourceError, SourcePlugin, utc_times
 
 REQUIRED: tuple[str, ...] = ("point_id", "datetime") + bands.S2_BANDS
