@@ -255,7 +255,7 @@ def test_report_only_reports_the_finished_runs_and_trains_nothing(run, tmp_path,
     assert result["complete"] == ["cnn", "rf"] and "cnn" in result["comparisons"]
     full = json.load(open(os.path.join(first, "compare.json")))
     assert [r["models"]["cnn"]["r2"] for r in result["runs"]] == [r["models"]["cnn"]["r2"] for r in full["runs"][:3]]
-    assert "**partial report** (`--report-only`): 3 of the 4 planned runs" in open(os.path.join(out, "compare.md")).read()
+    assert "**partial report** (`--report-only`): 3 of the 4 planned runs finished" in open(os.path.join(out, "compare.md")).read()
     # nothing to report: refused in one line
     assert main(["compare", "--data", data_dir, "--out", str(tmp_path / "none"), *ARGS, "--report-only"]) == 2
     assert "--report-only:" in capsys.readouterr().err and not os.path.exists(str(tmp_path / "none"))

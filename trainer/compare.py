@@ -278,7 +278,9 @@ def compare(s: CompareSettings, log: Log | None = None) -> dict:
     compare_report.write_outputs(s.out, result)
     for line in compare_report.verdict_lines(result):
         log(line)
-    log(f"compare: {n_runs} runs in {progress.elapsed()} → {fileio.join(s.out, 'compare.md')}")
+    done = f"{len(runs)} of {n_runs} runs reported (--report-only)" if s.report_only else \
+        f"{n_runs} runs in {progress.elapsed()}"
+    log(f"compare: {done} → {fileio.join(s.out, 'compare.md')}")
     return result
 
 

@@ -55,7 +55,8 @@ def markdown(result: dict) -> str:
     scopes = [x for x in SCOPE_ORDER if x == "overall" or x in s["schemes"]]
     lines = ["# Model comparison over seeds and splits (`s2mos compare`)", "",
              f"- data: `{s['data']}`; {len(s['partitions'])} partitions ({', '.join(s['partitions'])}) × "
-             f"{s['seeds']} seeds = {len(result['runs'])} runs; test fraction {s['test_fraction']:g}"
+             f"{s['seeds']} seeds = {result.get('runs_planned', len(result['runs']))} runs; "
+             f"test fraction {s['test_fraction']:g}"
              + (f"; spatial blocks {s['block_km']:g} km" if "spatial" in s["schemes"] else ""),
              f"- training: {s['epochs']} epochs, {s['bags']} bags, batch {s['batch_size']}, "
              f"{'quick' if s['quick_grid'] else 'paper'} RF grid, {s['cv_folds']}-fold CV; reference: **{ref}**",
@@ -63,7 +64,7 @@ def markdown(result: dict) -> str:
     planned = result.get("runs_planned", len(result["runs"]))
     if len(result["runs"]) < planned:
         lines[-1:-1] = [f"- **partial report** (`--report-only`): {len(result['runs'])} of the {planned} planned "
-                        "runs are finished; the others are left out"]
+                        "runs finished; every table below covers those only"]
     if result["incomplete"]:
         lines += ["**Models without predictions in every run** (not compared):", ""]
         lines += [f"- {n}: {'; '.join(v[:3])}{' …' if len(v) > 3 else ''}" for n, v in result["incomplete"].items()]
