@@ -1,19 +1,16 @@
-"""How much do the three world constants that disagree with their sources move the science?
+"""How much did the three world constants corrected in session 9 move the science?
 
-docs/world.md ("Sources checked") lists three values of `world/physics_params.py` that
-disagree with the source they cite, left unchanged because every measurement rests on them:
-  * `wilting`: the wilting point is 0.035–0.05 m³/m³ low from 40 % clay on. Variant: the
-    linear fit WILTING_BASE 0.017 + 0.00567·clay of the Saxton & Rawls (2006) θ1500 regression
-    at 1.75 % organic matter (within 0.01 of it from 5 to 60 % clay: 0.045, 0.130, 0.215,
-    0.300, 0.357 at 5, 20, 35, 50, 60 %).
-  * `deep_tau`: the C-band layer's drydown time depends on texture ×3.2 (2.5 → 8 d), where
-    Shellito et al. (2018) find texture plays a minor role. Variant: ×1.3 (3.9 → 5.1 d, the
-    same geometric mean).
-  * `roughness`: sandy soils are the stable end of rain-driven roughness decay (P0 110 mm),
-    where Potter (1990) finds stability growing with clay up to ≈ 31 % and falling above.
-    Variant: P0 110 mm at 31 % clay falling linearly to 45 mm at 0 and 62 % clay (times the
-    same organic-carbon factor); the crust brightening is unchanged.
-  * `all`: the three together.
+Until session 9, three values of `world/physics_params.py` disagreed with the source they cite
+(docs/world.md, "Sources checked"). This script measures each old and new value's effect:
+  * wilting point: old 0.03 + 0.0045·clay (0.035–0.05 m³/m³ low from 40 % clay on); new
+    0.017 + 0.00567·clay, the linear fit of the Saxton & Rawls (2006) θ1500 regression at 1.75 %
+    organic matter (within 0.01 of it from 5 to 60 % clay).
+  * deep (C-band) layer drydown time vs texture: old ×3.2 (2.5 → 8 d); new ×1.3 (3.9 → 5.1 d,
+    the same geometric mean), as Shellito et al. (2018) find texture plays a minor role.
+  * roughness stability vs texture: old, instability grows with silt + 0.5·clay (sands the
+    stable end); new, P0 110 mm at 31 % clay falling to 45 mm at 0 and 62 % (Potter 1990).
+Variants: `before` (all three old: the world until session 9), `wilting`, `deep_tau`, `roughness`
+(that one new, the others old) and `current` (all three new: the world now).
 
 For each variant (a fresh process that sets the constants before the world is imported), the
 `paper` preset's samples go through the real `s2mos build-dataset` (embedded world, default
@@ -21,9 +18,9 @@ settings), and the clay information of the kept points is measured as the 5-fold
 random forest (300 trees, min leaf 5, a third of the features per split, seed 0) on the
 temporal-composite features of `rf_strong` (`trainer.composites.strong_features`) without
 coordinates: S1 columns alone (statistics of the S1-paired dates), S2 columns alone, and all.
-The ± is the sd over the 5 folds / √5. Nothing here changes the world; it informs whether to.
+The ± is the sd over the 5 folds / √5.
 
-Usage: python benchmarks/world_constants.py --out DIR [--variants current,wilting,deep_tau,roughness,all]
+Usage: python benchmarks/world_constants.py --out DIR [--variants before,wilting,deep_tau,roughness,current]
                                              [--n-points N]
 """
 from __future__ import annotations
@@ -35,34 +32,32 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("current", "wilting", "deep_tau", "roughness", "all")
-POTTER_PEAK_CLAY = 31.0
+# variant → which of (wilting, deep_tau, roughness) take their new (session-9) value
+VARIANTS = {"before": (), "wilting": ("wilting",), "deep_tau": ("deep_tau",), "roughness": ("roughness",),
+            "current": ("wilting", "deep_tau", "roughness")}
 
 
 def apply_variant(name: str) -> None:
-    """Set the variant's constants (before any world module but physics_params is imported)."""
+    """Set the variant's constants (before any world module but physics_params is imported):
+    the values not in VARIANTS[name] go back to what they were until session 9."""
     import numpy as np
 
     from s2mos_transforms.world import physics_params as P
-    if name in ("wilting", "all"):
-        P.WILTING_BASE, P.WILTING_PER_CLAY = 0.017, 0.00567
-    if name in ("deep_tau", "all"):
-        P.TAU_DEEP_DAYS = (3.9, 5.1)
-    if name in ("roughness", "all"):
-        from s2mos_transforms.world import soil
-        original = soil.hydraulics
+    new = VARIANTS[name]
+    if "wilting" not in new:
+        P.WILTING_BASE, P.WILTING_PER_CLAY = 0.03, 0.0045
+    if "deep_tau" not in new:
+        P.TAU_DEEP_DAYS = (2.5, 8.0)
+    if "roughness" not in new:
+        from s2mos_transforms.world import simulator, soil
+        current = soil.hydraulics
 
-        def potter_hydraulics(props):
-            out = original(props)
-            clay = props.clay[:, None]
-            organic = np.clip(1.2 - props.soc[:, None] / 40.0, 0.3, 1.0)
-            instability = np.clip(np.abs(clay - POTTER_PEAK_CLAY) / POTTER_PEAK_CLAY, 0.0, 1.0) * organic
+        def sand_stable_hydraulics(props):          # the rate of the world until session 9
+            out = current(props)
             p0_stable, p0_unstable = P.ROUGH_P0_MM
-            out["rough_rate"] = 1.0 / (p0_stable + (p0_unstable - p0_stable) * instability)
+            out["rough_rate"] = 1.0 / (p0_stable + (p0_unstable - p0_stable) * out["crust_sus"])
             return out
-        soil.hydraulics = potter_hydraulics
-        from s2mos_transforms.world import simulator
-        simulator.hydraulics = potter_hydraulics          # imported by name there
+        soil.hydraulics = simulator.hydraulics = sand_stable_hydraulics     # imported by name there
     from s2mos_transforms.world import weather              # its layer times are read at import
     weather.LAYER_TAU = np.array([*P.TAU_SKIN_DAYS, *P.TAU_DEEP_DAYS])
 

@@ -32,17 +32,15 @@ POROSITY_INTERCEPT, POROSITY_SAND, POROSITY_CLAY = 0.505, -0.00142, -0.00037
 # 0.23–4.86 % by mass for clay 2.8–37 % at 21–60 % relative humidity, i.e. ≈ 0.003–0.07 m³/m³
 # at bulk density 1.3–1.5; this line gives 0.012 (2.8 % clay) … 0.040 (37 % clay), inside.
 AIR_DRY_BASE, AIR_DRY_PER_CLAY = 0.01, 0.08 / 100.0
-# Wilting point (θ at 1 500 kPa), the dry end of the few-cm layer: ≈ 0.03 (sand) … 0.30 (clay
-# 60 %), a linear fit through the texture classes of Saxton & Rawls (2006), Soil Sci. Soc. Am.
-# J. 70(5):1569–1578, Table 3. Checked: reference (doi:10.2136/sssaj2005.0117, journal page
-# soil.scijournals.org/cgi/content/full/70/5/1569). Table 3 itself not seen; their θ1500
-# regression of texture and OM (as reproduced in public code, github HydroComplexity/MLCan2.0
-# PEDO_TRANSFER_FUNCTIONS.m) at 1–2.5 % OM gives 0.03–0.05 (sand, 5 % clay), 0.13–0.14 (loam,
-# 20 %), 0.21–0.22 (clay loam, 35 %), 0.30 (clay, 50 %), 0.35 (60 % clay). This line is within
-# 0.02 of it up to 20 % clay, 0.02–0.03 lower at 25–35 % and 0.035–0.05 m³/m³ LOWER from 40 %
-# clay on (0.255 vs 0.30 at 50 %, 0.300 vs 0.35 at 60 %). Value outside the source at the
-# clayey end; left for the lead.
-WILTING_BASE, WILTING_PER_CLAY = 0.03, 0.0045
+# Wilting point (θ at 1 500 kPa), the dry end of the few-cm layer: Saxton & Rawls (2006), Soil
+# Sci. Soc. Am. J. 70(5):1569–1578, θ1500 regression of sand, clay and organic matter (doi:10.2136/
+# sssaj2005.0117; the regression as reproduced in public code, github HydroComplexity/MLCan2.0
+# PEDO_TRANSFER_FUNCTIONS.m): θ1500t = −0.024S + 0.487C + 0.006OM + 0.005S·OM − 0.013C·OM +
+# 0.068S·C + 0.031, θ1500 = θ1500t + 0.14θ1500t − 0.02. This line is its linear fit in clay at
+# 1.75 % OM over the world's sand shares, within 0.01 of it from 5 to 60 % clay (0.045, 0.130,
+# 0.215, 0.300, 0.357 at 5, 20, 35, 50, 60 %). Until session 9 it was 0.03 + 0.0045·clay, 0.035–
+# 0.05 m³/m³ low from 40 % clay on (docs/world.md: what the change does to the science).
+WILTING_BASE, WILTING_PER_CLAY = 0.017, 0.00567
 
 # ---- two-layer drydown after rain ------------------------------------------------------------
 # Texture index f ∈ [0, 1] (0 sand … 1 clay) that sets the drydown time: finer soils hold water
@@ -63,13 +61,14 @@ TEXTURE_CLAY_WEIGHT, TEXTURE_SILT_WEIGHT, TEXTURE_OFFSET, TEXTURE_SPAN = 1.0, 0.
 TAU_SKIN_DAYS = (0.25, 1.2)
 # The few-cm layer C-band senses: SMAP drydowns of the ~5 cm layer have e-folding times of
 # mostly 2–10 days (McColl, Wang, Peng, Akbar, Short Gianotti, Lu, Pan & Entekhabi 2017,
-# Geophys. Res. Lett. 44(8):3682–3690), shorter for sands. Checked: reference (doi:10.1002/
-# 2017GL072819, as cited in public code and in the authors' data repository github
-# kaighin/tau). Not verifiable here: the 2–10 d range and "shorter for sands" (abstract and
-# Fig. 2 not retrieved). Caution from a checked source: Shellito, Small & Livneh 2018, HESS
-# 22:1649 (abstract) find soil texture plays a minor role in SMAP drying rates, whereas this
-# world makes the layer's τ depend on texture by a factor 3.2 (2.5 → 8 d).
-TAU_DEEP_DAYS = (2.5, 8.0)
+# Geophys. Res. Lett. 44(8):3682–3690; checked: reference, doi:10.1002/2017GL072819, as cited in
+# public code and in the authors' data repository github kaighin/tau; the 2–10 d range not
+# verifiable, abstract and Fig. 2 not retrieved). Texture plays a minor role in these drying
+# rates (Shellito, Small & Livneh 2018, HESS 22:1649, abstract checked), so the layer's τ
+# depends on texture by ×1.3 only (3.9 → 5.1 d; the skin layer keeps the strong texture
+# dependence of stage-1 evaporation). Until session 9 it was ×3.2 (2.5 → 8 d), which gave S1
+# about 0.11 R² of clay information more (docs/world.md).
+TAU_DEEP_DAYS = (3.9, 5.1)
 # Water (mm) that takes each layer from air-dry to saturated: ~1 cm and ~5 cm of soil at
 # porosity ≈ 0.45 hold ≈ 4.5 and ≈ 22 mm (arithmetic, no source needed).
 SKIN_CAPACITY_MM, DEEP_CAPACITY_MM = 4.0, 20.0
@@ -111,17 +110,19 @@ WET_FLOOR = np.array([0.52, 0.52, 0.52, 0.52, 0.52, 0.52, 0.52, 0.52, 0.25, 0.22
 # tillage (Zobeck & Onstad 1987, Soil Tillage Res. 9:1–20; Potter 1990, Trans. ASAE
 # 33(6):1889–1892): RR = RR_settled + (RR_0 − RR_settled)·exp(−P/P0), with P0 of tens of mm,
 # smallest for silty, low-organic soils that slake (Le Bissonnais 1996, Eur. J. Soil Sci.
-# 47:425–437). P0 (mm) for a stable (sandy/organic) and an unstable (silty) soil; a slow
-# time-only settling stays. Checked: Potter 1990 abstract (elibrary.asabe.org, doi:10.13031/
+# 47:425–437). P0 (mm) for the most and the least stable surface; a slow time-only settling
+# stays. Checked: Potter 1990 abstract (elibrary.asabe.org, doi:10.13031/
 # 2013.31554): a modified exponential function of rainfall amount fits normalised RR after
 # 5–80 mm (five soils), 35–300 mm (one) and 7–350 mm natural rain; surface stability grows with
-# organic carbon and with clay up to ≈ 31 % clay, then falls. That supports the exponential
-# form and the organic-carbon effect, but NOT "sandy = stable": in Potter low-clay (sandy)
-# soils decay faster than soils near 31 % clay, whereas here instability grows with silt +
-# 0.5·clay (soil.hydraulics), so sands get the slow P0 = 110 mm. P0 values themselves not
-# given in the abstract. Not verifiable here: Zobeck & Onstad 1987 (no stored copy found;
-# details as commonly cited). Le Bissonnais: see the crust comment below.
-ROUGH_P0_MM = (110.0, 45.0)
+# organic carbon and with clay up to ≈ 31 % clay, then falls. So P0 is largest (most stable
+# surface) at ROUGH_STABLE_CLAY and falls linearly to the unstable value at 0 and at twice that
+# clay, times the organic-carbon factor of the crust susceptibility (soil.hydraulics; until
+# session 9 instability grew with silt + 0.5·clay, making sands the stable end, against Potter).
+# P0 values themselves not given in the abstract (modelling choice). Not verifiable here:
+# Zobeck & Onstad 1987 (no stored copy found; details as commonly cited). Le Bissonnais: see the
+# crust comment below (crust brightening still follows silt + clay).
+ROUGH_P0_MM = (110.0, 45.0)            # (most stable, least stable)
+ROUGH_STABLE_CLAY = 31.0               # % clay of the most stable surface (Potter 1990)
 ROUGH_TIME_DAYS = 240.0
 # Structural crusts (seals) form after ~20–60 mm of rain on silty and clayey, low-SOC soils
 # (Le Bissonnais 1996); they brighten the surface by up to ~10–15 % across VNIR–SWIR (as first
