@@ -4,7 +4,9 @@
 # 8 426 samples; the CNN and the whole-series model, 5 bags × EPOCHS (30) epochs each; AOA
 # cross-validation 5 spatial folds × 2 bags × 15 epochs per model; maps at 40 m). The dataset
 # keeps the points without an S1-paired date (as measured: 53 of 7 880; the CNN does not use
-# them, the whole-series model does). About 3 h on 2 cores.
+# them, the whole-series model does). About 3 h on 2 cores. Resumable by step: a step that
+# finished is marked in OUT/.done/ and skipped when the script runs again with the same OUT (a
+# step killed mid-way runs again from its start).
 # Usage: sh benchmarks/trust_paper.sh [OUT]
 set -e
 OUT=${1:-/tmp/trust-paper}
@@ -12,31 +14,38 @@ EPOCHS=${EPOCHS:-30}
 S=.venv/bin/s2mos
 PY=.venv/bin/python
 BEAM="--direct_num_workers 2 --direct_running_mode multi_processing"
-mkdir -p "$OUT/world" "$OUT/site"
+mkdir -p "$OUT/world" "$OUT/site" "$OUT/.done"
+step() {   # step NAME COMMAND…: run COMMAND unless NAME finished in an earlier run
+  name=$1; shift
+  if [ -e "$OUT/.done/$name" ]; then echo "trust_paper: $name done earlier, skipped"; return 0; fi
+  echo "trust_paper: $name ($(date -u +%H:%M:%S))"
+  "$@"
+  touch "$OUT/.done/$name"
+}
 $PY -c "from s2mos_transforms.sources.synthetic import SyntheticSource as S; S('paper').sample_points().to_csv('$OUT/world/samples.csv', index=False)"
 $PY -c "from s2mos_transforms.sources.synthetic import SyntheticSource as S; S('independent-site').sample_points().to_csv('$OUT/site/samples.csv', index=False)"
 head -8 "$OUT/site/samples.csv" > "$OUT/site7.csv"          # 7 local samples (header + 7 rows)
-$S build-dataset --samples "$OUT/world/samples.csv" --preset paper --out "$OUT/dataset" $BEAM
-$S build-dataset --samples "$OUT/site/samples.csv" --preset independent-site --out "$OUT/site-dataset"
+step dataset $S build-dataset --samples "$OUT/world/samples.csv" --preset paper --out "$OUT/dataset" $BEAM
+step site-dataset $S build-dataset --samples "$OUT/site/samples.csv" --preset independent-site --out "$OUT/site-dataset"
 
 # model: the paper's CNN (S2+S1 + coords); series: the whole-series model
 for m in cnn series; do
   M="$OUT/$m"
-  $S train --data "$OUT/dataset" --model-dir "$M/model" --models $m --serve $m --epochs "$EPOCHS" --bags 5 --parallel-bags
-  $S evaluate --data "$OUT/dataset" --model-dir "$M/model"
-  $PY -m trainer.trust_experiments recal-curve --model-dir "$M/model" --samples "$OUT/site/samples.csv" \
+  step $m-train $S train --data "$OUT/dataset" --model-dir "$M/model" --models $m --serve $m --epochs "$EPOCHS" --bags 5 --parallel-bags
+  step $m-evaluate $S evaluate --data "$OUT/dataset" --model-dir "$M/model"
+  step $m-recal-curve $PY -m trainer.trust_experiments recal-curve --model-dir "$M/model" --samples "$OUT/site/samples.csv" \
       --preset independent-site --out "$M"
-  $S recalibrate --model-dir "$M/model" --samples "$OUT/site7.csv" --out "$M/model-site" --preset independent-site
+  step $m-recalibrate $S recalibrate --model-dir "$M/model" --samples "$OUT/site7.csv" --out "$M/model-site" --preset independent-site
   for d in model model-site; do
-    $S predict-map --model-dir "$M/$d" --preset independent-site --resolution 40 --tile-size 128 \
+    step $m-map-site-$d $S predict-map --model-dir "$M/$d" --preset independent-site --resolution 40 --tile-size 128 \
         --out "$M/map-site-$d" $BEAM
   done
-  $S predict-map --model-dir "$M/model" --preset paper --resolution 40 --tile-size 128 --out "$M/map-paper" $BEAM
-  $PY -m trainer.trust_experiments aoa-cv --data "$OUT/dataset" --out "$M/aoacv" --epochs 15 --bags 2 --model $m
+  step $m-map-paper $S predict-map --model-dir "$M/model" --preset paper --resolution 40 --tile-size 128 --out "$M/map-paper" $BEAM
+  step $m-aoa-cv $PY -m trainer.trust_experiments aoa-cv --data "$OUT/dataset" --out "$M/aoacv" --epochs 15 --bags 2 --model $m
   for space in medians composites; do
-    $PY -m trainer.trust_experiments aoa-space --data "$OUT/dataset" --cv-dir "$M/aoacv" --space $space \
+    step $m-aoa-space-$space $PY -m trainer.trust_experiments aoa-space --data "$OUT/dataset" --cv-dir "$M/aoacv" --space $space \
         --site-data "$OUT/site-dataset"
   done
 done
-$PY -m trainer.trust_experiments recal-plot "CNN (S2+S1)=$OUT/cnn/recal_curve.json" \
+step recal-plot $PY -m trainer.trust_experiments recal-plot "CNN (S2+S1)=$OUT/cnn/recal_curve.json" \
     "whole-series=$OUT/series/recal_curve.json" --png "$OUT/recal_curve_site.png"
