@@ -233,7 +233,7 @@ def test_a_hung_request_hits_the_deadline_and_is_retried(fake, world, points):
 
 @pytest.mark.slow
 def test_requests_in_flight_never_exceed_the_cap(fake, points):
-    fake.latency_s = 0.05
+    fake.latency_s = 0.2        # long enough for the cap to fill on a loaded machine (0.05 s did not always)
     _source(max_inflight=3, points_per_request=1).observations(points[:12])
     assert fake.max_inflight == 3
     # Two DoFn instances (threads) of one worker process share the cap.
