@@ -29,7 +29,8 @@ training settings (compare_settings.json), else it is refused. Inside a model, a
 up its weights and optimizer state after every epoch (`runs/…/seed-<s>/checkpoints/<name>/`,
 removed when the fit ends), so a compare killed mid-fit resumes that fit from its last epoch
 (the record's ``resumed_from_epoch``; its history then holds the epochs after the resume, and
-its data order differs from an uninterrupted fit's, `fit_bags.checkpoint_epochs`). Deterministic given the seeds:
+its data order differs from an uninterrupted fit's, `fit_bags.checkpoint_epochs`); an RF grid
+search resumes by cell (`fit_bags.select_rf_params`). Deterministic given the seeds:
 `set_determinism(seed)` before every model, seeded partitions and a seeded bootstrap.
 """
 from __future__ import annotations
@@ -144,8 +145,9 @@ def check_resume(s: CompareSettings, fingerprint: dict) -> None:
 
 def finished_runs(runs: list[dict], log: Log) -> list[dict]:
     """--report-only: the runs in which no model is still to train (trained or failed)."""
-    done = [r for r in runs if all(m["status"] != "missing" for m in r["models"].values())]
-    left = [f"{r['partition']} seed {r['seed']}" for r in runs if r not in done]
+    finished = [all(m["status"] != "missing" for m in r["models"].values()) for r in runs]
+    done = [r for r, f in zip(runs, finished) if f]
+    left = [f"{r['partition']} seed {r['seed']}" for r, f in zip(runs, finished) if not f]
     if not done:
         raise UserError(f"--report-only: none of the {len(runs)} runs is finished yet")
     log(f"compare --report-only: {len(done)} of {len(runs)} runs finished"
@@ -265,9 +267,10 @@ def compare(s: CompareSettings, log: Log | None = None) -> dict:
         f"({', '.join(p.name for p in partitions)}) × {s.seeds} seeds = {n_runs} runs of {', '.join(names)}; "
         f"test fraction {test_fraction:g}; reference {s.reference}; → {s.out}")
     progress = Progress(n_runs, log)
-    for partition in partitions if not s.report_only else ():
-        write_partition(s.out, partition, pool, s)
-        train_partition(partition, pool, chosen, s, progress, log)
+    if not s.report_only:
+        for partition in partitions:
+            write_partition(s.out, partition, pool, s)
+            train_partition(partition, pool, chosen, s, progress, log)
     runs = compare_scores.collect_runs(s.out, partitions, s.seeds, names, pool)
     if s.report_only:
         runs = finished_runs(runs, log)

@@ -53,15 +53,15 @@ def markdown(result: dict) -> str:
     s = result["settings"]
     ref = result["reference"]
     scopes = [x for x in SCOPE_ORDER if x == "overall" or x in s["schemes"]]
+    planned = result.get("runs_planned", len(result["runs"]))
     lines = ["# Model comparison over seeds and splits (`s2mos compare`)", "",
              f"- data: `{s['data']}`; {len(s['partitions'])} partitions ({', '.join(s['partitions'])}) × "
-             f"{s['seeds']} seeds = {result.get('runs_planned', len(result['runs']))} runs; "
+             f"{s['seeds']} seeds = {planned} runs; "
              f"test fraction {s['test_fraction']:g}"
              + (f"; spatial blocks {s['block_km']:g} km" if "spatial" in s["schemes"] else ""),
              f"- training: {s['epochs']} epochs, {s['bags']} bags, batch {s['batch_size']}, "
              f"{'quick' if s['quick_grid'] else 'paper'} RF grid, {s['cv_folds']}-fold CV; reference: **{ref}**",
              f"- run time: {result['seconds'] / 60:.1f} min", ""]
-    planned = result.get("runs_planned", len(result["runs"]))
     if len(result["runs"]) < planned:
         lines[-1:-1] = [f"- **partial report** (`--report-only`): {len(result['runs'])} of the {planned} planned "
                         "runs finished; every table below covers those only"]

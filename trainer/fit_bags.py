@@ -142,25 +142,20 @@ def select_rf_params(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, cfg: T
                                                               for c, s in done.items()}})
         rf_params, table = baselines.select_rf(x_all, y_rows, grid, cfg.cv_folds, cfg.seed, p_cal.owner,
                                                cfg.rf_jobs, log, done=dict(done), on_cell=keep)
+        if fileio.exists(partial):
+            fileio.remove(partial)
         _CV_DONE[key] = (rf_params, table, spec.name)
         log(f"[{spec.name}] selected {rf_params}")
     fileio.write_json(fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.json"),
                       {**doc, "selected": rf_params, "table": table})
-    partial = _partial_cv_path(cfg, spec)
-    if fileio.exists(partial):
-        fileio.remove(partial)
     return dict(rf_params)
-
-
-def _partial_cv_path(cfg: TrainConfig, spec: ModelSpec) -> str:
-    return fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.partial.json")
 
 
 def _partial_cv(cfg: TrainConfig, spec: ModelSpec, key: str) -> tuple[str, dict]:
     """(path, cells scored) of an interrupted CV grid of the same inputs, grid, folds and seed
     (`key`): each cell's fold RMSEs are written as soon as it is scored, so a killed run loses at
     most one cell; the selection is the same as an uninterrupted search's."""
-    path = _partial_cv_path(cfg, spec)
+    path = fileio.join(cfg.model_dir, model_dir.MODELS_DIR, spec.name, "rf_cv.partial.json")
     if not fileio.exists(path):
         return path, {}
     doc = fileio.read_json(path)
