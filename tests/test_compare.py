@@ -110,8 +110,10 @@ def test_resume_skips_finished_runs_and_retrains_deterministically(run, tmp_path
     cnn_file = os.path.join(out, "runs", "random-0", "seed-1", "predictions", "cnn.npz")
     old = dict(np.load(cnn_file))
     os.remove(cnn_file)                                   # as if the run had crashed in that model
+    moved = str(tmp_path / "data-rebuilt")                # the same dataset at another path (a later session)
+    shutil.copytree(data_dir, moved)
     capsys.readouterr()
-    assert main(["compare", "--data", data_dir, "--out", out, *ARGS]) == 0
+    assert main(["compare", "--data", moved, "--out", out, *ARGS]) == 0
     printed = capsys.readouterr().out
     assert printed.count("already trained (resumed)") == 7 and printed.count(": training (elapsed") == 1
     assert "[run 4/4 random-0 seed 1] cnn: done" in printed
@@ -129,6 +131,11 @@ def test_resume_skips_finished_runs_and_retrains_deterministically(run, tmp_path
     # other training settings on the same OUT: refused, nothing trained
     assert main(["compare", "--data", data_dir, "--out", out, *ARGS, "--epochs", "2", "--quiet"]) == 2
     assert "epochs 1 → 2" in capsys.readouterr().err
+    # another dataset on the same OUT: refused by content
+    other = str(tmp_path / "other")
+    fx.write_dataset(other, n_calibration=40, n_test=16, seed=4, unpaired_fraction=0.25)
+    assert main(["compare", "--data", other, "--out", out, *ARGS, "--quiet"]) == 2
+    assert "holds runs made with other settings (data_sha256" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ OUT/
   runs/<scheme>-<repeat>/seed-<s>/records/<name>.json   the model's training record (marks it done)
 
 Resuming is the default: a model whose record and predictions exist in its run directory is not
-trained again (`--fresh` retrains everything); OUT must have been made with the same data and
+trained again (`--fresh` retrains everything); OUT must have been made with the same data (by
+content, `data_sha256`: a dataset rebuilt at another path or in a later session resumes) and
 training settings (compare_settings.json), else it is refused. Inside a model, a Keras fit backs
 up its weights and optimizer state after every epoch (`runs/…/seed-<s>/checkpoints/<name>/`,
 removed when the fit ends), so a compare killed mid-fit resumes that fit from its last epoch
@@ -50,7 +51,7 @@ DEFAULT_MODELS = "cnn,series,rf_strong,qrf_strong,rf,ann"
 SETTINGS_FILE = "compare_settings.json"
 CHECKPOINTS = "checkpoints"   # per run: Keras fits back up each epoch here and resume from it
 # settings a resumed compare must share with the runs already in OUT (they change the predictions)
-FINGERPRINT = ("data", "channels", "epochs", "bags", "batch_size", "quick_grid", "cv_folds", "test_fraction",
+FINGERPRINT = ("data_sha256", "channels", "epochs", "bags", "batch_size", "quick_grid", "cv_folds", "test_fraction",
                "block_km")
 
 
@@ -125,6 +126,23 @@ def make_partitions(pool: Pool, s: CompareSettings, test_fraction: float) -> lis
             held_out=pool.held_out, order=pool.order)
     except ValueError as err:
         raise UserError(f"--splits: {err}") from None
+
+
+def pool_sha256(pool: Pool) -> str:
+    """The dataset by content (decoded points, split order), not by path: the same dataset rebuilt
+    elsewhere — or in a later session, since build-dataset is deterministic — resumes the same OUT."""
+    import hashlib
+
+    h = hashlib.sha256()
+    split = pool.split
+    for array in (split.point_id.astype(str), split.coords, split.clay, pool.held_out, pool.order):
+        h.update(np.ascontiguousarray(array).tobytes())
+    for key in sorted(split.sequences):
+        for part in (split.sequences[key], split.dates.get(key, [])):
+            for seq in part:
+                h.update(np.int64(len(seq)).tobytes())
+                h.update(np.ascontiguousarray(seq).tobytes())
+    return h.hexdigest()
 
 
 def check_resume(s: CompareSettings, fingerprint: dict) -> None:
@@ -256,7 +274,7 @@ def compare(s: CompareSettings, log: Log | None = None) -> dict:
     pool = read_pool(s.data)
     partitions = make_partitions(pool, s, test_fraction)
     fingerprint = {"data": os.path.abspath(s.data) if not fileio.is_remote(s.data) else s.data,
-                   "channels": s.channels, "epochs": s.epochs, "bags": s.bags, "batch_size": s.batch_size,
+                   "data_sha256": pool_sha256(pool), "channels": s.channels, "epochs": s.epochs, "bags": s.bags, "batch_size": s.batch_size,
                    "quick_grid": s.quick_grid, "cv_folds": s.cv_folds, "test_fraction": test_fraction,
                    "block_km": s.block_km}
     if not s.report_only:
