@@ -32,7 +32,8 @@ step site-dataset $S build-dataset --samples "$OUT/site/samples.csv" --preset in
 # model: the paper's CNN (S2+S1 + coords); series: the whole-series model
 for m in $MODELS; do
   M="$OUT/$m"
-  step $m-train $S train --data "$OUT/dataset" --model-dir "$M/model" --models $m --serve $m --epochs "$EPOCHS" --bags 5 --parallel-bags
+  step $m-train $S train --data "$OUT/dataset" --model-dir "$M/model" --models $m --serve $m --epochs "$EPOCHS" --bags 5 --parallel-bags \
+      --checkpoint-dir "$M/checkpoints"
   step $m-evaluate $S evaluate --data "$OUT/dataset" --model-dir "$M/model"
   step $m-recal-curve $PY -m trainer.trust_experiments recal-curve --model-dir "$M/model" --samples "$OUT/site/samples.csv" \
       --preset independent-site --out "$M"

@@ -48,6 +48,10 @@ def add_train_flags(parser: argparse.ArgumentParser, require_paths: bool = True,
     parser.add_argument("--save-rf", action="store_true", help="also save every RF bag (joblib; can be large)")
     parser.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=1,
                         help="no progress output")
+    if require_paths:   # `s2mos train`; the Vertex entry point has its own (AIP_CHECKPOINT_DIR first)
+        parser.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                            help="back up every Keras fit after each epoch here: the same command, killed and "
+                                 "run again, resumes the interrupted fit from its last epoch (local or gs://)")
     if (require_paths if vertex is None else vertex):
         add_vertex_flags(parser)
 

@@ -214,5 +214,5 @@ def configure(parser) -> None:
 
 def run(args, extra) -> int:
     from trainer import cli
-    train(cli.train_config(args))
+    train(cli.train_config(args, checkpoint_dir=args.checkpoint_dir))
     return 0
