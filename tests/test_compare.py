@@ -171,30 +171,20 @@ def test_a_model_that_cannot_train_is_reported_and_the_others_compared(tmp_path,
 def test_a_fit_killed_mid_way_resumes_from_its_last_epoch(tmp_path, monkeypatch, capsys):
     """A compare interrupted inside a Keras fit (here in epoch 4 of 6) resumes that fit from the
     epoch backup, not from scratch; the backup is gone once the fit ends."""
-    import keras
-
-    from trainer import fit_bags
-
     data_dir, out = str(tmp_path / "data"), str(tmp_path / "out")
     fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=7)
     args = ["compare", "--data", data_dir, "--out", out, "--models", "cnn,rf", "--seeds", "1", "--splits", "random",
             "--repeats", "1", "--epochs", "6", "--bags", "2", "--parallel-bags", "--quick-grid", "--cv-folds", "2",
             "--n-boot", "200"]
 
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 3:                                 # 4th epoch: ends before its backup
-                raise KeyboardInterrupt("killed in epoch 4")
-
-    real = fit_bags.bag_callbacks
-    monkeypatch.setattr(fit_bags, "bag_callbacks", lambda *a: [*real(*a), Kill()])
+    fx.kill_fits_in_epoch(monkeypatch, 4)                 # its backup not yet written: epochs 1 … 3 are
     assert main(args) == 130                              # "s2mos: interrupted", as after Ctrl-C
     mdir = os.path.join(out, "runs", "random-0", "seed-0")
     meta = os.path.join(mdir, compare.CHECKPOINTS, "cnn", "parallel_bags", "training_metadata.json")
     assert json.load(open(meta))["epoch"] == 3          # epochs 1 … 3 backed up
     assert not os.path.exists(os.path.join(mdir, "records", "cnn.json"))
 
-    monkeypatch.setattr(fit_bags, "bag_callbacks", real)
+    monkeypatch.undo()
     capsys.readouterr()
     assert main([*args, "--train-log"]) == 0
     assert "[cnn] resuming an interrupted fit from its checkpoint: parallel_bags after epoch 3" in capsys.readouterr().out

@@ -13,29 +13,19 @@ from pipelines.cli import main
 @pytest.mark.slow
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel-bags", "bag-by-bag"])
 def test_a_killed_train_resumes_its_fit_from_the_last_epoch(tmp_path, monkeypatch, capsys, parallel):
-    import keras
-
-    from trainer import fit_bags
-
     data_dir, model, ckpt = str(tmp_path / "data"), str(tmp_path / "model"), str(tmp_path / "ckpt")
     fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=11)
     args = ["train", "--data", data_dir, "--model-dir", model, "--models", "cnn", "--epochs", "5", "--bags", "2",
             "--checkpoint-dir", ckpt, "--quiet", *(["--parallel-bags"] if parallel else [])]
 
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 2:                                 # 3rd epoch: ends before its backup
-                raise KeyboardInterrupt("killed in epoch 3")
-
-    real = fit_bags.bag_callbacks
-    monkeypatch.setattr(fit_bags, "bag_callbacks", lambda *a: [*real(*a), Kill()])
+    fx.kill_fits_in_epoch(monkeypatch, 3)
     assert main(args) == 130                              # "s2mos: interrupted", as after Ctrl-C
     backup = "parallel_bags" if parallel else "bag_0"
     meta = os.path.join(ckpt, "cnn", backup, "training_metadata.json")
     assert json.load(open(meta))["epoch"] == 2            # epochs 1 and 2 backed up
     assert not os.path.exists(os.path.join(model, "manifest.json"))
 
-    monkeypatch.setattr(fit_bags, "bag_callbacks", real)
+    monkeypatch.undo()
     assert main(args) == 0
     manifest = json.load(open(os.path.join(model, "manifest.json")))
     (record,) = manifest["models"]

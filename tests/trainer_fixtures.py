@@ -113,3 +113,20 @@ def write_dataset(out: str, n_calibration: int = 48, n_test: int = 16, seed: int
         with open(os.path.join(out, "summary.json"), "w") as fh:
             json.dump(doc, fh)
     return {"calibration": cal, "test": test}
+
+
+def kill_fits_in_epoch(monkeypatch, epoch: int) -> None:
+    """Every Keras fit of the trainer raises KeyboardInterrupt (what Ctrl-C or a lost VM does) at
+    the end of its `epoch`-th epoch (1-based), before that epoch's backup: the last backup is then
+    epoch − 1. Undo with ``monkeypatch.undo()``."""
+    import keras
+
+    from trainer import fit_bags
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, index, logs=None):
+            if index == epoch - 1:
+                raise KeyboardInterrupt(f"killed in epoch {epoch}")
+
+    real = fit_bags.bag_callbacks
+    monkeypatch.setattr(fit_bags, "bag_callbacks", lambda *a: [*real(*a), Kill()])
