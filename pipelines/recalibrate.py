@@ -6,8 +6,8 @@ The samples (the sample table build-dataset reads: point_id, lat, lon, clay) go 
 dataset's own per-point chain (`dataset.transforms.process_point`: masks → S1 pairing →
 dates) with the model's recorded extraction settings, from the chosen source; the model
 predicts them (the SavedModel, as the map's `padded` path); the correction of
-`trainer.recalibrate` (bias for n < 5, shrunk linear otherwise) is fitted on the
-uncorrected predictions; M2 is a full copy of M whose s2mos_model.json records it
+`trainer.recalibrate` (bias for n < 5, shrunk linear otherwise, and from 3 samples on the
+kriged residuals unless --no-kriging) is fitted on the uncorrected predictions; M2 is a full copy of M whose s2mos_model.json records it
 ("recalibration": kind, a, b, n, RMSE/bias before and after on the samples), with
 M2/recalibration.json listing each sample. predict-map applies it in both inference paths,
 and shows it in the STAC Item, the tiles' model and the map report.
@@ -27,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the recalibrated model directory to write (a full copy)")
     parser.add_argument("--kind", choices=("auto", "bias", "linear"), default="auto",
                         help="auto (default): bias below 5 samples, linear shrunk towards slope 1 from 5 on")
+    parser.add_argument("--no-kriging", dest="kriging", action="store_false",
+                        help="correct by the line only; by default, from 3 samples on, the residuals the line leaves "
+                             "are also kriged, so pixels near a sample take part of its residual (regression kriging)")
     parser.add_argument("--fine-tune", action="store_true",
                         help="instead of an output correction, refit the bags' dense head (CNN or whole-series) with the samples "
                              "spiked into the calibration set (needs --data; trainer/finetune.py)")
@@ -152,10 +155,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     observed = np.array([p["clay"] for p in kept], np.float64)
     if args.fine_tune:
         return _fine_tune(args, meta, kept, seqs, coords, observed, mean, rejected, len(points))
-    correction = recalibrate.fit(observed, mean, args.kind)
+    correction = recalibrate.fit(observed, mean, args.kind, coords, args.kriging)
     if meta.intervals:
         half = meta.intervals["q"] * (np.asarray(std, np.float64) + meta.intervals["eps"])
-        correction["interval_scale"] = recalibrate.interval_scale(observed, mean, half, correction["kind"])
+        correction["interval_scale"] = recalibrate.interval_scale(observed, mean, half, correction["kind"],
+                                                                  coords=coords, kriging=args.kriging)
+    corrected = recalibrate.apply(mean, correction, coords)
     correction.update(samples=args.samples, source=name, replaces=meta.recalibration,
                       date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       from_model_dir=args.model_dir)
@@ -164,12 +169,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     fileio.write_json(fileio.join(args.out, "recalibration.json"),
                       {"correction": correction, "rejected": rejected,
                        "samples": [{"point_id": str(p["point_id"]), "clay": float(y), "predicted": float(m),
-                                    "corrected": float(recalibrate.apply(m, correction))}
-                                   for p, y, m in zip(kept, observed, mean)]})
+                                    "corrected": float(c)}
+                                   for p, y, m, c in zip(kept, observed, mean, corrected)]})
+    krig = correction.get("kriging")
     print(f"recalibrate: {len(kept)} of {len(points)} samples with a sequence ({len(rejected)} rejected); "
           f"{correction['kind']}: clay' = {correction['a']:+.2f} + {correction['b']:.3f}·clay"
           + (f"; 90 % interval widened ×{correction['interval_scale']:.2f}" if correction.get("interval_scale", 1) > 1
              else ""))
+    if krig:
+        print(f"  residuals kriged: exponential covariance, range {krig['range_km']:.2f} km (the samples' median "
+              f"spacing), nugget {krig['nugget']:.0%}; the shift fades with the distance to the samples")
     print(f"  on these samples: RMSE {correction['before']['rmse']:.2f} → {correction['after_in_sample']['rmse']:.2f} %, "
           f"bias {correction['before']['bias']:+.2f} → {correction['after_in_sample']['bias']:+.2f} % "
           f"(in-sample; score it on other samples or the map)")

@@ -49,6 +49,52 @@ def test_curve_shrinks_a_site_offset():
     assert rows[20]["rmse"] <= rows[3]["rmse"]
 
 
+def _site(n: int, seed: int = 3):
+    """A 10 km site whose model errors are spatially smooth (under-predicting its east), plus noise."""
+    rng = np.random.default_rng(seed)
+    lat, lon = 40.6 + rng.uniform(0, 0.09, n), 22.5 + rng.uniform(0, 0.12, n)
+    pred = rng.uniform(20, 40, n)
+    east_km = (lon - 22.5) * recalibrate.KM_PER_DEG * np.cos(np.radians(40.6))
+    truth = pred + 8.0 + 12.0 * np.sin(east_km / 3.0) + rng.normal(0, 1.0, n)
+    return truth, pred, np.stack([lat, lon], axis=1)
+
+
+def test_kriging_takes_up_spatially_correlated_residuals():
+    y, p, xy = _site(60)
+    fit_on, rest = np.arange(15), np.arange(15, 60)
+    line = recalibrate.fit(y[fit_on], p[fit_on], coords=xy[fit_on], kriging=False)
+    kriged = recalibrate.fit(y[fit_on], p[fit_on], coords=xy[fit_on])
+    assert line["kriging"] is None and kriged["kriging"]["range_km"] > 0
+    rmse = lambda c: np.sqrt(np.mean((recalibrate.apply(p[rest], c, xy[rest]) - y[rest]) ** 2))  # noqa: E731
+    assert rmse(kriged) < 0.75 * rmse(line)                            # held-out samples, not in-sample
+    assert kriged["after_in_sample"]["rmse"] < line["after_in_sample"]["rmse"]
+    # far from every sample the kriged shift fades to the line alone
+    far = np.array([[41.6, 23.8]])
+    assert recalibrate.apply(p[:1], kriged, far)[0] == pytest.approx(recalibrate.apply(p[:1], line)[0], abs=1e-6)
+    # at a sample the shift is the share (1 − nugget) of the residual the covariance model says
+    term = recalibrate.kriging_term(xy[fit_on], kriged["kriging"])
+    res = y[fit_on] - (kriged["a"] + kriged["b"] * p[fit_on])
+    assert np.corrcoef(term, res)[0, 1] > 0.8 and np.all(np.abs(term) <= np.abs(res).max())
+    with pytest.raises(ValueError, match="coordinates are needed"):
+        recalibrate.apply(p[rest], kriged)
+
+
+def test_no_kriging_below_three_samples_or_without_coordinates():
+    y, p, xy = _site(5)
+    assert recalibrate.fit(y[:2], p[:2], coords=xy[:2])["kriging"] is None
+    assert recalibrate.fit(y, p)["kriging"] is None
+    assert recalibrate.fit(y[:3], p[:3], coords=xy[:3])["kriging"]["nugget"] == recalibrate.KRIGING_NUGGET
+    same = np.repeat(xy[:1], 4, axis=0)                   # coincident samples: still solvable
+    assert np.isfinite(recalibrate.fit(y[:4], p[:4], coords=same)["kriging"]["alpha"]).all()
+
+
+def test_curve_with_coordinates_reports_the_line_alone_too():
+    y, p, xy = _site(50)
+    rows = {r["n"]: r for r in recalibrate.curve(y, p, sizes=(1, 5, 20), repeats=40, coords=xy)}
+    assert not rows[1]["kriged"] and rows[1]["rmse"] == pytest.approx(rows[1]["rmse_line"])
+    assert rows[20]["kriged"] and rows[20]["rmse"] < rows[20]["rmse_line"]
+
+
 @pytest.mark.slow
 def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
     src = fx.quick_source()
@@ -59,9 +105,10 @@ def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
     pts.to_csv(csv, index=False)
     out = str(tmp_path / "m2")
     base = fx.trusted_dir()
-    assert main(["recalibrate", "--model-dir", base, "--samples", str(csv), "--out", out, "--preset", "quick"]) == 0
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(csv), "--out", out, "--preset", "quick",
+                 "--no-kriging"]) == 0
     text = capsys.readouterr().out
-    assert "recalibrate:" in text and "linear" in text
+    assert "recalibrate:" in text and "linear" in text and "kriged" not in text
     meta = model_dir.read_meta(out)
     rec = meta.recalibration
     assert rec["kind"] == "linear" and 5 <= rec["n"] <= 8 and rec["from_model_dir"] == base
@@ -88,6 +135,27 @@ def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
     half = (b0["clay_p95"] - b0["clay_p05"]) / 2
     np.testing.assert_allclose(b1["clay_p95"], rec["a"] + rec["b"] * (b0["clay_mean"] + s * half), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(b1["clay_p05"], rec["a"] + rec["b"] * (b0["clay_mean"] - s * half), rtol=1e-4, atol=1e-3)
+
+    # by default the residuals are kriged too: the map moves by the kriged shift at each pixel,
+    # in both inference paths alike, and the samples' corrected values include it
+    kriged = str(tmp_path / "m3")
+    assert main(["recalibrate", "--model-dir", base, "--samples", str(csv), "--out", kriged, "--preset", "quick"]) == 0
+    assert "residuals kriged: exponential covariance" in capsys.readouterr().out
+    rk = model_dir.read_meta(kriged).recalibration
+    assert rk["kriging"]["range_km"] > 0 and len(rk["kriging"]["alpha"]) == rk["n"]
+    shift = recalibrate.kriging_term(coords, rk["kriging"])
+    assert np.abs(shift).max() > 0.01
+    maps = {}
+    for mode in ("fast", "padded"):
+        h = model_handler.ClayEnsembleHandler(kriged, mode=mode)
+        (maps[mode],) = h.run_inference([model_handler.TileInputs(None, seqs, coords, np.zeros((32, 32), np.int16))],
+                                        h.load_model())
+    np.testing.assert_allclose(maps["fast"].clay_mean, rk["a"] + rk["b"] * res[base].clay_mean + shift,
+                               rtol=1e-5, atol=1e-3)
+    for band in ("clay_mean", "clay_p05", "clay_p95"):
+        np.testing.assert_allclose(maps["fast"].bands[band], maps["padded"].bands[band], rtol=1e-5, atol=1e-3)
+    samples = json.load(open(os.path.join(kriged, "recalibration.json")))["samples"]
+    assert any(abs(x["corrected"] - (rk["a"] + rk["b"] * x["predicted"])) > 1e-3 for x in samples)
 
 
 def test_bad_inputs_fail_in_one_line(tmp_path, capsys):
@@ -204,7 +272,7 @@ def test_recal_score_scores_only_the_samples_not_used(tmp_path):
     pts.head(6).to_csv(tmp_path / "used.csv", index=False)
     base, out = fx.trusted_dir(), str(tmp_path / "m2")
     assert main(["recalibrate", "--model-dir", base, "--samples", str(tmp_path / "used.csv"), "--out", out,
-                 "--preset", "quick", "--kind", "bias"]) == 0
+                 "--preset", "quick", "--kind", "bias", "--no-kriging"]) == 0   # a pure shift: exact below
     rows = trust_experiments.recal_score([base, out], str(tmp_path / "site.csv"), str(tmp_path / "used.csv"), "quick")
     assert [r["recalibration"] for r in rows] == ["none", "bias"] and rows[0]["n"] == rows[1]["n"] <= 8
     shift = model_dir.read_meta(out).recalibration["a"]

@@ -7,7 +7,8 @@ path, so `fast` and `padded` maps differ only by their (self-checked) clay_mean/
 
 Bands it adds to a map: clay_p05, clay_p95 (90 % conformal interval, `trainer.intervals`),
 di, aoa (Meyer & Pebesma 2021, `trainer.aoa`). A recalibration (`s2mos recalibrate`,
-`trainer.recalibrate`) is a monotone map a + b·clay applied to clay_mean and both bounds
+`trainer.recalibrate`) is a monotone map a + b·clay, plus the kriged residual of the local
+samples at the pixel when it has one, applied to clay_mean and both bounds
 (and b·clay_std), the interval widened by its `interval_scale`; recorded in the metadata and
 shown in the STAC Item and the map report.
 
@@ -106,11 +107,22 @@ def fit_and_store(root: str, cal, channels, feature: str, use_coords: bool, cal_
     return added
 
 
-def correct(x: np.ndarray, recal: dict | None) -> np.ndarray:
-    """a + b·x (float32) of a recalibration, x itself without one."""
+def correct(x: np.ndarray, recal: dict | None, shift: np.ndarray | float = 0.0) -> np.ndarray:
+    """a + b·x + shift (float32) of a recalibration, x itself without one; `shift` is the kriged
+    residual of the local samples at each pixel (`spatial_shift`)."""
     if not recal:
         return np.asarray(x, np.float32)
-    return (np.float32(recal["a"]) + np.float32(recal["b"]) * np.asarray(x, np.float32)).astype(np.float32)
+    return (np.float32(recal["a"]) + np.float32(recal["b"]) * np.asarray(x, np.float32)
+            + np.asarray(shift, np.float32)).astype(np.float32)
+
+
+def spatial_shift(recal: dict | None, coords: np.ndarray, n: int) -> np.ndarray | float:
+    """The kriged local residual at each pixel (`trainer.recalibrate.kriging_term`), 0 without one.
+    The same shift moves clay_mean and both interval bounds."""
+    if not recal or not recal.get("kriging") or n == 0:
+        return 0.0
+    from trainer import recalibrate
+    return recalibrate.kriging_term(np.asarray(coords, np.float64).reshape(-1, 2), recal["kriging"]).astype(np.float32)
 
 
 class Trust:
@@ -136,14 +148,15 @@ class Trust:
         n = np.asarray(mean).size
         nan = np.full(n, np.nan, np.float32)
         recal = self.meta.recalibration
-        out = {"clay_mean": correct(mean, recal),
+        shift = spatial_shift(recal, coords, n)
+        out = {"clay_mean": correct(mean, recal, shift),
                "clay_std": (np.asarray(std, np.float32) * np.float32(recal["b"] if recal else 1.0)).astype(np.float32)}
         if self.meta.intervals:
             params = dict(self.meta.intervals)
             if recal and recal.get("interval_scale"):      # the local samples' conformal widening
                 params["q"] = params["q"] * float(recal["interval_scale"])
             lo, hi = intervals.bounds(mean, std, params)
-            out["clay_p05"], out["clay_p95"] = correct(lo, recal), correct(hi, recal)
+            out["clay_p05"], out["clay_p95"] = correct(lo, recal, shift), correct(hi, recal, shift)
         else:
             out["clay_p05"], out["clay_p95"] = nan, nan.copy()
         if self.aoa is not None and n:

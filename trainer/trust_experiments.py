@@ -196,12 +196,13 @@ def recal_curve(model_dir: str, samples: str, preset: str, out: str, repeats: in
     coords = np.array([[p["lat"], p["lon"]] for p in kept], np.float32)
     pred, _ = PaddedEnsemble(model_dir).predict(values, lengths.astype(np.int32), coords)
     y = np.array([p["clay"] for p in kept])
-    rows = recalibrate.curve(y, pred, repeats=repeats)
+    rows = recalibrate.curve(y, pred, repeats=repeats, coords=coords)
     result = {"model_dir": model_dir, "samples": samples, "n_site": len(kept), "rejected": len(rejected),
               "curve": rows}
     fileio.write_json(os.path.join(out, "recal_curve.json"), result)
     for r in rows:
-        print(f"n={r['n']:>2d}  RMSE {r['rmse']:.2f}  bias {r['bias']:+.2f}", flush=True)
+        line = f"  (line alone {r['rmse_line']:.2f})" if r.get("kriged") else ""
+        print(f"n={r['n']:>2d}  RMSE {r['rmse']:.2f}  bias {r['bias']:+.2f}{line}", flush=True)
     return result
 
 
@@ -253,6 +254,9 @@ def recal_plot(curves: dict[str, str], out_png: str, target_rmse: float = 12.0) 
         n = np.array([r["n"] for r in rows])
         rmse = np.array([r["rmse"] for r in rows])
         (line,) = ax_r.plot(n, rmse, "o-", label=label)
+        if any(r.get("kriged") for r in rows):      # the same draws corrected by the line alone
+            ax_r.plot(n, [r.get("rmse_line", r["rmse"]) for r in rows], "--", color=line.get_color(),
+                      label=f"{label}, line only (no kriging)")
         band = [r for r in rows if r.get("rmse_p10") is not None]
         ax_r.fill_between([r["n"] for r in band], [r["rmse_p10"] for r in band], [r["rmse_p90"] for r in band],
                           color=line.get_color(), alpha=0.15)

@@ -266,7 +266,9 @@ def format_report(rep: dict) -> str:
     elif recal:
         head.append(f"  model recalibrated with {recal['n']} local samples: {recal['kind']} "
                     f"clay' = {recal['a']:+.2f} + {recal['b']:.3f}·clay, 90 % interval ×"
-                    f"{recal.get('interval_scale', 1.0):.2f}")
+                    f"{recal.get('interval_scale', 1.0):.2f}"
+                    + (f"; residuals kriged (range {recal['kriging']['range_km']:.2f} km)" if recal.get("kriging")
+                       else ""))
     return "\n".join(head + [
         f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px, bool(recal)),
         f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
