@@ -102,7 +102,8 @@ def _fine_tune(args, meta, kept, seqs, coords, observed, before, rejected, n_poi
     rmse = lambda p: float(np.sqrt(np.mean((np.asarray(p, np.float64) - observed) ** 2)))  # noqa: E731
     record.update(before={"rmse": rmse(before), "bias": float(np.mean(before - observed))},
                   after_in_sample={"rmse": rmse(after), "bias": float(np.mean(after - observed))},
-                  samples=args.samples, from_model_dir=args.model_dir, replaces=meta.recalibration)
+                  samples=args.samples, point_ids=[str(p["point_id"]) for p in kept],
+                  from_model_dir=args.model_dir, replaces=meta.recalibration)
     model_dir.update_meta(args.out, recalibration=record)
     fileio.write_json(fileio.join(args.out, "recalibration.json"),
                       {"correction": record, "rejected": rejected,
@@ -161,7 +162,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         correction["interval_scale"] = recalibrate.interval_scale(observed, mean, half, correction["kind"],
                                                                   coords=coords, kriging=args.kriging)
     corrected = recalibrate.apply(mean, correction, coords)
-    correction.update(samples=args.samples, source=name, replaces=meta.recalibration,
+    correction.update(samples=args.samples, point_ids=[str(p["point_id"]) for p in kept], source=name,
+                      replaces=meta.recalibration,
                       date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       from_model_dir=args.model_dir)
     copy_model(args.model_dir, args.out)

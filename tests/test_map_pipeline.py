@@ -144,6 +144,27 @@ def test_map_level_outputs(mapped):
     assert pts["campaign"] == "drawn_in_bbox" and 0 < pts["n"] <= pts["points_in_aoi"] == 60   # draws, miss it
 
 
+def test_samples_a_model_was_recalibrated_on_are_not_scored(mapped):
+    """Their corrected values are fits (kriged ones above all), not predictions: counted, not scored."""
+    import shapely
+
+    from s2mos_transforms.maps import report
+    from s2mos_transforms.sources.synthetic import SyntheticSource
+
+    records = list(_manifest(mapped).values())
+    source = SyntheticSource("quick")
+    bbox, _ = fx.small_aoi_bbox(SIZE)
+    aoi = shapely.box(*bbox)
+    every = report.point_scores(mapped, records, source, aoi, SIZE)
+    used = frozenset(f"drawn{i}" for i in range(5))        # `drawn_in` names its points drawn0, drawn1, …
+    rest = report.point_scores(mapped, records, source, aoi, SIZE, exclude=used)
+    assert every["used_to_recalibrate"] == 0 and rest["used_to_recalibrate"] == 5
+    assert 0 < rest["n"] < every["n"] and every["n"] - rest["n"] <= 5
+    assert "5 used to recalibrate the model, not scored" in report.format_report(
+        {"preset": "quick", "min_obs": 1, "pixels": json.load(open(os.path.join(mapped, "map_report.json")))["pixels"],
+         "sample_points": rest})
+
+
 @pytest.mark.slow
 def test_restart_skips_written_tiles_and_redoes_a_deleted_one(mapped, capsys):
     _, names = fx.small_aoi_bbox(SIZE)

@@ -116,6 +116,7 @@ def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
     assert meta.aoa == model_dir.read_meta(base).aoa and meta.intervals == model_dir.read_meta(base).intervals
     detail = json.load(open(os.path.join(out, "recalibration.json")))
     assert len(detail["samples"]) == rec["n"]
+    assert rec["point_ids"] == [s["point_id"] for s in detail["samples"]]     # the map report leaves them out
     for s in detail["samples"]:
         assert s["corrected"] == pytest.approx(rec["a"] + rec["b"] * s["predicted"], rel=1e-9)
     # the map of the recalibrated model is the corrected map of the original one

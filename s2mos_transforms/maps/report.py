@@ -113,8 +113,11 @@ def pixel_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
 
 
 def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
-                 n_points: int = N_SAMPLE_POINTS, res: float = PIXEL_SIZE_M, reference: float | None = None) -> dict:
-    """The AOI's sample points (lab clay) vs the map pixel containing each.
+                 n_points: int = N_SAMPLE_POINTS, res: float = PIXEL_SIZE_M, reference: float | None = None,
+                 exclude: frozenset[str] = frozenset()) -> dict:
+    """The AOI's sample points (lab clay) vs the map pixel containing each; the points in
+    `exclude` (those the model was recalibrated on: their corrected values, kriged ones above
+    all, are fits, not predictions) are counted but not scored.
 
     The points are the preset's own sampling campaign (`s2mos world export`) where at least
     MIN_CAMPAIGN_POINTS of it fall in the AOI: for `independent-site`, the 52 points of the
@@ -137,7 +140,8 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
     written = {r["tile"]: r for r in records if r["status"] == "written"}
     cache: dict[str, dict] = {}
     obs, pred = [], {n: [] for n in cog.BAND_NAMES}
-    for la, lo, clay, ok in zip(lat, lon, pts["clay"].to_numpy(), inside):
+    used = np.isin(pts["point_id"].astype(str).to_numpy(), list(exclude)) if exclude else np.zeros(len(pts), bool)
+    for la, lo, clay, ok in zip(lat, lon, pts["clay"].to_numpy(), inside & ~used):
         if not ok:
             continue
         epsg = utm_epsg(la, lo)
@@ -157,7 +161,8 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
     obs_a = np.asarray(obs, np.float64)
     pred_a = {n: np.asarray(v, np.float64) for n, v in pred.items()}
     return {**_safe_summary(obs_a, pred_a["clay_mean"]), "points_in_aoi": int(inside.sum()),
-            "campaign": campaign, **trust_scores(obs_a, pred_a, reference)}
+            "used_to_recalibrate": int((inside & used).sum()), "campaign": campaign,
+            **trust_scores(obs_a, pred_a, reference)}
 
 
 def drawn_in(aoi, n: int, source, tile_size: int, res: float, seed: int = 7):
@@ -195,7 +200,9 @@ def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict
            "resolution_m": res, "reference_clay": reference,
            "recalibration": meta.recalibration if meta is not None else None,
            "pixels": pixel_scores(out, records, source, aoi, size, res, reference),
-           "sample_points": point_scores(out, records, source, aoi, size, res=res, reference=reference)}
+           "sample_points": point_scores(out, records, source, aoi, size, res=res, reference=reference,
+                                         exclude=frozenset(((meta.recalibration or {}) if meta else {})
+                                                           .get("point_ids", [])))}
     truth_quicklook(out, records, source)
     return rep
 
@@ -236,6 +243,11 @@ def _ref(block: dict) -> str:
             f"RMSE {ref['rmse']:.1f} %  bias {ref['bias']:+.1f} %")
 
 
+def _used(block: dict) -> str:
+    k = block.get("used_to_recalibrate", 0)
+    return f"; {k} used to recalibrate the model, not scored" if k else ""
+
+
 def _trust(block: dict, recalibrated: bool = False) -> list[str]:
     lines = []
     iv = block.get("interval")
@@ -273,4 +285,4 @@ def format_report(rep: dict) -> str:
         f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px, bool(recal)),
         f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
         f"  sample points in the AOI (lab clay; {pt.get('points_in_aoi', 0)} in the AOI, those on a mapped "
-        f"pixel scored): {_fmt(pt)}{_ref(pt)}", *_trust(pt, bool(recal))])
+        f"pixel scored{_used(pt)}): {_fmt(pt)}{_ref(pt)}", *_trust(pt, bool(recal))])
