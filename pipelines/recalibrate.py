@@ -7,8 +7,9 @@ dataset's own per-point chain (`dataset.transforms.process_point`: masks → S1 
 dates) with the model's recorded extraction settings, from the chosen source; the model
 predicts them (the SavedModel, as the map's `padded` path); the correction of
 `trainer.recalibrate` (bias for n < 5, shrunk linear otherwise, and from 3 samples on the
-kriged residuals unless --no-kriging) is fitted on the uncorrected predictions; M2 is a full copy of M whose s2mos_model.json records it
-("recalibration": kind, a, b, n, RMSE/bias before and after on the samples), with
+kriged residuals unless --no-kriging) is fitted on the uncorrected predictions; M2 is a full
+copy of M whose s2mos_model.json records it ("recalibration": kind, a, b, n, kriging, the
+samples' point ids, RMSE/bias before and after on the samples), with
 M2/recalibration.json listing each sample. predict-map applies it in both inference paths,
 and shows it in the STAC Item, the tiles' model and the map report.
 """

@@ -196,13 +196,13 @@ def report(out: str, records: Sequence[dict], source, aoi, min_obs: int) -> dict
     res = float(records[0].get("res", PIXEL_SIZE_M)) if records else PIXEL_SIZE_M
     meta = model_meta(out)
     reference = meta.calibration_clay_mean if meta is not None else None
+    recalibration = meta.recalibration if meta is not None else None
     rep = {"preset": getattr(getattr(source, "preset", None), "name", None), "min_obs": min_obs,
            "resolution_m": res, "reference_clay": reference,
-           "recalibration": meta.recalibration if meta is not None else None,
+           "recalibration": recalibration,
            "pixels": pixel_scores(out, records, source, aoi, size, res, reference),
            "sample_points": point_scores(out, records, source, aoi, size, res=res, reference=reference,
-                                         exclude=frozenset(((meta.recalibration or {}) if meta else {})
-                                                           .get("point_ids", [])))}
+                                         exclude=frozenset((recalibration or {}).get("point_ids", [])))}
     truth_quicklook(out, records, source)
     return rep
 
