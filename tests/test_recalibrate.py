@@ -54,7 +54,7 @@ def _site(n: int, seed: int = 3):
     rng = np.random.default_rng(seed)
     lat, lon = 40.6 + rng.uniform(0, 0.09, n), 22.5 + rng.uniform(0, 0.12, n)
     pred = rng.uniform(20, 40, n)
-    east_km = (lon - 22.5) * recalibrate.KM_PER_DEG * np.cos(np.radians(40.6))
+    east_km = (lon - 22.5) * recalibrate.EARTH_KM_PER_DEG * np.cos(np.radians(40.6))
     truth = pred + 8.0 + 12.0 * np.sin(east_km / 3.0) + rng.normal(0, 1.0, n)
     return truth, pred, np.stack([lat, lon], axis=1)
 

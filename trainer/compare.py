@@ -275,8 +275,8 @@ def compare(s: CompareSettings, log: Log | None = None) -> dict:
     partitions = make_partitions(pool, s, test_fraction)
     fingerprint = {"data": os.path.abspath(s.data) if not fileio.is_remote(s.data) else s.data,
                    "data_sha256": pool_sha256(pool), "channels": s.channels, "epochs": s.epochs, "bags": s.bags,
-                   "batch_size": s.batch_size, "quick_grid": s.quick_grid, "cv_folds": s.cv_folds, "test_fraction": test_fraction,
-                   "block_km": s.block_km}
+                   "batch_size": s.batch_size, "quick_grid": s.quick_grid, "cv_folds": s.cv_folds,
+                   "test_fraction": test_fraction, "block_km": s.block_km}
     if not s.report_only:
         fileio.makedirs(s.out)
     check_resume(s, fingerprint)

@@ -36,20 +36,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainer.compare_splits import EARTH_KM_PER_DEG   # the project's one km-per-degree
+
 SLOPE_PRIOR_SD = 5.0         # % clay: the spread of predictions at which the data and the prior weigh the same
 MIN_LINEAR = 5               # below this many samples, a bias only
 SLOPE_RANGE = (0.25, 4.0)
 KRIGING_NUGGET = 0.3         # share of the residual variance without spatial correlation
 MIN_KRIGING = 3              # fewer samples: no spatial term (1–2 residuals of a fitted bias say nothing of space)
-KM_PER_DEG = 111.32          # km per degree of latitude (and of longitude at the equator): site-scale distances
 
 
 def _km(coords: np.ndarray, origin: tuple[float, float]) -> np.ndarray:
     """(N, 2) lat/lon (deg) → (N, 2) km east/north of `origin` (equirectangular: exact to < 1 % over a
     few tens of km, the scale at which local samples correct a map)."""
     c = np.asarray(coords, np.float64).reshape(-1, 2)
-    east = (c[:, 1] - origin[1]) * KM_PER_DEG * np.cos(np.radians(origin[0]))
-    return np.stack([east, (c[:, 0] - origin[0]) * KM_PER_DEG], axis=1)
+    east = (c[:, 1] - origin[1]) * EARTH_KM_PER_DEG * np.cos(np.radians(origin[0]))
+    return np.stack([east, (c[:, 0] - origin[0]) * EARTH_KM_PER_DEG], axis=1)
 
 
 def _covariance(d_km: np.ndarray, range_km: float, nugget: float) -> np.ndarray:

@@ -140,7 +140,7 @@ def point_scores(out: str, records: Sequence[dict], source, aoi, tile_size: int,
     written = {r["tile"]: r for r in records if r["status"] == "written"}
     cache: dict[str, dict] = {}
     obs, pred = [], {n: [] for n in cog.BAND_NAMES}
-    used = np.isin(pts["point_id"].astype(str).to_numpy(), list(exclude)) if exclude else np.zeros(len(pts), bool)
+    used = np.isin(pts["point_id"].astype(str).to_numpy(), sorted(exclude))
     for la, lo, clay, ok in zip(lat, lon, pts["clay"].to_numpy(), inside & ~used):
         if not ok:
             continue
