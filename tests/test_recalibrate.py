@@ -79,6 +79,15 @@ def test_kriging_takes_up_spatially_correlated_residuals():
         recalibrate.apply(p[rest], kriged)
 
 
+def test_kriging_term_in_chunks_equals_the_whole_distance_matrix(monkeypatch):
+    y, p, xy = _site(60)
+    kriged = recalibrate.fit(y[:40], p[:40], coords=xy[:40])["kriging"]
+    whole = recalibrate.kriging_term(xy, kriged)
+    monkeypatch.setattr(recalibrate, "KRIGING_CHUNK", 7 * 40)          # 7 pixels per chunk, a ragged last one
+    np.testing.assert_allclose(recalibrate.kriging_term(xy, kriged), whole, rtol=1e-12, atol=1e-12)
+    assert np.abs(whole).max() > 0
+
+
 def test_no_kriging_below_three_samples_or_without_coordinates():
     y, p, xy = _site(5)
     assert recalibrate.fit(y[:2], p[:2], coords=xy[:2])["kriging"] is None

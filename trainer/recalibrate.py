@@ -73,12 +73,21 @@ def fit_kriging(coords: np.ndarray, residuals: np.ndarray, nugget: float = KRIGI
             "nugget": nugget, "origin": list(origin), "points_km": xy.round(6).tolist(), "alpha": alpha.tolist()}
 
 
+KRIGING_CHUNK = 1 << 22      # pixel × sample distances held at once (32 MiB of float64)
+
+
 def kriging_term(coords: np.ndarray, krig: dict) -> np.ndarray:
-    """The kriged residual (% clay) at each (lat, lon) of `coords`: c(x)ᵀ·α."""
+    """The kriged residual (% clay) at each (lat, lon) of `coords`: c(x)ᵀ·α. Pixels go through in
+    chunks so that a tile × hundreds of local samples never holds the whole distance matrix."""
     from scipy.spatial.distance import cdist
     xy = _km(coords, tuple(krig["origin"]))
-    d = cdist(xy, np.asarray(krig["points_km"], np.float64))
-    return _covariance(d, krig["range_km"], krig["nugget"]) @ np.asarray(krig["alpha"], np.float64)
+    samples = np.asarray(krig["points_km"], np.float64).reshape(-1, 2)
+    alpha = np.asarray(krig["alpha"], np.float64)
+    step = max(1, KRIGING_CHUNK // max(len(samples), 1))
+    out = np.empty(len(xy), np.float64)
+    for i in range(0, len(xy), step):
+        out[i:i + step] = _covariance(cdist(xy[i:i + step], samples), krig["range_km"], krig["nugget"]) @ alpha
+    return out
 
 
 def fit(observed: np.ndarray, predicted: np.ndarray, kind: str = "auto", coords: np.ndarray | None = None,
@@ -134,12 +143,17 @@ def interval_scale(observed: np.ndarray, predicted: np.ndarray, half_width: np.n
     return float(max(1.0, r[min(k, n) - 1]))
 
 
-def apply(x: np.ndarray, correction: dict | None, coords: np.ndarray | None = None) -> np.ndarray:
-    """The corrected predictions; `coords` (lat, lon of each) are needed when the correction kriges."""
+def line(x: np.ndarray, correction: dict | None) -> np.ndarray:
+    """a + b·x of a correction (float64), x itself without one: the part that needs no coordinates."""
     if not correction:
         return np.asarray(x, np.float64)
-    out = correction["a"] + correction["b"] * np.asarray(x, np.float64)
-    if correction.get("kriging"):
+    return correction["a"] + correction["b"] * np.asarray(x, np.float64)
+
+
+def apply(x: np.ndarray, correction: dict | None, coords: np.ndarray | None = None) -> np.ndarray:
+    """The corrected predictions; `coords` (lat, lon of each) are needed when the correction kriges."""
+    out = line(x, correction)
+    if correction and correction.get("kriging"):
         if coords is None:
             raise ValueError("this recalibration kriges its samples' residuals: the coordinates are needed")
         out = out + kriging_term(coords, correction["kriging"])
@@ -160,7 +174,7 @@ def curve(observed: np.ndarray, predicted: np.ndarray, sizes=(1, 3, 5, 10, 20), 
     for n in sizes:
         if n >= y.size:
             continue
-        rmse, bias, line = [], [], []
+        rmse, bias, line_only = [], [], []
         for _ in range(repeats):
             pick = rng.choice(y.size, n, replace=False)
             rest = np.setdiff1d(np.arange(y.size), pick)
@@ -168,10 +182,10 @@ def curve(observed: np.ndarray, predicted: np.ndarray, sizes=(1, 3, 5, 10, 20), 
             e = apply(p[rest], c, None if xy is None else xy[rest]) - y[rest]
             rmse.append(np.sqrt(np.mean(e ** 2)))
             bias.append(np.mean(e))
-            line.append(np.sqrt(np.mean((c["a"] + c["b"] * p[rest] - y[rest]) ** 2)))
+            line_only.append(np.sqrt(np.mean((line(p[rest], c) - y[rest]) ** 2)))
         rows.append({"n": int(n), "rmse": float(np.mean(rmse)), "bias": float(np.mean(bias)),
                      "abs_bias": float(np.mean(np.abs(bias))),
                      "rmse_p10": float(np.percentile(rmse, 10)), "rmse_p90": float(np.percentile(rmse, 90)),
-                     "rmse_line": float(np.mean(line)), "kriged": xy is not None and n >= MIN_KRIGING,
+                     "rmse_line": float(np.mean(line_only)), "kriged": xy is not None and n >= MIN_KRIGING,
                      "repeats": repeats})
     return rows

@@ -108,12 +108,11 @@ def fit_and_store(root: str, cal, channels, feature: str, use_coords: bool, cal_
 
 
 def correct(x: np.ndarray, recal: dict | None, shift: np.ndarray | float = 0.0) -> np.ndarray:
-    """a + b·x + shift (float32) of a recalibration, x itself without one; `shift` is the kriged
-    residual of the local samples at each pixel (`spatial_shift`)."""
-    if not recal:
-        return np.asarray(x, np.float32)
-    return (np.float32(recal["a"]) + np.float32(recal["b"]) * np.asarray(x, np.float32)
-            + np.asarray(shift, np.float32)).astype(np.float32)
+    """a + b·x + shift of a recalibration as a map band (float32), x itself without one: the line
+    is `trainer.recalibrate.line` (one definition); `shift` is the kriged residual of the local
+    samples at each pixel (`spatial_shift`), computed once for clay_mean and both bounds."""
+    from trainer import recalibrate
+    return (recalibrate.line(x, recal) + shift).astype(np.float32)
 
 
 def spatial_shift(recal: dict | None, coords: np.ndarray, n: int) -> np.ndarray | float:
@@ -122,7 +121,7 @@ def spatial_shift(recal: dict | None, coords: np.ndarray, n: int) -> np.ndarray 
     if not recal or not recal.get("kriging") or n == 0:
         return 0.0
     from trainer import recalibrate
-    return recalibrate.kriging_term(np.asarray(coords, np.float64).reshape(-1, 2), recal["kriging"]).astype(np.float32)
+    return recalibrate.kriging_term(np.asarray(coords, np.float64).reshape(-1, 2), recal["kriging"])
 
 
 class Trust:
