@@ -39,6 +39,20 @@ def test_interval_scale_widens_only_when_the_site_needs_it():
     assert recalibrate.interval_scale(calm[:1], pred[:1], half[:1], "bias") == 1.0
 
 
+def test_interval_scale_of_many_samples_refits_per_fold_not_per_sample(monkeypatch):
+    y, p, xy = _site(3 * recalibrate.LOO_MAX)
+    half = np.full(y.size, 2.0)
+    fits = []
+    real_fit = recalibrate.fit
+    monkeypatch.setattr(recalibrate, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    wide = recalibrate.interval_scale(y, p, half, "linear", coords=xy)
+    assert len(fits) == recalibrate.CV_FOLDS
+    # the 10-fold factor covers 90 % of the held-out residuals, as leave-one-out does
+    loo = recalibrate.interval_scale(y[:recalibrate.LOO_MAX], p[:recalibrate.LOO_MAX], half[:recalibrate.LOO_MAX],
+                                     "linear", coords=xy[:recalibrate.LOO_MAX])
+    assert wide > 1 and loo > 1 and 0.6 < wide / loo < 1.6
+
+
 def test_curve_shrinks_a_site_offset():
     rng = np.random.default_rng(1)
     truth = rng.uniform(35, 55, 52)
