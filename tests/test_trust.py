@@ -87,6 +87,19 @@ def test_aoa_marks_points_far_from_the_training_data():
     assert np.isnan(area.di(np.array([[np.nan, 0, 0]])))[0]
 
 
+def test_spatial_folds_take_the_block_grid_asked_for():
+    rng = np.random.default_rng(0)
+    xy = np.stack([rng.uniform(35, 60, 2000), rng.uniform(-10, 30, 2000)], axis=1)
+    assert len(np.unique(aoa.spatial_blocks(xy, 5))) == 25                 # default: ⌈√20⌉² blocks
+    assert len(np.unique(aoa.spatial_blocks(xy, 5, per_side=3))) == 9
+    folds = aoa.spatial_folds(xy, 5, per_side=3)
+    blocks = aoa.spatial_blocks(xy, 5, per_side=3)
+    assert sorted(np.unique(folds)) == list(range(5))
+    assert all(len(np.unique(folds[blocks == b])) == 1 for b in np.unique(blocks))   # a block is never split
+    with pytest.raises(ValueError, match="cannot fill 5 folds"):
+        aoa.spatial_folds(xy, 5, per_side=2)
+
+
 def test_upper_whisker_drops_outliers():
     v = np.concatenate([np.linspace(0, 1, 99), [50.0]])
     assert aoa.upper_whisker(v) == pytest.approx(1.0)

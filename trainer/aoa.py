@@ -62,10 +62,11 @@ def ragged(seqs: list[np.ndarray], n_channels: int) -> tuple[np.ndarray, np.ndar
     return values, lengths
 
 
-def spatial_blocks(coords: np.ndarray, k: int = N_FOLDS) -> np.ndarray:
-    """Block of each point: quantile blocks of lat × lon, m × m of them with m = ⌈√(4k)⌉."""
+def spatial_blocks(coords: np.ndarray, k: int = N_FOLDS, per_side: int | None = None) -> np.ndarray:
+    """Block of each point: quantile blocks of lat × lon, m × m of them with m = `per_side` or, by
+    default, ⌈√(4k)⌉ (about four blocks per fold)."""
     c = np.asarray(coords, np.float64)
-    m = max(2, int(np.ceil(np.sqrt(4 * k))))
+    m = per_side or max(2, int(np.ceil(np.sqrt(4 * k))))
     ids = np.zeros(len(c), np.int64)
     for j in range(2):
         edges = np.quantile(c[:, j], np.linspace(0, 1, m + 1)[1:-1])
@@ -73,9 +74,11 @@ def spatial_blocks(coords: np.ndarray, k: int = N_FOLDS) -> np.ndarray:
     return ids
 
 
-def spatial_folds(coords: np.ndarray, k: int = N_FOLDS, seed: int = 0) -> np.ndarray:
-    """Fold of each point: the `spatial_blocks` (about 4k of them) dealt at random to k folds."""
-    ids = spatial_blocks(coords, k)
+def spatial_folds(coords: np.ndarray, k: int = N_FOLDS, seed: int = 0, per_side: int | None = None) -> np.ndarray:
+    """Fold of each point: the `spatial_blocks` (about 4k of them by default) dealt at random to k folds."""
+    ids = spatial_blocks(coords, k, per_side)
+    if len(np.unique(ids)) < k:
+        raise ValueError(f"{len(np.unique(ids))} spatial blocks cannot fill {k} folds: use more blocks per side")
     blocks = np.unique(ids)
     fold_of = np.random.default_rng(seed).permutation(len(blocks)) % k
     return fold_of[np.searchsorted(blocks, ids)]

@@ -26,7 +26,8 @@ import numpy as np
 
 
 def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed: int = 0,
-           batch_size: int = 8, parallel: bool = True, model: str = "cnn", n_boot: int = 2000) -> dict:
+           batch_size: int = 8, parallel: bool = True, model: str = "cnn", n_boot: int = 2000,
+           blocks_per_side: int | None = None) -> dict:
     """Spatial-block CV of one served model (`cnn` or `series`): is the error larger outside the AOA?
 
     Each fold trains through `train.fit_spec` (the product's path: the model fits and predicts
@@ -43,8 +44,8 @@ def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed
     every = data.Split.concat([data.read_split(data_dir, "calibration"), data.read_split(data_dir, "test")])
     spec = all_specs()[model]
     feature, names = data.CHANNEL_SETS[spec.channels]
-    fold = aoa.spatial_folds(every.coords, folds, seed)
-    block = aoa.spatial_blocks(every.coords, folds)
+    fold = aoa.spatial_folds(every.coords, folds, seed, blocks_per_side)
+    block = aoa.spatial_blocks(every.coords, folds, blocks_per_side)
     parts, rows = [], []
     for f in range(folds):
         t0 = time.time()
@@ -82,7 +83,8 @@ def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed
                       "block": block[np.flatnonzero(fold == f)[te_idx]], "fold": np.full(len(te_used), f)})
     pooled = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     np.savez_compressed(os.path.join(out, "aoa_cv_points.npz"), **pooled)
-    result = {"model": model, "aoa_space": trust.aoa_space(names), "folds": rows, "epochs": epochs, "bags": bags, "n_points": len(every),
+    result = {"model": model, "aoa_space": trust.aoa_space(names), "folds": rows, "epochs": epochs, "bags": bags,
+              "n_points": len(every), "blocks_per_side": blocks_per_side, "blocks": int(len(np.unique(block))),
               "n_unusable": int(sum(r["n_unusable"] for r in rows)),
               **ratio_with_interval(pooled["err"], pooled["di"], pooled["inside"], pooled["block"], n_boot, seed),
               "picp": float(pooled["covered"].mean())}
@@ -107,12 +109,13 @@ def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int 
     from trainer.specs import all_specs
     from trainer.train import usable_points
 
-    model = fileio.read_json(os.path.join(cv_dir, "aoa_cv.json"))["model"]
+    cv = fileio.read_json(os.path.join(cv_dir, "aoa_cv.json"))
+    model, per_side = cv["model"], cv.get("blocks_per_side")     # the folds the CV run trained on
     every = data.Split.concat([data.read_split(data_dir, "calibration"), data.read_split(data_dir, "test")])
     spec = all_specs()[model]
     feature, names = data.CHANNEL_SETS[spec.channels]
-    fold = aoa.spatial_folds(every.coords, folds, seed)
-    block = aoa.spatial_blocks(every.coords, folds)
+    fold = aoa.spatial_folds(every.coords, folds, seed, per_side)
+    block = aoa.spatial_blocks(every.coords, folds, per_side)
     all_names = composites.feature_names(True)
     wanted = all_names if model == "cnn" else composites.series_composite_names(True)
     keep = [all_names.index(n) for n in wanted]
@@ -290,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--bags", type=int, default=2)
     a.add_argument("--batch-size", type=int, default=8)
     a.add_argument("--model", choices=("cnn", "series"), default="cnn", help="the served model to cross-validate")
+    a.add_argument("--blocks-per-side", type=int, help="m × m lat/lon quantile blocks dealt to the 5 folds "
+                   "(default ⌈√20⌉ = 5: about four blocks a fold); fewer, larger blocks hold out farther")
     sp = sub.add_parser("aoa-space")
     sp.add_argument("--data", required=True)
     sp.add_argument("--cv-dir", required=True, help="OUT of an aoa-cv run (its folds' predictions)")
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     if args.what == "aoa-cv":
         print(json.dumps(aoa_cv(args.data, args.out, args.epochs, args.bags, batch_size=args.batch_size,
-                                model=args.model), indent=1))
+                                model=args.model, blocks_per_side=args.blocks_per_side), indent=1))
     else:
         recal_curve(args.model_dir, args.samples, args.preset, args.out)
     return 0
