@@ -191,11 +191,14 @@ def test_a_fit_killed_mid_way_resumes_from_its_last_epoch(tmp_path, monkeypatch,
     record = json.load(open(os.path.join(mdir, "records", "cnn.json")))
     assert record["resumed_from_epoch"] == {"parallel_bags": 3}
     history = json.load(open(os.path.join(mdir, "history", "cnn", "bag_0.json")))
-    assert len(history["loss"]) == 3                      # epochs 4 … 6 only: 1 … 3 were not run again
+    assert len(history["loss"]) == 6                      # 1 … 3 from the epoch ledger (not run again), 4 … 6
+    assert record["history_complete"] and 0 < record["seconds_before_resume"] < record["compare_seconds"]
     assert not os.path.exists(os.path.dirname(meta))      # Keras removes the backup when the fit ends
     assert "resumed_from_epoch" not in json.load(open(os.path.join(mdir, "records", "rf.json")))
     result = json.load(open(os.path.join(out, "compare.json")))
     assert result["complete"] == ["cnn", "rf"]
+    (run,) = result["runs"]
+    assert run["models"]["cnn"]["seconds"] == record["compare_seconds"]   # both sessions' seconds
 
 
 @pytest.mark.slow

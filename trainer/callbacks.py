@@ -29,6 +29,55 @@ class EpochLog:
         return _CB()
 
 
+LEDGER_FILE = "s2mos_epochs.json"
+
+
+class EpochLedger:
+    """Beside Keras' BackupAndRestore in `backup_dir`: the logs and seconds of every finished
+    epoch. BackupAndRestore restores weights and optimizer state but neither the history nor the
+    time spent, so a fit resumed in a later session would report only its last epochs; with the
+    ledger, `before` (read when the fit starts) holds what the interrupted fits logged — {"history":
+    {key: [...]}, "seconds": s, "epochs": n} — and the caller prepends it. The ledger lives in the
+    backup's folder, so it goes when BackupAndRestore removes the backup at the end of the fit."""
+
+    def __new__(cls, backup_dir: str):
+        import keras
+
+        path = fileio.join(backup_dir, LEDGER_FILE)
+
+        class _CB(keras.callbacks.Callback):
+            before: dict = {"history": {}, "seconds": 0.0, "epochs": 0}
+
+            def on_train_begin(self, logs=None):
+                if fileio.exists(path):
+                    self.before = fileio.read_json(path)
+                self.ledger = {"history": {k: list(v) for k, v in self.before["history"].items()},
+                               "seconds": float(self.before["seconds"]), "epochs": int(self.before["epochs"])}
+                self.t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                now = time.perf_counter()
+                self.ledger["seconds"] += now - self.t
+                self.t = now
+                for key, value in (logs or {}).items():
+                    self.ledger["history"].setdefault(key, []).append(float(value))
+                self.ledger["epochs"] = epoch + 1
+                fileio.write_json(path, self.ledger)
+        return _CB()
+
+
+def resumed_history(before: dict, history: dict, resumed_from: int) -> tuple[dict, bool]:
+    """(the whole history, complete?) of a fit resumed after `resumed_from` epochs: the ledger's
+    epochs before the resume, then this fit's. Incomplete when the ledger does not hold exactly
+    those epochs (a backup older than the ledger code, or a kill between the backup and the ledger
+    write): then only this fit's epochs are returned."""
+    if not resumed_from:
+        return history, True
+    if int(before.get("epochs", 0)) != resumed_from or not before.get("history"):
+        return history, False
+    return {k: [float(v) for v in before["history"].get(k, [])] + list(vals) for k, vals in history.items()}, True
+
+
 def tensorboard_callback(log_dir: str):
     """Keras' TensorBoard callback when the tensorboard package is installed (Vertex images);
     otherwise an equivalent epoch-scalar writer on TF's core summary ops, same layout

@@ -29,8 +29,9 @@ content, `data_sha256`: a dataset rebuilt at another path or in a later session 
 training settings (compare_settings.json), else it is refused. Inside a model, a Keras fit backs
 up its weights and optimizer state after every epoch (`runs/…/seed-<s>/checkpoints/<name>/`,
 removed when the fit ends), so a compare killed mid-fit resumes that fit from its last epoch
-(the record's ``resumed_from_epoch``; its history then holds the epochs after the resume, and
-its data order differs from an uninterrupted fit's, `fit_bags.checkpoint_epochs`); an RF grid
+(the record's ``resumed_from_epoch``; the epoch ledger beside the backup, `callbacks.EpochLedger`,
+completes its history and seconds; its data order differs from an uninterrupted fit's,
+`fit_bags.checkpoint_epochs`); an RF grid
 search resumes by cell (`fit_bags.select_rf_params`). Deterministic given the seeds:
 `set_determinism(seed)` before every model, seeded partitions and a seeded bootstrap.
 """
@@ -231,7 +232,8 @@ def train_partition(partition, pool: Pool, chosen: list, s: CompareSettings, pro
                 fileio.write_json(fileio.join(mdir, "records", f"{spec.name}.failed.json"), {"error": why})
                 progress.model(tag, spec.name, f"FAILED: {why}")
                 continue
-            record["compare_seconds"] = round(time.perf_counter() - t0, 2)
+            # a fit resumed from an earlier session's backup adds the seconds that session trained
+            record["compare_seconds"] = round(time.perf_counter() - t0 + record.get("seconds_before_resume", 0.0), 2)
             fileio.write_json(record_path(mdir, spec.name), record)
             stale = fileio.join(mdir, "records", f"{spec.name}.failed.json")
             if fileio.exists(stale):

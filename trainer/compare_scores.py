@@ -19,10 +19,18 @@ def read_model(mdir: str, name: str) -> dict:
         record = fileio.read_json(compare.record_path(mdir, name))
         return {"status": "ok", "point_id": np.asarray(saved["point_id"]).astype(str),
                 "observed": np.asarray(saved["observed"], np.float64), "mean": np.asarray(saved["mean"], np.float64),
-                "seconds": record.get("compare_seconds", record.get("seconds")), "n_calibration": record.get("n_calibration")}
+                "seconds": training_seconds(record), "n_calibration": record.get("n_calibration")}
     if fileio.exists(failed):
         return {"status": "failed", "error": fileio.read_json(failed).get("error")}
     return {"status": "missing"}
+
+
+def training_seconds(record: dict) -> float | None:
+    """The seconds a model took, summed over the sessions of a resumed fit; None (unknown) when a
+    fit resumed from a backup that no epoch ledger covers (only its last session was timed)."""
+    if record.get("resumed_from_epoch") and not record.get("history_complete"):
+        return None
+    return record.get("compare_seconds", record.get("seconds"))
 
 
 def collect_runs(out: str, partitions: list, seeds: int, names: list[str], pool) -> list[dict]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from s2mos_transforms import fileio
 from trainer import bagging, intervals, model_dir
-from trainer.callbacks import EpochLog, tensorboard_callback
+from trainer.callbacks import LEDGER_FILE, EpochLedger, EpochLog, bag_logs, resumed_history, tensorboard_callback
 from trainer.config import Log, TrainConfig
 from trainer.fit import fit_keras, fit_keras_parallel, predict_keras
 from trainer.inputs import Prepared, per_point, prepare, select_rows
@@ -68,16 +68,23 @@ def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags:
         log(f"[{spec.name}] --parallel-bags: {why}; training them one after another")
         return None
     batch = inputs[0][4]
-    callbacks = []
+    callbacks, ledger = [], None
     if cfg.checkpoint_dir:
-        callbacks.append(keras.callbacks.BackupAndRestore(
-            fileio.join(cfg.checkpoint_dir, spec.name, "parallel_bags")))
+        backup = fileio.join(cfg.checkpoint_dir, spec.name, "parallel_bags")
+        ledger = EpochLedger(backup)
+        callbacks += [keras.callbacks.BackupAndRestore(backup), ledger]
     log(f"[{spec.name}] --parallel-bags: {len(bags)} bags side by side, batch {batch} each")
     fitted = fit_keras_parallel(
         spec, [(x_tr, y_tr, x_val if len(y_val) else None, y_val) for x_tr, y_tr, x_val, y_val, _ in inputs],
         cfg, [bagging.bag_seed(cfg.seed, k) for k in range(len(bags))], batch,
         [bag_callbacks(spec, k, len(bags), cfg, log) for k in range(len(bags))], callbacks)
-    return [(model, history, batch, len(i[1])) for (model, history), i in zip(fitted, inputs)]
+    out = []
+    for k, ((model, history), i) in enumerate(zip(fitted, inputs)):
+        if ledger is not None:
+            before = {**ledger.before, "history": bag_logs(ledger.before["history"], k)}
+            history, _ = resumed_history(before, history, int(ledger.before["epochs"]))
+        out.append((model, history, batch, len(i[1])))
+    return out
 
 
 def checkpoint_epochs(spec: ModelSpec, n_bags: int, cfg: TrainConfig) -> dict[str, int]:
@@ -94,6 +101,20 @@ def checkpoint_epochs(spec: ModelSpec, n_bags: int, cfg: TrainConfig) -> dict[st
         if fileio.exists(path):
             done[backup] = int(fileio.read_json(path)["epoch"])
     return done
+
+
+def resume_bookkeeping(spec: ModelSpec, resumed: dict[str, int], cfg: TrainConfig) -> dict:
+    """What the record says of a resumed fit: the seconds its earlier sessions trained
+    (`callbacks.EpochLedger`, beside each backup) and whether the ledgers cover every epoch before
+    the resume — when not (a backup taken before the ledger existed), the history holds only
+    the last epochs and the seconds only this session's, and the record says so."""
+    seconds, complete = 0.0, True
+    for backup, epochs in resumed.items():
+        path = fileio.join(cfg.checkpoint_dir, spec.name, backup, LEDGER_FILE)
+        ledger = fileio.read_json(path) if fileio.exists(path) else {}
+        seconds += float(ledger.get("seconds", 0.0))
+        complete &= int(ledger.get("epochs", -1)) == epochs
+    return {"seconds_before_resume": round(seconds, 2), "history_complete": complete}
 
 
 TREE_FAMILIES: tuple[str, ...] = ("rf", "qrf")
@@ -210,6 +231,7 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
     resumed = checkpoint_epochs(spec, len(bags), cfg)
     if resumed:
         record["resumed_from_epoch"] = resumed
+        record.update(resume_bookkeeping(spec, resumed, cfg))
         log(f"[{spec.name}] resuming an interrupted fit from its checkpoint: "
             + ", ".join(f"{k} after epoch {e}" for k, e in resumed.items()))
 
@@ -243,12 +265,15 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                 model, history, batch, n_rows = stacked[k]
             else:
                 x_tr, y_tr, x_val, y_val, batch = keras_bag_inputs(spec, p_cal, y_cal, bag, cfg)
-                callbacks = bag_callbacks(spec, k, len(bags), cfg, log)
+                callbacks, ledger = bag_callbacks(spec, k, len(bags), cfg, log), None
                 if cfg.checkpoint_dir:
-                    callbacks.append(keras.callbacks.BackupAndRestore(
-                        fileio.join(cfg.checkpoint_dir, spec.name, f"bag_{k}")))
+                    backup = fileio.join(cfg.checkpoint_dir, spec.name, f"bag_{k}")
+                    ledger = EpochLedger(backup)
+                    callbacks += [keras.callbacks.BackupAndRestore(backup), ledger]
                 model, history = fit_keras(spec, x_tr, y_tr, x_val, y_val, cfg, bagging.bag_seed(cfg.seed, k),
                                            batch, callbacks)
+                if ledger is not None:
+                    history, _ = resumed_history(ledger.before, history, int(ledger.before["epochs"]))
                 n_rows = len(y_tr)
             path = keras_bag_path(cfg.model_dir, spec, k)
             fileio.save_keras(model, path)
@@ -286,5 +311,5 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
         record["intervals"] = intervals.fit(cal.clay, cal_stack, bags, scale_by_spread=spec.keras)
     except ValueError as err:       # too few out-of-bag points (tiny data, one bag)
         log(f"[{spec.name}] no prediction intervals: {err}")
-    record["seconds"] = round(time.perf_counter() - t0, 2)
+    record["seconds"] = round(time.perf_counter() - t0 + record.get("seconds_before_resume", 0.0), 2)
     return record
