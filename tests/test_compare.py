@@ -199,6 +199,8 @@ def test_a_fit_killed_mid_way_resumes_from_its_last_epoch(tmp_path, monkeypatch,
     assert result["complete"] == ["cnn", "rf"]
     (run,) = result["runs"]
     assert run["models"]["cnn"]["seconds"] == record["compare_seconds"]   # both sessions' seconds
+    hours = (run["models"]["cnn"]["seconds"] + run["models"]["rf"]["seconds"]) / 3600
+    assert f"training time of the 2 finished model fits: {hours:.1f} h;" in open(os.path.join(out, "compare.md")).read()
 
 
 @pytest.mark.slow

@@ -49,6 +49,17 @@ def runs_csv(result: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _time_line(result: dict) -> str:
+    """Training time of the finished models, summed over their sessions (this command's own wall
+    time says little when it resumed or only reported); models whose time is unknown are counted."""
+    secs = [m.get("seconds") for r in result["runs"] for m in r["models"].values() if m.get("status") == "ok"]
+    known = [x for x in secs if x is not None]
+    line = f"training time of the {len(secs)} finished model fits: {sum(known) / 3600:.1f} h"
+    if len(known) < len(secs):
+        line += f" ({len(secs) - len(known)} resumed fit(s) of unknown time left out)"
+    return line + f"; this command: {result['seconds'] / 60:.1f} min"
+
+
 def markdown(result: dict) -> str:
     s = result["settings"]
     ref = result["reference"]
@@ -61,7 +72,7 @@ def markdown(result: dict) -> str:
              + (f"; spatial blocks {s['block_km']:g} km" if "spatial" in s["schemes"] else ""),
              f"- training: {s['epochs']} epochs, {s['bags']} bags, batch {s['batch_size']}, "
              f"{'quick' if s['quick_grid'] else 'paper'} RF grid, {s['cv_folds']}-fold CV; reference: **{ref}**",
-             f"- run time: {result['seconds'] / 60:.1f} min", ""]
+             f"- {_time_line(result)}", ""]
     if len(result["runs"]) < planned:
         lines[-1:-1] = [f"- **partial report** (`--report-only`): {len(result['runs'])} of the {planned} planned "
                         "runs finished; every table below covers those only"]
