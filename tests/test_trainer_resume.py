@@ -48,15 +48,22 @@ def test_a_backup_without_an_epoch_ledger_resumes_and_says_its_history_is_partia
     says that only the last epochs are in the history and timed."""
     data_dir, model, ckpt = str(tmp_path / "data"), str(tmp_path / "model"), str(tmp_path / "ckpt")
     fx.write_dataset(data_dir, n_calibration=24, n_test=8, seed=11)
-    args = ["train", "--data", data_dir, "--model-dir", model, "--models", "cnn", "--epochs", "4", "--bags", "2",
+    args = ["train", "--data", data_dir, "--model-dir", model, "--models", "cnn", "--epochs", "5", "--bags", "2",
             "--checkpoint-dir", ckpt, "--quiet", "--parallel-bags"]
     fx.kill_fits_in_epoch(monkeypatch, 3)
     assert main(args) == 130
-    os.remove(os.path.join(ckpt, "cnn", "parallel_bags", "s2mos_epochs.json"))
+    ledger = os.path.join(ckpt, "cnn", "parallel_bags", "s2mos_epochs.json")
+    os.remove(ledger)
+    monkeypatch.undo()
+    # killed again after the resume: the ledger it starts says it saw epoch 3 only, not 1 … 3
+    fx.kill_fits_in_epoch(monkeypatch, 4)
+    assert main(args) == 130
+    restarted = json.load(open(ledger))
+    assert (restarted["from_epoch"], restarted["epochs"], len(restarted["history"]["bag0/loss"])) == (2, 3, 1)
     monkeypatch.undo()
     assert main(args) == 0
     (record,) = json.load(open(os.path.join(model, "manifest.json")))["models"]
-    assert record["resumed_from_epoch"] == {"parallel_bags": 2} and record["history_complete"] is False
+    assert record["resumed_from_epoch"] == {"parallel_bags": 3} and record["history_complete"] is False
     assert len(json.load(open(os.path.join(model, "history", "cnn", "bag_0.json")))["loss"]) == 2
 
 

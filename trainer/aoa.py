@@ -77,9 +77,9 @@ def spatial_blocks(coords: np.ndarray, k: int = N_FOLDS, per_side: int | None = 
 def spatial_folds(coords: np.ndarray, k: int = N_FOLDS, seed: int = 0, per_side: int | None = None) -> np.ndarray:
     """Fold of each point: the `spatial_blocks` (about 4k of them by default) dealt at random to k folds."""
     ids = spatial_blocks(coords, k, per_side)
-    if len(np.unique(ids)) < k:
-        raise ValueError(f"{len(np.unique(ids))} spatial blocks cannot fill {k} folds: use more blocks per side")
     blocks = np.unique(ids)
+    if len(blocks) < k:
+        raise ValueError(f"{len(blocks)} spatial blocks cannot fill {k} folds: use more blocks per side")
     fold_of = np.random.default_rng(seed).permutation(len(blocks)) % k
     return fold_of[np.searchsorted(blocks, ids)]
 

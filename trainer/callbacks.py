@@ -30,15 +30,36 @@ class EpochLog:
 
 
 LEDGER_FILE = "s2mos_epochs.json"
+BACKUP_METADATA = "training_metadata.json"     # Keras' BackupAndRestore: {"epoch": epochs finished, …}
+
+
+def backup_epochs(backup_dir: str) -> int:
+    """Epochs finished by the fit whose Keras backup is in `backup_dir` (0: no backup)."""
+    path = fileio.join(backup_dir, BACKUP_METADATA)
+    return int(fileio.read_json(path)["epoch"]) if fileio.exists(path) else 0
+
+
+def ledger_before(backup_dir: str) -> dict | None:
+    """The epoch ledger of the epochs the backup in `backup_dir` holds — {"history": {key: [...]},
+    "seconds": s, "epochs": n, "from_epoch": 0} — or None when there is no backup to resume, or
+    the ledger does not describe exactly its epochs from the first (a backup older than the ledger
+    code, or a kill between the backup and the ledger write)."""
+    path = fileio.join(backup_dir, LEDGER_FILE)
+    epochs = backup_epochs(backup_dir)
+    if not epochs or not fileio.exists(path):
+        return None
+    ledger = fileio.read_json(path)
+    return ledger if int(ledger["epochs"]) == epochs and int(ledger.get("from_epoch", 0)) == 0 else None
 
 
 class EpochLedger:
     """Beside Keras' BackupAndRestore in `backup_dir`: the logs and seconds of every finished
     epoch. BackupAndRestore restores weights and optimizer state but neither the history nor the
     time spent, so a fit resumed in a later session would report only its last epochs; with the
-    ledger, `before` (read when the fit starts) holds what the interrupted fits logged — {"history":
-    {key: [...]}, "seconds": s, "epochs": n} — and the caller prepends it. The ledger lives in the
-    backup's folder, so it goes when BackupAndRestore removes the backup at the end of the fit."""
+    ledger, `before` (read when the fit starts, `ledger_before`) holds what the interrupted fits
+    logged, and the caller prepends it (`resumed_history`). Over a backup that no ledger describes,
+    it starts at the backup's epoch (``from_epoch``), so it never claims the epochs it did not see.
+    The ledger lives in the backup's folder and goes when BackupAndRestore removes the backup."""
 
     def __new__(cls, backup_dir: str):
         import keras
@@ -46,13 +67,11 @@ class EpochLedger:
         path = fileio.join(backup_dir, LEDGER_FILE)
 
         class _CB(keras.callbacks.Callback):
-            before: dict = {"history": {}, "seconds": 0.0, "epochs": 0}
-
             def on_train_begin(self, logs=None):
-                if fileio.exists(path):
-                    self.before = fileio.read_json(path)
-                self.ledger = {"history": {k: list(v) for k, v in self.before["history"].items()},
-                               "seconds": float(self.before["seconds"]), "epochs": int(self.before["epochs"])}
+                prior = ledger_before(backup_dir)
+                start = backup_epochs(backup_dir)
+                self.before = prior or {"history": {}, "seconds": 0.0, "epochs": start, "from_epoch": start}
+                self.ledger = {**self.before, "history": {k: list(v) for k, v in self.before["history"].items()}}
                 self.t = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
@@ -66,16 +85,10 @@ class EpochLedger:
         return _CB()
 
 
-def resumed_history(before: dict, history: dict, resumed_from: int) -> tuple[dict, bool]:
-    """(the whole history, complete?) of a fit resumed after `resumed_from` epochs: the ledger's
-    epochs before the resume, then this fit's. Incomplete when the ledger does not hold exactly
-    those epochs (a backup older than the ledger code, or a kill between the backup and the ledger
-    write): then only this fit's epochs are returned."""
-    if not resumed_from:
-        return history, True
-    if int(before.get("epochs", 0)) != resumed_from or not before.get("history"):
-        return history, False
-    return {k: [float(v) for v in before["history"].get(k, [])] + list(vals) for k, vals in history.items()}, True
+def resumed_history(before: dict, history: dict) -> dict:
+    """The whole history of a fit: the ledger's epochs before the resume (`EpochLedger.before`;
+    none for a fit that started afresh or over a backup no ledger describes), then this fit's."""
+    return {k: [float(v) for v in before["history"].get(k, [])] + list(vals) for k, vals in history.items()}
 
 
 def tensorboard_callback(log_dir: str):

@@ -21,7 +21,8 @@ import numpy as np
 
 from s2mos_transforms import fileio
 from trainer import bagging, intervals, model_dir
-from trainer.callbacks import LEDGER_FILE, EpochLedger, EpochLog, bag_logs, resumed_history, tensorboard_callback
+from trainer.callbacks import (EpochLedger, EpochLog, backup_epochs, bag_logs, ledger_before, resumed_history,
+                               tensorboard_callback)
 from trainer.config import Log, TrainConfig
 from trainer.fit import fit_keras, fit_keras_parallel, predict_keras
 from trainer.inputs import Prepared, per_point, prepare, select_rows
@@ -81,8 +82,7 @@ def fit_bags_parallel(spec: ModelSpec, p_cal: Prepared, y_cal: np.ndarray, bags:
     out = []
     for k, ((model, history), i) in enumerate(zip(fitted, inputs)):
         if ledger is not None:
-            before = {**ledger.before, "history": bag_logs(ledger.before["history"], k)}
-            history, _ = resumed_history(before, history, int(ledger.before["epochs"]))
+            history = resumed_history({"history": bag_logs(ledger.before["history"], k)}, history)
         out.append((model, history, batch, len(i[1])))
     return out
 
@@ -97,9 +97,9 @@ def checkpoint_epochs(spec: ModelSpec, n_bags: int, cfg: TrainConfig) -> dict[st
         return {}
     done = {}
     for backup in ("parallel_bags", *(f"bag_{k}" for k in range(n_bags))):
-        path = fileio.join(cfg.checkpoint_dir, spec.name, backup, "training_metadata.json")
-        if fileio.exists(path):
-            done[backup] = int(fileio.read_json(path)["epoch"])
+        epochs = backup_epochs(fileio.join(cfg.checkpoint_dir, spec.name, backup))
+        if epochs:
+            done[backup] = epochs
     return done
 
 
@@ -108,13 +108,9 @@ def resume_bookkeeping(spec: ModelSpec, resumed: dict[str, int], cfg: TrainConfi
     (`callbacks.EpochLedger`, beside each backup) and whether the ledgers cover every epoch before
     the resume — when not (a backup taken before the ledger existed), the history holds only
     the last epochs and the seconds only this session's, and the record says so."""
-    seconds, complete = 0.0, True
-    for backup, epochs in resumed.items():
-        path = fileio.join(cfg.checkpoint_dir, spec.name, backup, LEDGER_FILE)
-        ledger = fileio.read_json(path) if fileio.exists(path) else {}
-        seconds += float(ledger.get("seconds", 0.0))
-        complete &= int(ledger.get("epochs", -1)) == epochs
-    return {"seconds_before_resume": round(seconds, 2), "history_complete": complete}
+    ledgers = [ledger_before(fileio.join(cfg.checkpoint_dir, spec.name, backup)) for backup in resumed]
+    return {"seconds_before_resume": round(sum(float(x["seconds"]) for x in ledgers if x), 2),
+            "history_complete": all(ledgers)}
 
 
 TREE_FAMILIES: tuple[str, ...] = ("rf", "qrf")
@@ -273,7 +269,7 @@ def train_model(spec: ModelSpec, cal, test, stats, bags: list[np.ndarray], cfg: 
                 model, history = fit_keras(spec, x_tr, y_tr, x_val, y_val, cfg, bagging.bag_seed(cfg.seed, k),
                                            batch, callbacks)
                 if ledger is not None:
-                    history, _ = resumed_history(ledger.before, history, int(ledger.before["epochs"]))
+                    history = resumed_history(ledger.before, history)
                 n_rows = len(y_tr)
             path = keras_bag_path(cfg.model_dir, spec, k)
             fileio.save_keras(model, path)
