@@ -5,7 +5,8 @@ One image serves both templates, and a prebuilt image (``gcloud dataflow flex-te
 parameters the launcher passes (``--NAME=VALUE``), using the stages' real parsers. Each stage
 has required flags the other lacks (build-dataset ``--samples``, predict-map ``--model-dir``),
 so every valid launch names exactly one stage; it then runs that template's own entry,
-``deploy/templates/<stage>/main.py``.
+``deploy/templates/<stage>/main.py``, with the parameters' snake_case names written as the
+stage's flags (``--ndvi_max=0.3`` → ``--ndvi-max=0.3``, `pipelines.template_params`).
 
 Workers run the same image: unless the launch already passes them, ``--sdk_container_image``
 (the image's own name, ``S2MOS_IMAGE``, baked in by ``docker build --build-arg S2MOS_IMAGE=…``)
@@ -33,9 +34,12 @@ def stage_flags(stage: str) -> set[str]:
 
 
 def pick_stage(argv: list[str]) -> str:
-    """The one stage whose own flags (those the other stage lacks) appear in ``argv``."""
-    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    """The one stage whose own flags (those the other stage lacks) appear in ``argv``, given as
+    flags (``--model-dir``) or as template parameters (``--model_dir``)."""
+    from pipelines.template_params import cli_argv
+
     flags = {stage: stage_flags(stage) for stage in STAGES}
+    given = {a.split("=", 1)[0] for a in cli_argv(argv, set().union(*flags.values())) if a.startswith("--")}
     hits = {stage: sorted(given & (flags[stage] - set().union(*(flags[o] for o in STAGES if o != stage))))
             for stage in STAGES}
     chosen = [stage for stage in STAGES if hits[stage]]
@@ -62,7 +66,10 @@ def worker_image_flags(argv: list[str], environ=os.environ) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    from pipelines.template_params import cli_argv
+
     stage = pick_stage(argv)
+    argv = cli_argv(argv, stage_flags(stage))
     sys.argv = [os.path.join(HERE, "templates", stage, "main.py"), *argv, *worker_image_flags(argv)]
     runpy.run_path(sys.argv[0], run_name="__main__")
 

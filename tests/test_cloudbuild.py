@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipelines import cli
+from pipelines.template_params import cli_argv, parameter_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
@@ -183,13 +184,16 @@ def test_templates_are_built_for_the_same_stage_flags(run_id, stage):
     args, _, cmd = stage_run(run_id)
     entry = flex_main()
     stage_flags = entry.stage_flags(stage)                  # the stage's own flags, not Beam's
-    own = {a.lstrip("-"): v for a, v in zip(cmd[2::2], cmd[3::2]) if a in stage_flags}
+    own = {parameter_name(a): v for a, v in zip(cmd[2::2], cmd[3::2]) if a in stage_flags}
     assert len(own) >= 6
     for name, value in own.items():
-        assert name in by_name, f"--{name} is not a parameter of the {stage} template"
+        assert name in by_name, f"{name} is not a parameter of the {stage} template"
         assert any(re.match(rx, value) for rx in by_name[name]["regexes"]), (name, value)
     assert {n for n, p in by_name.items() if not p["isOptional"]} <= set(own)
-    assert entry.pick_stage([f"--{k}={v}" for k, v in own.items()]) == stage
+    # a template launch of the same job: the parameters, written back as the run's own flags
+    launch = [f"--{k}={v}" for k, v in own.items()]
+    assert entry.pick_stage(launch) == stage
+    assert cli_argv(launch, stage_flags) == [f"{a}={v}" for a, v in zip(cmd[2::2], cmd[3::2]) if a in stage_flags]
 
 
 def test_the_chain_passes_each_output_to_the_next_stage():

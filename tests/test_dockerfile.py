@@ -138,8 +138,10 @@ def test_flex_entry_runs_the_stage_with_the_image_flags(tmp_path):
     samples.write_text("point_id,lat,lon,clay\np1,40.1,22.1,20\np2,40.2,22.2,31\n")
     env = dict(os.environ, S2MOS_IMAGE="europe-west4-docker.pkg.dev/p/s2mos/s2mos:abc",
                PYTHONPATH=str(ROOT))
+    # --ndvi_max and --require_s1_pair as the launcher passes template parameters (snake_case)
     run = subprocess.run([sys.executable, str(ROOT / "deploy" / "flex_main.py"), f"--samples={samples}",
-                          f"--out={tmp_path / 'never'}", "--dry-run", "--runner=DirectRunner"],
+                          f"--out={tmp_path / 'never'}", "--ndvi_max=0.3", "--require_s1_pair=true",
+                          "--dry-run", "--runner=DirectRunner"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "2 valid points of 2" in run.stdout and not (tmp_path / "never").exists()

@@ -4,10 +4,11 @@
     python deploy/templates/make_metadata.py --check    # exit 1 if a committed file is stale
 
 Each template parameter is one flag of the stage's argparse parser (its own flags and the
-source flags registered through ``sources.add_source_arguments``), named as the flag without
-its dashes (``ndvi-max``): the Flex Template launcher passes a parameter as ``--NAME=VALUE``
-to the template's Python file (``deploy/templates/<stage>/main.py``), which argparse reads as
-the flag itself. Beam's own options (``--temp_location``, ``--sdk_container_image``,
+source flags registered through ``sources.add_source_arguments``), named in snake_case like
+Beam's own options (``--ndvi-max`` → ``ndvi_max``, `pipelines.template_params`): the Flex
+Template launcher passes a parameter as ``--NAME=VALUE`` to the image's entry
+(``deploy/flex_main.py``), which writes the name back as the flag before the stage's parser
+reads it. Beam's own options (``--temp_location``, ``--sdk_container_image``,
 ``--machine_type`` …) are the launch environment's, not template parameters.
 
 Regexes: numbers for int/float flags, ISO dates, ``gs://`` paths (a template runs on Dataflow,
@@ -41,6 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from pipelines.template_params import parameter_name  # noqa: E402  (ROOT on sys.path first)
 
 STAGES = {"build-dataset": "pipelines.build_dataset", "predict-map": "pipelines.predict_map"}
 # flags a template run must have although the CLI does not require them (it has --dry-run)
@@ -139,7 +142,7 @@ def metadata(stage: str) -> dict[str, Any]:
         if name in left_out:
             continue
         help_text = (action.help or "").replace("%%", "%")
-        params.append({"name": name, "label": _label(name), "helpText": help_text,
+        params.append({"name": parameter_name(name), "label": _label(name), "helpText": help_text,
                        "isOptional": not (action.required or name in TEMPLATE_REQUIRED.get(stage, set())),
                        "regexes": [_regex(stage, name, action)]})
     what = COMMANDS[stage][1]
