@@ -12,6 +12,10 @@ its peak memory is its own. Two places: `inside`, a tile west of the AOI wholly 
 band and one granule, and `aoi`, the tile at the AOI centre, which at 128 and 256 px straddles
 the 9° E orbit-band boundary (its stack holds both bands' acquisitions, each pixel nodata on
 the other band's dates).
+Each tile is made twice, in its own process: `whole` (every acquisition touching it, what a
+GeoTIFF or datacube export writes) and `map` (what predict-map asks for: `StackNeeds`, the
+scenes the scene filter keeps and the S1 dates that can pair with them; a tree without
+`StackNeeds` makes the whole stack there and says so); the ratio map/whole is printed.
 Usage: python benchmarks/bench_world.py [--preset paper] [--n-points N]
                                         [--only export|tiles] [--tile-sizes 64,128,256]
                                         [--tile-places inside,aoi]
@@ -57,9 +61,9 @@ def aoi_tile(preset: str, size: int, place: str = "aoi"):
     return Tile(epsg, int(np.floor(x / (size * 10))), int(np.floor(y / (size * 10))), size)
 
 
-def time_tile(preset: str, size: int, place: str) -> dict:
-    """One tile_stack in this process: seconds, pixels/s, peak RSS (MiB), orbit bands and
-    granules the tile touches."""
+def time_tile(preset: str, size: int, place: str, kind: str = "whole") -> dict:
+    """One tile_stack in this process (`kind`: whole, or map = with predict-map's `StackNeeds`):
+    seconds, pixels/s, peak RSS (MiB), orbit bands and granules the tile touches."""
     import numpy as np
 
     from s2mos_transforms.sources.synthetic import SyntheticSource
@@ -68,10 +72,17 @@ def time_tile(preset: str, size: int, place: str) -> dict:
     tile = aoi_tile(preset, size, place)
     lon, lat = tile.pixel_centres_lonlat()
     granules = {(a, o) for a, o in zip(np.floor(lat.ravel() / GRANULE_DEG), np.floor(lon.ravel() / GRANULE_DEG))}
+    kw = {}
+    if kind == "map":
+        try:
+            from s2mos_transforms.sources.base import StackNeeds
+            kw = {"needs": StackNeeds()}
+        except ImportError:                       # a tree from before StackNeeds: whole stacks only
+            kind = "map (whole: no StackNeeds in this tree)"
     t0, c0 = time.perf_counter(), time.process_time()
-    stack = source.tile_stack(tile)
+    stack = source.tile_stack(tile, **kw)
     secs = time.perf_counter() - t0
-    return {"size": size, "seconds": secs, "cpu_seconds": time.process_time() - c0,
+    return {"size": size, "kind": kind, "seconds": secs, "cpu_seconds": time.process_time() - c0,
             "pixels_per_s": size * size / secs,
             "s2_dates": len(stack.s2_times), "s1_dates": len(stack.s1_times),
             "bands": int(np.unique(orbit_band(lon)).size), "granules": len(granules),
@@ -81,13 +92,18 @@ def time_tile(preset: str, size: int, place: str) -> dict:
 def tile_benchmark(preset: str, sizes: list[int], places: list[str]) -> None:
     for place in places:
         for size in sizes:
-            proc = subprocess.run([sys.executable, __file__, "--tile-child", preset, str(size), place],
-                                  capture_output=True, text=True, check=True)
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"{preset} tile_stack {place:>6} {size:>4} px ({r['bands']} orbit band(s), {r['granules']} "
-                  f"granule(s); {r['s2_dates']} S2 + {r['s1_dates']} S1 dates): {r['seconds']:.1f} s/tile "
-                  f"(CPU {r['cpu_seconds']:.1f} s), "
-                  f"{r['pixels_per_s']:.0f} pixels/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+            runs = {}
+            for kind in ("whole", "map"):
+                proc = subprocess.run([sys.executable, __file__, "--tile-child", preset, str(size), place, kind],
+                                      capture_output=True, text=True, check=True)
+                r = runs[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+                print(f"{preset} tile_stack {r['kind']:>5} {place:>6} {size:>4} px ({r['bands']} orbit band(s), "
+                      f"{r['granules']} granule(s); {r['s2_dates']} S2 + {r['s1_dates']} S1 dates): "
+                      f"{r['seconds']:.1f} s/tile (CPU {r['cpu_seconds']:.1f} s), "
+                      f"{r['pixels_per_s']:.0f} pixels/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+            w, m = runs["whole"], runs["map"]
+            print(f"  map/whole: CPU ×{m['cpu_seconds'] / w['cpu_seconds']:.2f}, "
+                  f"peak RSS ×{m['peak_rss_mib'] / w['peak_rss_mib']:.2f}", flush=True)
 
 
 def main() -> None:
@@ -99,10 +115,11 @@ def main() -> None:
     parser.add_argument("--tile-sizes", default="64,128,256", help="comma-separated tile sizes in px")
     parser.add_argument("--tile-places", default="inside,aoi",
                         help="comma-separated tile places: inside (one orbit band), aoi (the AOI centre)")
-    parser.add_argument("--tile-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--tile-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tile_child:
-        print(json.dumps(time_tile(args.tile_child[0], int(args.tile_child[1]), args.tile_child[2])))
+        preset, size, place, kind = args.tile_child
+        print(json.dumps(time_tile(preset, int(size), place, kind)))
         return
     if args.only in (None, "tiles"):
         places = [p for p in args.tile_places.split(",") if p]

@@ -140,3 +140,48 @@ def test_granules_of_one_datatake_are_one_slot(fake, world, tile):
     ids = [i for b in fake.pixel_requests if "COPERNICUS/S2_SR_HARMONIZED" in json.dumps(b["expression"])
            for i in ee_fake.parse_expression(b["expression"])["in_list"][0][1]]
     assert len(ids) == len(got.s2_times) + -(-len(got.s2_times) // 4)      # the twins were fetched too
+
+
+def _fetched_ids(fake, collection: str) -> list[str]:
+    return [i for b in fake.pixel_requests if collection in json.dumps(b["expression"])
+            for i in ee_fake.parse_expression(b["expression"])["in_list"][0][1]]
+
+
+def test_a_map_fetches_only_the_images_its_pixels_can_use(fake, world, tile):
+    """With `needs` (what predict-map passes) the scenes the scene filter drops and the S1 images
+    that cannot pair with what is left are listed but never fetched; the stack is the whole
+    one trimmed, with datatakes of two granules kept or dropped whole."""
+    from s2mos_transforms.sources.base import StackNeeds, trim_stack
+    fake.overlap_every = 4
+    whole = _source().tile_stack(tile, "2018-01-01", "2019-12-31")
+    all_s2, all_s1 = _fetched_ids(fake, "S2_SR_HARMONIZED"), _fetched_ids(fake, "S1_GRD")
+    fake.pixel_requests.clear()
+    src = _source()
+    needs = StackNeeds()
+    got = src.tile_stack(tile, "2018-01-01", "2019-12-31", needs=needs)
+    assert _same_stack(got, trim_stack(whole, needs))
+    assert _same_stack(got, world.tile_stack(tile, "2018-01-01", "2019-12-31", needs=needs))
+    s2_ids, s1_ids = _fetched_ids(fake, "S2_SR_HARMONIZED"), _fetched_ids(fake, "S1_GRD")
+    assert len(s1_ids) == len(got.s1_times) < len(all_s1) / 2
+    assert len(got.s2_times) < len(s2_ids) < len(all_s2) / 2                 # twins come with their datatake
+    assert src.counters.totals["ee_images_skipped"] == len(all_s2) + len(all_s1) - len(s2_ids) - len(s1_ids)
+
+
+def test_usable_images_keep_a_datatake_whole_and_unknown_cloud():
+    """A datatake with one granule under the scene threshold keeps both granules (the first by
+    index still wins where they overlap, as in the whole stack); a scene without
+    CLOUDY_PIXEL_PERCENTAGE is kept; S1 images pair with the datatakes kept, window inclusive."""
+    from s2mos_transforms.sources import ee_tiles
+    from s2mos_transforms.sources.base import StackNeeds
+    day = 86_400_000
+    t0 = 1_546_681_439_000                                         # 2019-01-05T09:43:59Z
+    s2 = [{"index": "20190105T094359_20190105T094400_T34TFL", "t": t0, "cloud": 35.0},
+          {"index": "20190105T094359_20190105T094400_T34TGL", "t": t0, "cloud": 4.0},
+          {"index": "20190110T094401_20190110T094402_T34TFL", "t": t0 + 5 * day, "cloud": 60.0},
+          {"index": "20190115T094359_20190115T094400_T34TFL", "t": t0 + 10 * day, "cloud": None}]
+    s1 = [{"index": f"S1A_{k}", "t": t0 + k * day} for k in (1, 5, 7, 11)]
+    kept_s2, kept_s1 = ee_tiles.usable_meta(s2, s1, StackNeeds())
+    assert kept_s2 == [s2[0], s2[1], s2[3]]
+    assert [m["index"] for m in kept_s1] == ["S1A_1", "S1A_11"]
+    kept_s2, kept_s1 = ee_tiles.usable_meta(s2, s1, StackNeeds(scene_cloud_max=3.0, s1_pair_max_days=2.0))
+    assert kept_s2 == [s2[3]] and [m["index"] for m in kept_s1] == ["S1A_11"]

@@ -29,6 +29,7 @@ from s2mos_transforms.maps import cog, model_handler, pixels, plan as map_plan
 from s2mos_transforms.maps import finish as map_finish
 from s2mos_transforms.maps import outputs as map_outputs
 from s2mos_transforms.maps.config import MapConfig
+from s2mos_transforms.sources.base import StackNeeds, map_stack
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def prepare_tile(task, source, config: MapConfig, extract=None):
     inside &= np.asarray(source.covers(lat, lon), bool)
     if not inside.any():
         return None, record(task, "empty", reason="outside the source coverage", n_aoi=0)
-    stack = source.tile_stack(tile, config.start, config.end)
+    stack = map_stack(source, tile, config.start, config.end, StackNeeds.of(extract))
     mappable = np.flatnonzero(inside.ravel())
     seqs = pixels.pixel_sequences(stack, mappable, config.channels, config=extract)
     del stack

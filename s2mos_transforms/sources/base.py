@@ -3,7 +3,8 @@
 * ``observations(points)`` — every acquisition at each sample point, long format, per the
   observation contract of docs/architecture.md (`bands.OBS_COLUMNS`).
 * ``tile_stack(tile, start, end)`` — the dated image stack of a map tile (`ImageStack`: the
-  union of every acquisition touching the tile, per-pixel nodata and scene cloud).
+  union of every acquisition touching the tile, per-pixel nodata and scene cloud); maps ask
+  through `map_stack`, which leaves out the acquisitions no pixel can use (`StackNeeds`).
 
 Timestamps are UTC everywhere: tables carry ``datetime64[ns, UTC]`` (`utc_times`), stacks
 ``datetime64[s]`` values in UTC.
@@ -120,6 +121,86 @@ class ImageStack:
         return int(sum(_held_bytes(a) for a in arrays if a is not None))
 
 
+    def select(self, s2_slots: np.ndarray, s1_slots: np.ndarray) -> "ImageStack":
+        """The stack of the S2 and S1 slots given (indices, ascending), in a new stack."""
+        s2_slots, s1_slots = np.asarray(s2_slots, np.int64), np.asarray(s1_slots, np.int64)
+        cloud = self.scene_cloud_pct
+        cloud = (np.broadcast_to(cloud[s2_slots, :1, :1], (s2_slots.size,) + cloud.shape[1:])
+                 if cloud.strides[1:] == (0, 0) else cloud[s2_slots])          # one scene: stay a view
+        return ImageStack(tile=self.tile, s2_times=self.s2_times[s2_slots], s2=self.s2[s2_slots],
+                          scl=None if self.scl is None else self.scl[s2_slots], scene_cloud_pct=cloud,
+                          s1_times=self.s1_times[s1_slots], s1=self.s1[s1_slots], angle=self.angle[s1_slots])
+
+
+@dataclasses.dataclass(frozen=True)
+class StackNeeds:
+    """The acquisitions a map can use, so that a source need not make, fetch or hold the rest.
+
+    A scene whose cloud cover fails the scene filter is masked on every pixel
+    (`masks.scene_mask`: kept when below ``scene_cloud_max`` or unknown), and an S1 acquisition
+    farther than ``s1_pair_max_days`` from every S2 scene left is never paired
+    (`pairing.pair_candidates`, the pairing's own window). A stack without them gives every
+    pixel the very sequence the whole stack gives; on the embedded world that leaves about a
+    quarter of the S2 and an eighth of the S1 dates of a tile. The map pipeline passes it
+    (`map_stack`); the dataset build needs every date of a point and never does.
+    """
+
+    scene_cloud_max: float = bands.SCENE_CLOUD_MAX_PCT
+    s1_pair_max_days: float = bands.S1_PAIR_MAX_DAYS
+
+    @classmethod
+    def of(cls, extract) -> "StackNeeds":
+        """The needs of a map extracted with `sequences.ExtractConfig` ``extract``."""
+        return cls(float(extract.thresholds.scene_cloud_max), float(extract.s1_pair_max_days))
+
+    def scenes(self, scene_cloud_pct) -> np.ndarray:
+        """Which S2 slots to keep, bool (T2,), from the cloud % of the scenes each slot is made
+        of, (T2, G) (NaN where unknown; slots with fewer scenes padded with +inf): a slot is kept
+        when any of its scenes passes the scene filter."""
+        from s2mos_transforms import masks
+        pct = np.asarray(scene_cloud_pct, np.float64)
+        pct = pct.reshape(pct.shape[0], -1)
+        return masks.scene_mask(pct, self.scene_cloud_max).any(axis=1)
+
+    def s1_dates(self, s2_times, s1_times) -> np.ndarray:
+        """Which S1 acquisitions could pair with one of the S2 times ``s2_times``, bool (T1,)."""
+        from s2mos_transforms import pairing
+        keep = np.zeros(len(s1_times), bool)
+        cand = pairing.pair_candidates(s2_times, s1_times, self.s1_pair_max_days)
+        keep[cand[cand >= 0]] = True
+        return keep
+
+
+def trim_stack(stack: ImageStack, needs: StackNeeds) -> ImageStack:
+    """``stack`` without the acquisitions no pixel can use (`StackNeeds`), for a source that
+    cannot leave them out itself: a scene is judged on the pixels it covers."""
+    covered = ~s2_missing(stack.s2, stack.scl)
+    cloud = np.where(covered, stack.scene_cloud_pct, np.inf)
+    s2_keep = np.flatnonzero(needs.scenes(cloud))
+    s1_keep = np.flatnonzero(needs.s1_dates(stack.s2_times[s2_keep], stack.s1_times))
+    return stack.select(s2_keep, s1_keep)
+
+
+def takes_needs(source) -> bool:
+    """Whether ``source.tile_stack`` takes ``needs=`` (leaves unusable acquisitions out itself)."""
+    import inspect
+    try:
+        return "needs" in inspect.signature(source.tile_stack).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def map_stack(source, tile: Tile, start: str | None, end: str | None, needs: StackNeeds | None) -> ImageStack:
+    """The stack a map reads for ``tile``: only what ``needs`` says a pixel can use — made or
+    fetched so by a source whose ``tile_stack`` takes ``needs=``, trimmed after the read for
+    any other (the `Source` contract does not require it)."""
+    if needs is None:
+        return source.tile_stack(tile, start, end)
+    if takes_needs(source):
+        return source.tile_stack(tile, start, end, needs=needs)
+    return trim_stack(source.tile_stack(tile, start, end), needs)
+
+
 def _held_bytes(a: np.ndarray) -> int:
     """Bytes behind an array, not counting axes broadcast with stride 0."""
     return int(np.prod([n for n, st in zip(a.shape, a.strides) if st != 0], dtype=np.int64) * a.itemsize)
@@ -144,7 +225,9 @@ class Source(Protocol):
         """All S2 and S1 acquisitions at the points, long format (`bands.OBS_COLUMNS`)."""
 
     def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
-        """The dated S2/S1 stack of a tile between start and end (ISO dates, inclusive)."""
+        """The dated S2/S1 stack of a tile between start and end (ISO dates, inclusive). A
+        source may also take ``needs: StackNeeds | None = None`` and then leave out what a map
+        cannot use (`map_stack`)."""
 
 
 POINTS = "points"

@@ -34,7 +34,8 @@ import pandas as pd
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
 from s2mos_transforms.sources import ee_faults, ee_limits, ee_requests, ee_session, ee_tiles
-from s2mos_transforms.sources.base import POINTS, TILES, ImageStack, SamplePoint, SourceError, SourcePlugin
+from s2mos_transforms.sources.base import (POINTS, TILES, ImageStack, SamplePoint, SourceError, SourcePlugin,
+                                           StackNeeds)
 from s2mos_transforms.sources.ee_requests import Request
 
 DEFAULT_START, DEFAULT_END = "2017-03-28", "2019-12-31"
@@ -93,11 +94,14 @@ class EarthEngineSource:
             frame = frame[np.isin(frame["point_id"].to_numpy(dtype=object), np.array(ids, dtype=object))]
         return ee_requests.ordered(frame, ids)
 
-    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
+    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None,
+                   needs: StackNeeds | None = None) -> ImageStack:
         """Every S2 and S1 acquisition touching the tile between start and end (inclusive;
         default --ee-start/--ee-end), on its exact grid (`ee_tiles`); with Cloud Score+, S2
-        pixels below the threshold are cloud (SCL 9), as for points. A permanent error, or
-        one that persists after the retries, is a `SourceError` naming the tile."""
+        pixels below the threshold are cloud (SCL 9), as for points. With `needs`, the pixels
+        of the acquisitions no pixel can use are not fetched (`ee_tiles.usable_meta`; counted
+        as ``ee_images_skipped``). A permanent error, or one that persists after the retries,
+        is a `SourceError` naming the tile."""
         first = dt.date.fromisoformat(start) if start else self.start
         last = (dt.date.fromisoformat(end) if end else self.end) + dt.timedelta(days=1)
         cs_plus = self.cs_threshold is not None
@@ -106,6 +110,13 @@ class EarthEngineSource:
             for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
                 expr = ee_tiles.metadata_expression(sensor, tile, first, last)
                 meta[sensor] = ee_tiles.sort_meta(list(ee_requests.fetch_pages(expr, self.page_size, self._send)))
+            if needs is not None:
+                n_images = len(meta[bands.SENSOR_S2]) + len(meta[bands.SENSOR_S1])
+                meta[bands.SENSOR_S2], meta[bands.SENSOR_S1] = ee_tiles.usable_meta(
+                    meta[bands.SENSOR_S2], meta[bands.SENSOR_S1], needs)
+                self.counters.inc("ee_images_skipped",
+                                  n_images - len(meta[bands.SENSOR_S2]) - len(meta[bands.SENSOR_S1]))
+            for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):
                 ids = [str(m[ee_tiles.INDEX]) for m in meta[sensor]]
                 pixels[sensor] = {}
                 for batch in ee_tiles.id_batches(ids, tile, sensor, cs_plus):

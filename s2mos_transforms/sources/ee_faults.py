@@ -125,7 +125,8 @@ class Counters:
     Beam counters are thread-local to the DoFn's thread, so the source keeps these and the
     DoFn thread publishes their increments (`drain`)."""
 
-    NAMES = ("ee_requests", "ee_retries", "ee_splits", "ee_failed_requests", "ee_bytes", "ee_pages")
+    NAMES = ("ee_requests", "ee_retries", "ee_splits", "ee_failed_requests", "ee_bytes", "ee_pages",
+             "ee_images_skipped")
 
     def __init__(self):
         self._lock = threading.Lock()

@@ -27,7 +27,7 @@ import numpy as np
 
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
-from s2mos_transforms.sources.base import ImageStack, s2_missing
+from s2mos_transforms.sources.base import ImageStack, StackNeeds, s2_missing
 from s2mos_transforms.sources.ee_requests import (CLOUD, CS_BAND, CS_MISSING, CS_PLUS_COLLECTION, INDEX,
                                                   S1_COLLECTION, S1_SELECT, S2_COLLECTION, S2_SELECT, TIME,
                                                   acquisition_ms, cloud_score_scl, datatake)
@@ -187,6 +187,22 @@ def assemble(tile: Tile, s2_meta: list[dict], s2_pix: dict[str, np.ndarray], s1_
     s2_times = (np.array([acquisition_ms(g[0]) for g in takes], np.int64) // 1000).astype("datetime64[s]")
     return ImageStack(tile=tile, s2_times=s2_times, s2=s2, scl=scl, scene_cloud_pct=scene_cloud,
                       s1_times=_times(s1_meta), s1=s1, angle=angle)
+
+
+def usable_meta(s2_meta: list[dict], s1_meta: list[dict], needs: StackNeeds) -> tuple[list[dict], list[dict]]:
+    """The images whose pixels a map can use (`StackNeeds`), in the order given: the granules
+    of every S2 acquisition with at least one granule passing the scene filter (all of them,
+    so the first-by-index rule of `assemble` merges the same pixels), and the S1 images that
+    could pair with one of those acquisitions."""
+    takes = s2_acquisitions(s2_meta)
+    clouds = np.full((len(takes), max((len(g) for g in takes), default=0)), np.inf)
+    for k, granules in enumerate(takes):
+        clouds[k, :len(granules)] = [np.nan if m.get(CLOUD) is None else float(m[CLOUD]) for m in granules]
+    kept = [g for g, keep in zip(takes, needs.scenes(clouds)) if keep]
+    kept_ids = {str(m[INDEX]) for g in kept for m in g}
+    s2_times = (np.array([acquisition_ms(g[0]) for g in kept], np.int64) // 1000).astype("datetime64[s]")
+    s1_keep = needs.s1_dates(s2_times, _times(s1_meta))
+    return [m for m in s2_meta if str(m[INDEX]) in kept_ids], [m for m, k in zip(s1_meta, s1_keep) if k]
 
 
 def sort_meta(features: list[dict]) -> list[dict]:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
-from s2mos_transforms.sources.base import (POINTS, S2_NODATA, TILES, UTC_DTYPE, ImageStack, SamplePoint,
+from s2mos_transforms.sources.base import (POINTS, S2_NODATA, TILES, UTC_DTYPE, ImageStack, SamplePoint, StackNeeds,
                                            SourceError, SourcePlugin, utc_times)
 from s2mos_transforms.world import simulator
 from s2mos_transforms.world.presets import get_preset
@@ -139,10 +139,14 @@ class SyntheticSource:
             yield np.flatnonzero(where == k), pct
 
     # ---- tiles ---------------------------------------------------------------------------
-    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
+    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None,
+                   needs: StackNeeds | None = None) -> ImageStack:
         """The `ImageStack` of a tile: the union of the acquisitions of every orbit band that
         touches it, each pixel simulated on its own band's schedule (nodata elsewhere) and
-        given its own granule's scene cloud, so every pixel equals the point fan-out there."""
+        given its own granule's scene cloud, so every pixel equals the point fan-out there.
+        With `needs`, the scenes the scene filter drops and the S1 dates that then cannot pair
+        are not simulated (every value depends on its location and date only, so the rest
+        is the same)."""
         lons, lats = tile.pixel_centres_lonlat()
         if not self.covers(lats, lons).any():
             raise SourceError(f"tile {tile.name} is outside the '{self.preset.name}' world")
@@ -151,6 +155,11 @@ class SyntheticSource:
         groups = {int(b): np.flatnonzero(band == b) for b in np.unique(band)}
         s2_sched = {b: self.world.s2_schedule(b, start, end) for b in groups}
         s1_sched = {b: self.world.s1_schedule(b, start, end) for b in groups}
+        if needs is not None:
+            for b, px in groups.items():
+                pct = np.stack([p for _, p in self._granule_clouds(loc.lat[px], loc.lon[px], s2_sched[b])], 1)
+                s2_sched[b] = s2_sched[b][np.flatnonzero(needs.scenes(pct))]
+                s1_sched[b] = s1_sched[b][np.flatnonzero(needs.s1_dates(s2_sched[b].times, s1_sched[b].times))]
         s2_times, s2_slots = _union_slots(s2_sched)
         s1_times, s1_slots = _union_slots(s1_sched)
         h = w = tile.size
