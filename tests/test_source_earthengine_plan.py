@@ -42,6 +42,7 @@ def test_dry_run_lists_the_requests_and_sends_none(fake, key_file, capsys):
         assert s["requests_per_tile"] == s["metadata_requests"] + s["pixel_requests"]
     assert s2["images_per_pixel_request"] == ee_tiles.images_per_request(Tile(32634, 0, 0, 32), bands.SENSOR_S2, True)
     assert plan["requests"] == 4 * plan["requests_per_tile"]
+    assert "upper bounds" in plan["note"] and "ee_images_skipped" in plan["note"]   # a map skips unusable images
     listed = plan["first_tiles"]
     assert len(listed) == 2 and all(t["tile"] in names for t in listed)
     for t in listed:

@@ -131,6 +131,9 @@ def plan_tiles(tiles: Sequence[Tile], n_tiles: int, start: str, end_inclusive: s
     days = (stop - first).days
     out: dict[str, Any] = {"tiles": int(n_tiles), "start": first.isoformat(), "end": last.isoformat(),
                            "cloud_score_plus": bool(cloud_score_plus),
+                           "note": "pixel requests and bytes are upper bounds: a map lists every image but "
+                                   "fetches only the scenes its scene filter keeps and the S1 images that can "
+                                   "pair with them (Beam counter ee_images_skipped)",
                            "request_bytes_max": ee_tiles.REQUEST_BYTES_MAX, "sensors": {}}
     if not tiles:
         return out
