@@ -380,3 +380,44 @@ def test_aoi_cube_maps_and_builds_like_the_world(quick_world, tmp_path):
     records = _tfrecords(str(tmp_path / "ds_syn"))
     assert len(records) == syn["calibration"] + syn["test"]
     assert sorted(_tfrecords(str(tmp_path / "ds_cube"))) == sorted(records)
+
+
+@pytest.mark.parametrize("kind", ["nc", "zarr"])
+def test_a_map_stack_is_the_whole_stack_trimmed(small, kind):
+    """predict-map's `StackNeeds` on a cube with per-pixel scene cloud: the same stack as
+    trimming the whole one (every sequence is then the same, tests/test_stack_needs.py)."""
+    from s2mos_transforms.sources.base import StackNeeds, trim_stack
+    cube = DatacubeSource(small[kind])
+    needs = StackNeeds()
+    for task in tiling.tiles_for_aoi(tiling.aoi_from_bbox(*small["bbox"]), 32)[:2]:
+        whole = cube.tile_stack(task.tile, "2018-01-01", "2019-12-31")
+        got = cube.tile_stack(task.tile, "2018-01-01", "2019-12-31", needs=needs)
+        want = trim_stack(whole, needs)
+        for f in STACK_FIELDS:
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f)
+        assert 0 < len(got.s2_times) < len(whole.s2_times) and len(got.s1_times) < len(whole.s1_times)
+
+
+def test_a_map_does_not_read_the_steps_of_cloudy_scenes(utm_tile, tmp_path, monkeypatch):
+    """With one scene cloud per time step, the steps the scene filter drops (40 %) are never
+    read, and the S1 steps are read only where an S2 step is left to pair with."""
+    from s2mos_transforms.sources.base import StackNeeds, trim_stack
+    path = str(tmp_path / "scene.nc")
+    pct = np.array([3.0, np.nan, 40.0, np.nan, 7.5], np.float32)
+    meta = _openeo_cube(path, utm_tile, extra={"scene_cloud_pct": (("t",), pct)})
+    cube = DatacubeSource(path)
+    whole = cube.tile_stack(utm_tile)
+    asked = []
+    real = cube.cube.read
+    monkeypatch.setattr(cube.cube, "read", lambda var, tsel, *a: asked.append((var, list(tsel))) or real(var, tsel, *a))
+    needs = StackNeeds()
+    got = cube.tile_stack(utm_tile, needs=needs)
+    want = trim_stack(whole, needs)
+    for f in STACK_FIELDS:
+        np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f)
+    # the cube's one time axis holds S2 and S1 steps; the S1 steps (no scene cloud: kept, then
+    # found empty of S2) are read, the 40 % scene's step never
+    s2_steps = {int(k) for v, t in asked if v in cube.cube.s2.values() for k in t}
+    cloudy = int(np.flatnonzero(pct == 40.0)[0])
+    assert s2_steps and cloudy not in s2_steps and s2_steps == set(range(len(pct))) - {cloudy}
+    assert len(whole.s2_times) == int(meta["is_s2"].sum()) == 3 and len(got.s2_times) == 2

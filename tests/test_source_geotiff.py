@@ -433,3 +433,29 @@ def test_a_bad_stack_still_maps_with_per_file_notes(exported_world, tmp_path, ca
     stack = src.tile_stack(task_tile, "2018-01-01", "2019-12-31")
     assert np.datetime64(bad[2].rstrip("Z"), "s") not in stack.s2_times
     assert any(("truncated.tif" in n) or n.startswith(f"S2 {bad[2]} {bad[5]}: read failed") for n in src.notes)
+
+
+@pytest.mark.slow
+def test_a_map_reads_only_the_files_its_pixels_can_use(exported_world, monkeypatch):
+    """With predict-map's `StackNeeds` the files of scenes the scene filter drops, and of S1
+    acquisitions with no scene left to pair with, are never opened; the stack is the whole
+    one trimmed (a tile across two orbit bands and two granules)."""
+    from s2mos_transforms.grid import tile_containing
+    from s2mos_transforms.sources import raster_read
+    from s2mos_transforms.sources.base import StackNeeds, trim_stack
+    x, y = lonlat_to_xy(32632, 9.0, 48.5035)
+    tile = tile_containing(32632, float(x), float(y), 32)
+    reads = []
+    real = raster_read.read_onto_tile
+    monkeypatch.setattr(raster_read, "read_onto_tile", lambda path, *a, **k: reads.append(path) or real(path, *a, **k))
+    src = GeoTiffSource(str(exported_world))
+    whole = src.tile_stack(tile, "2018-01-01", "2019-12-31")
+    n_whole = len(reads)
+    reads.clear()
+    needs = StackNeeds()
+    got = src.tile_stack(tile, "2018-01-01", "2019-12-31", needs=needs)
+    want = trim_stack(whole, needs)
+    for name in ("s2_times", "s2", "scl", "scene_cloud_pct", "s1_times", "s1", "angle"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    assert 0 < len(got.s2_times) < len(whole.s2_times) / 2 and 0 < len(got.s1_times) < len(whole.s1_times) / 2
+    assert 0 < len(reads) < n_whole / 2

@@ -28,7 +28,7 @@ from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile, lonlat_to_xy
 from s2mos_transforms.sources import _cube_layout as cl
 from s2mos_transforms.sources.base import (POINTS, S2_NODATA, TILES, ImageStack, SamplePoint, SourceError,
-                                           SourcePlugin)
+                                           SourcePlugin, StackNeeds, trim_stack)
 
 POINT_BLOCK = 64            # points read together: their rows × cols × times stay small
 PAD = 2                     # source pixels read around a reprojected tile (bilinear kernel)
@@ -160,11 +160,25 @@ class DatacubeSource:
         return [pd.DataFrame(s2), pd.DataFrame(s1f)]
 
     # ---- tiles ---------------------------------------------------------------------------
-    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
+    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None,
+                   needs: StackNeeds | None = None) -> ImageStack:
         """The tile's `ImageStack`: the cube's acquisitions with data on the tile, sliced or
-        reprojected onto its grid; pixels outside the cube are nodata."""
+        reprojected onto its grid; pixels outside the cube are nodata. With `needs` and a
+        scene cloud per time step, the steps the scene filter drops and the S1 steps with no
+        S2 step left to pair with are not read (then trimmed exactly, `trim_stack`)."""
         c = self.cube
         t2, t1 = _in_range(c.s2_times, start, end), _in_range(c.s1_times, start, end)
+        if needs is not None:
+            if c.cloud is not None and len(c.ds[c.cloud].dims) == 1:
+                per_time = cl.cloud_pct(c.read_times(c.cloud, t2), c.attrs(c.cloud))
+                t2 = t2[needs.scenes(np.asarray(per_time, np.float64)[:, None])]
+            t1 = t1[needs.s1_dates(c.s2_times[t2], c.s1_times[t1])]
+            return trim_stack(self._stack(tile, t2, t1), needs)
+        return self._stack(tile, t2, t1)
+
+    def _stack(self, tile: Tile, t2: np.ndarray, t1: np.ndarray) -> ImageStack:
+        """The stack of the S2 steps `t2` and S1 steps `t1` (indices, time order) on the tile."""
+        c = self.cube
         h = w = tile.size
         if self._same_grid(tile):
             dn, scl, cloud, s1 = self._sliced(tile, t2, t1)

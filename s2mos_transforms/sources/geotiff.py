@@ -30,7 +30,7 @@ from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
 from s2mos_transforms.sources import raster_read
 from s2mos_transforms.sources.base import (POINTS, S2_NODATA, TILES, UTC_DTYPE, ImageStack, SamplePoint,
-                                           SourceError, SourcePlugin)
+                                           SourceError, SourcePlugin, StackNeeds)
 from s2mos_transforms.sources.stack_index import SCL, Acquisition, load_stack
 
 # SCL given to the pixels of an acquisition that has no SCL file (when others have one):
@@ -174,28 +174,48 @@ class GeoTiffSource:
             return None
 
     # ---- tiles ---------------------------------------------------------------------------
-    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None) -> ImageStack:
-        """Every acquisition touching the tile, resampled onto its grid (`ImageStack`)."""
+    def tile_stack(self, tile: Tile, start: str | None = None, end: str | None = None,
+                   needs: StackNeeds | None = None) -> ImageStack:
+        """Every acquisition touching the tile, resampled onto its grid (`ImageStack`). With
+        `needs`, the files of S2 scenes the scene filter drops (their index's scene_cloud_pct)
+        and of S1 acquisitions with no S2 scene left to pair with are not read."""
         import rasterio
         with rasterio.Env():                      # one GDAL environment for every file read
-            s2_slots, s1_slots = self._read_tile(tile, start, end)
+            s2_slots, s1_slots = self._read_tile(tile, start, end, needs)
         return self._assemble(tile, s2_slots, s1_slots, start, end)
 
-    def _read_tile(self, tile: Tile, start, end) -> tuple[list, list]:
-        s2_slots, s1_slots = [], []
-        for k in self._selected(start, end):
+    def _read_tile(self, tile: Tile, start, end, needs: StackNeeds | None = None) -> tuple[list, list]:
+        selected = self._selected(start, end)
+        s2_slots = [s for s in self._read_slots(tile, selected, bands.SENSOR_S2, needs) if s[2].any()]
+        if needs is not None:                     # S1 can pair only with the S2 scenes left
+            times = np.array([a.time for a in self.acquisitions], "datetime64[s]")
+            s1 = [k for k in selected if self.acquisitions[k].sensor == bands.SENSOR_S1]
+            pairable = needs.s1_dates(np.array([a.time for a, *_ in s2_slots], "datetime64[s]"), times[s1])
+            selected = [k for k, ok in zip(s1, pairable) if ok]
+        s1_slots = [s for s in self._read_slots(tile, selected, bands.SENSOR_S1) if np.isfinite(s[1]).any()]
+        return s2_slots, s1_slots
+
+    def _read_slots(self, tile: Tile, selected: list[int], sensor: str, needs: StackNeeds | None = None) -> list:
+        """The `sensor` acquisitions of `selected` that touch the tile, read onto its grid; with
+        `needs`, S2 scenes the scene filter drops are not read."""
+        slots = []
+        for k in selected:
             acq, usable = self.acquisitions[k], self._usable[k]
+            if acq.sensor != sensor:
+                continue
+            if needs is not None and not needs.scenes([[acq.scene_cloud_pct]])[0]:
+                continue
             try:
                 if not any(raster_read.touches(v[0], tile) for v in usable.values()):
                     continue
-                if acq.sensor == bands.SENSOR_S2:
-                    s2_slots.append((acq, *self._s2_on_tile(usable, tile)))
+                if sensor == bands.SENSOR_S2:
+                    slots.append((acq, *self._s2_on_tile(usable, tile)))
                 else:
-                    s1_slots.append((acq, self._s1_on_tile(usable, tile)))
+                    slots.append((acq, self._s1_on_tile(usable, tile)))
             except Exception as err:  # noqa: BLE001 — one bad file never fails the tile
                 self._note(f"{acq.label}: read failed ({str(err).splitlines()[0]}), acquisition skipped",
                            logging.WARNING)
-        return [s for s in s2_slots if s[2].any()], [s for s in s1_slots if np.isfinite(s[1]).any()]
+        return slots
 
     def _assemble(self, tile: Tile, s2_slots: list, s1_slots: list, start, end) -> ImageStack:
         """The slots read from the files → the `ImageStack` (nodata where not covered)."""
