@@ -33,11 +33,12 @@ BLOCK_CELLS = 4096
 
 # End-to-end cost of one AOI pixel, in core-seconds: source + masks/sequences + fast-path
 # inference. Measured by `python benchmarks/bench_map.py` (quick AOI, 4 tiles of 128 px,
-# 36 288 AOI pixels, untrained 5-bag paper CNN, 2-core container): source (the embedded
-# world's simulator) 20.4 s + sequences 4.1 s + inference 2.64 core-s = 27.1 core-s, i.e.
-# 7.5e-4 core-s per pixel (≈ 1 340 px/s per core). On real data the source's reads replace
-# the simulator's 20.4 s, the largest part.
-CORE_SECONDS_PER_PIXEL = 7.5e-4
+# 36 288 AOI pixels, untrained 5-bag paper CNN, 2-core container beside a training job;
+# session 12): source (the embedded world's simulator, the map's stacks: `StackNeeds`) 6.2 s +
+# sequences 0.44 s + inference 0.163 core-ms × 34 840 pixels = 12.3 core-s, i.e. 3.4e-4
+# core-s per pixel (≈ 2 900 px/s per core). On real data the source's reads replace the
+# simulator's 6.2 s, about half of it.
+CORE_SECONDS_PER_PIXEL = 3.4e-4
 # COG bytes over the raw 3 × float32 (12 B) per AOI pixel: DEFLATE + floating-point predictor,
 # overviews included. Measured on the quick AOI (`predict-map --preset quick --tile-size 128`,
 # 3-bag CNN): 4 tiles, 0.61–0.74 per tile, 0.71 overall (8.5 B per pixel); the mostly-full tiles
