@@ -176,7 +176,7 @@ def _spatial(values, t: int, n: int, what: str) -> np.ndarray:
     a = np.asarray(values)
     if a.ndim == 1:
         return a
-    if a.shape[0] != t or a[0].size != n:
+    if a.shape[0] != t or int(np.prod(a.shape[1:], dtype=np.int64)) != n:
         raise ValueError(f"{what} must be shaped (T,) or (T, *S) like the S2 stack, got {a.shape}")
     if n and all(st == 0 for st in a.strides[1:]):
         return a.reshape(t, n)[:, 0]
@@ -242,7 +242,7 @@ def block_sequences(s2_times, s2_dn: np.ndarray, scl: np.ndarray | None, scene_c
     pi, r, values = pi[kept], r[kept], refl[kept]
     if with_s1 or series:
         s1 = np.asarray(s1_db)
-        s1 = s1.reshape(s1.shape[:2] + (-1,))
+        s1 = s1.reshape(s1.shape[:2] + (int(np.prod(s1.shape[2:], dtype=np.int64)),))
         cand = pairing.pair_candidates(t2, s1_times, config.s1_pair_max_days)
         pair = pairing.pair_elements(cand[r], s1, px[pi])
         has = pair >= 0

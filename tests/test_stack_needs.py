@@ -152,3 +152,18 @@ def test_a_256_px_tile_holds_a_fraction_of_the_whole_stack(world):
     whole = world.tile_stack(tile)
     assert _same(made, trim_stack(whole, StackNeeds()))
     assert made.nbytes < 0.35 * whole.nbytes
+
+
+@pytest.mark.parametrize("extract", [
+    sequences.ExtractConfig(thresholds=masks.MaskThresholds(scene_cloud_max=0.0)),     # no scene passes
+    sequences.ExtractConfig(s1_pair_max_days=0.0)],                                  # no S1 date can pair
+    ids=["no-scene", "no-pair"])
+def test_a_stack_left_without_dates_still_gives_the_whole_stacks_sequences(world, straddling, extract):
+    tile, whole = straddling
+    made = world.tile_stack(tile, needs=StackNeeds.of(extract))
+    assert len(made.s1_times) == 0
+    for channels in (bands.CHANNELS_S2S1, bands.CHANNELS_S2, bands.CHANNELS_SERIES):
+        want = pixels.pixel_sequences(whole, None, channels, config=extract)
+        got = pixels.pixel_sequences(made, None, channels, config=extract)
+        assert np.array_equal(got.lengths, want.lengths)
+        assert np.array_equal(got.values, want.values, equal_nan=True) and got.values.shape == want.values.shape

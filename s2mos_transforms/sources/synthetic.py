@@ -216,7 +216,7 @@ class SyntheticSource:
 
 def _flat(stack: np.ndarray) -> np.ndarray:
     """A (dates, …, pixels) view of a (dates, …, rows, cols) array, for writing into."""
-    return np.reshape(stack, stack.shape[:-2] + (-1,), copy=False)
+    return np.reshape(stack, stack.shape[:-2] + (stack.shape[-2] * stack.shape[-1],), copy=False)
 
 
 def _pixels_first(stack: np.ndarray, n: int) -> np.ndarray:
