@@ -5,7 +5,8 @@ Real files: S2 L2A at 10/20 m (one uint16 GeoTIFF per band) and S1 VV/VH dB, EPS
 onto a 10 m grid in the neighbouring zone (EPSG:32630) and at points. Bad stacks: every bad
 row or file is one note naming it, and the good files still give their values. Round trip:
 the exported world maps to the same COG values and builds the same TFRecords as
-``--source synthetic``.
+``--source synthetic``. A stack in Cloud Storage (``gs://``) reads like the same files on disk,
+over a local stand-in for Cloud Storage (tests/gcs_fake.py).
 """
 from __future__ import annotations
 
@@ -155,6 +156,57 @@ def test_real_patches_at_points_give_the_native_pixels(real_index):
     empty = src.observations([])
     assert len(empty) == 0 and list(empty.columns) == list(bands.OBS_COLUMNS)
     assert dict(empty.dtypes) == dict(obs.dtypes)
+
+
+@pytest.fixture
+def gcs(tmp_path, monkeypatch):
+    """Cloud Storage on 127.0.0.1 (tests/gcs_fake.py) serving ``tmp_path/gcs/BUCKET/…``; GDAL and
+    Beam's client pointed at it, and Beam's credential lookup settled as it ends offline (no
+    credentials: anonymous), without its 30 s of retries."""
+    from apache_beam.internal.gcp import auth
+
+    from gcs_fake import FakeGcs
+    root = tmp_path / "gcs"
+    (root / "s2mos-stacks").mkdir(parents=True)
+    server = FakeGcs(str(root))
+    for k, v in server.environment().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(auth._Credentials, "_credentials_init", True)
+    monkeypatch.setattr(auth._Credentials, "_credentials", None)
+    yield root / "s2mos-stacks", server
+    server.close()
+
+
+def test_a_stack_in_cloud_storage_reads_like_the_same_stack_on_disk(gcs, tmp_path):
+    """`--stack gs://…`: the index through Beam's GCS filesystem, the rasters through GDAL's
+    /vsigs/ (byte ranges, not whole files), over a local Cloud Storage stand-in; the tile, the
+    map's tile (`StackNeeds`) and the points equal those of the same files on disk."""
+    from s2mos_transforms.sources.base import StackNeeds
+    bucket, server = gcs
+    rows = _patch_rows()
+    for r in rows:                                      # the real files, under stack/<sensor>/
+        dest = bucket / "stack" / r["sensor"] / os.path.basename(r["path"])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(r["path"], dest)
+    _write_index(bucket / "stack" / "index.csv",
+                 [{**r, "path": f"{r['sensor']}/{os.path.basename(r['path'])}"} for r in rows])
+    local = GeoTiffSource(_write_index(tmp_path / "index.csv", rows))
+    remote = GeoTiffSource("gs://s2mos-stacks/stack/")
+    tile = _tile_in_zone_30()
+    for kw in ({}, {"needs": StackNeeds()}):
+        a, b = remote.tile_stack(tile, **kw), local.tile_stack(tile, **kw)
+        for f in ("s2_times", "s2", "scene_cloud_pct", "s1_times", "s1", "angle"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    xs, ys = np.array([567185.0, 567905.0]), np.array([4358035.0, 4357405.0])
+    lon, lat = xy_to_lonlat(32629, xs, ys)
+    pts = [SamplePoint(f"p{i}", float(a), float(o)) for i, (a, o) in enumerate(zip(lat, lon))]
+    obs_remote, obs_local = remote.observations(pts), local.observations(pts)
+    assert len(obs_remote) == 2 * 2 and obs_remote.equals(obs_local)
+    asked = server.requests
+    paths = {path for _, path, _ in asked}
+    assert "/storage/v1/b/s2mos-stacks/o/stack%2Findex.csv" in paths                 # the index: Beam's client
+    raster = [(path, rng) for _, path, rng in asked if path.startswith("/s2mos-stacks/stack/")]
+    assert raster and all(rng and rng.startswith("bytes=") for _, rng in raster)   # GDAL: ranges only
 
 
 def test_folder_convention_reads_the_bigearthnet_layout():
