@@ -158,21 +158,27 @@ def test_real_patches_at_points_give_the_native_pixels(real_index):
     assert dict(empty.dtypes) == dict(obs.dtypes)
 
 
-@pytest.fixture
-def gcs(tmp_path, monkeypatch):
-    """Cloud Storage on 127.0.0.1 (tests/gcs_fake.py) serving ``tmp_path/gcs/BUCKET/…``; GDAL and
-    Beam's client pointed at it, and Beam's credential lookup settled as it ends offline (no
+def _serve_gcs(root, monkeypatch):
+    """Cloud Storage on 127.0.0.1 (tests/gcs_fake.py) serving ``root/BUCKET/…``; GDAL and Beam's
+    client pointed at it, and Beam's credential lookup settled as it ends offline (no
     credentials: anonymous), without its 30 s of retries."""
     from apache_beam.internal.gcp import auth
 
     from gcs_fake import FakeGcs
-    root = tmp_path / "gcs"
-    (root / "s2mos-stacks").mkdir(parents=True)
     server = FakeGcs(str(root))
     for k, v in server.environment().items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(auth._Credentials, "_credentials_init", True)
     monkeypatch.setattr(auth._Credentials, "_credentials", None)
+    return server
+
+
+@pytest.fixture
+def gcs(tmp_path, monkeypatch):
+    """A bucket ``s2mos-stacks`` in a local Cloud Storage stand-in: (its folder, the server)."""
+    root = tmp_path / "gcs"
+    (root / "s2mos-stacks").mkdir(parents=True)
+    server = _serve_gcs(root, monkeypatch)
     yield root / "s2mos-stacks", server
     server.close()
 
@@ -191,7 +197,10 @@ def test_a_stack_in_cloud_storage_reads_like_the_same_stack_on_disk(gcs, tmp_pat
     _write_index(bucket / "stack" / "index.csv",
                  [{**r, "path": f"{r['sensor']}/{os.path.basename(r['path'])}"} for r in rows])
     local = GeoTiffSource(_write_index(tmp_path / "index.csv", rows))
-    remote = GeoTiffSource("gs://s2mos-stacks/stack/")
+    # the flag keeps a URI as given (a local path is made absolute for the workers)
+    options = sources.get_plugin("geotiff").options(type("Args", (), {"stack": "gs://s2mos-stacks/stack/"})())
+    assert options == {"stack": "gs://s2mos-stacks/stack/"}
+    remote = sources.create("geotiff", options)
     tile = _tile_in_zone_30()
     for kw in ({}, {"needs": StackNeeds()}):
         a, b = remote.tile_stack(tile, **kw), local.tile_stack(tile, **kw)
@@ -447,6 +456,35 @@ def test_exported_stack_maps_and_builds_like_the_synthetic_source(exported_world
     s_syn = json.loads((tmp_path / "ds_syn" / "summary.json").read_text())
     s_geo = json.loads((tmp_path / "ds_geo" / "summary.json").read_text())
     assert (s_geo["calibration"], s_geo["test"], s_geo["rejected"]) == (s_syn["calibration"], s_syn["test"], s_syn["rejected"])
+
+
+@pytest.mark.slow
+def test_a_map_from_a_stack_in_cloud_storage_equals_the_map_from_disk(exported_world, tmp_path, monkeypatch):
+    """predict-map with `--stack gs://…` (the exported stack served as a bucket by the local Cloud
+    Storage stand-in): the workers' source reads it through GDAL and Beam's client, and every
+    COG equals the one mapped from the same files on disk."""
+    bucket = exported_world.name.lower().replace("_", "-")
+    root = tmp_path / "gcs"
+    root.mkdir()
+    os.symlink(exported_world, root / bucket)
+    server = _serve_gcs(root, monkeypatch)
+    try:
+        bbox, names = fx.small_aoi_bbox(32)
+        common = ["predict-map", "--model-dir", fx.ensemble_dir(), "--bbox", *map(str, bbox), "--tile-size", "32",
+                  "--start", "2018-01-01", "--end", "2019-12-31", "--no-report", "--runner", "DirectRunner",
+                  "--source", "geotiff"]
+        assert main(common + ["--stack", str(exported_world), "--out", str(tmp_path / "disk")]) == 0
+        assert main(common + ["--stack", f"gs://{bucket}/", "--out", str(tmp_path / "gcs_map")]) == 0
+    finally:
+        server.close()
+    for name in names:
+        with rasterio.open(tmp_path / "disk" / "tiles" / f"{name}.tif") as a, \
+                rasterio.open(tmp_path / "gcs_map" / "tiles" / f"{name}.tif") as b:
+            want = a.read()
+            assert (want[0] != a.nodata).sum() > 100
+            np.testing.assert_array_equal(b.read(), want)
+    rasters = [rng for _, path, rng in server.requests if path.startswith(f"/{bucket}/") and path.endswith(".tif")]
+    assert rasters and all(rng and rng.startswith("bytes=") for rng in rasters)
 
 
 @pytest.mark.slow

@@ -323,7 +323,10 @@ def _options(args) -> dict:
     if not getattr(args, "stack", None):
         raise SourceError("the 'geotiff' source needs --stack DIR_OR_INDEX")
     import os
-    return {"stack": os.path.abspath(args.stack)}
+
+    from s2mos_transforms import fileio
+    # A local stack is made absolute (workers may run elsewhere in the tree); a URI stays as it is.
+    return {"stack": args.stack if fileio.is_remote(args.stack) else os.path.abspath(args.stack)}
 
 
 def _create(stack: str) -> GeoTiffSource:
