@@ -185,3 +185,4 @@ def test_usable_images_keep_a_datatake_whole_and_unknown_cloud():
     assert [m["index"] for m in kept_s1] == ["S1A_1", "S1A_11"]
     kept_s2, kept_s1 = ee_tiles.usable_meta(s2, s1, StackNeeds(scene_cloud_max=3.0, s1_pair_max_days=2.0))
     assert kept_s2 == [s2[3]] and [m["index"] for m in kept_s1] == ["S1A_11"]
+    assert ee_tiles.usable_meta([], s1, StackNeeds()) == ([], [])          # no S2 image: nothing to pair

@@ -108,6 +108,11 @@ def test_trimming_judges_a_scene_on_the_pixels_it_covers():
     assert len(loose.s2_times) == 3 and np.array_equal(loose.s1_times, stack.s1_times[[0, 1, 3]])
     narrow = trim_stack(stack, StackNeeds(s1_pair_max_days=0.9))
     assert np.array_equal(narrow.s1_times, stack.s1_times[[0]])
+    # nothing left, then nothing to trim: empty stacks pass through
+    empty = trim_stack(stack, StackNeeds(scene_cloud_max=0.0))
+    assert len(empty.s2_times) == 1 and len(empty.s1_times) == 1                 # slot 2: unknown cloud
+    none = trim_stack(stack.select([], []), StackNeeds())
+    assert none.s2.shape == (0, len(bands.S2_BANDS), 2, 2) and none.s1.shape == (0, 2, 2, 2)
 
 
 def test_a_one_scene_stack_stays_a_view_when_trimmed():

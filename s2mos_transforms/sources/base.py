@@ -120,7 +120,6 @@ class ImageStack:
         arrays = (self.s2, self.scl, self.s1, self.scene_cloud_pct, self.angle)
         return int(sum(_held_bytes(a) for a in arrays if a is not None))
 
-
     def select(self, s2_slots: np.ndarray, s1_slots: np.ndarray) -> "ImageStack":
         """The stack of the S2 and S1 slots given (indices, ascending), in a new stack."""
         s2_slots, s1_slots = np.asarray(s2_slots, np.int64), np.asarray(s1_slots, np.int64)
@@ -159,7 +158,7 @@ class StackNeeds:
         when any of its scenes passes the scene filter."""
         from s2mos_transforms import masks
         pct = np.asarray(scene_cloud_pct, np.float64)
-        pct = pct.reshape(pct.shape[0], -1)
+        pct = pct.reshape(pct.shape[0], int(np.prod(pct.shape[1:], dtype=np.int64)))
         return masks.scene_mask(pct, self.scene_cloud_max).any(axis=1)
 
     def s1_dates(self, s2_times, s1_times) -> np.ndarray:
