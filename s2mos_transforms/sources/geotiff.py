@@ -188,9 +188,9 @@ class GeoTiffSource:
         selected = self._selected(start, end)
         s2_slots = [s for s in self._read_slots(tile, selected, bands.SENSOR_S2, needs) if s[2].any()]
         if needs is not None:                     # S1 can pair only with the S2 scenes left
-            times = np.array([a.time for a in self.acquisitions], "datetime64[s]")
             s1 = [k for k in selected if self.acquisitions[k].sensor == bands.SENSOR_S1]
-            pairable = needs.s1_dates(np.array([a.time for a, *_ in s2_slots], "datetime64[s]"), times[s1])
+            pairable = needs.s1_dates(np.array([a.time for a, *_ in s2_slots], "datetime64[s]"),
+                                      np.array([self.acquisitions[k].time for k in s1], "datetime64[s]"))
             selected = [k for k, ok in zip(s1, pairable) if ok]
         s1_slots = [s for s in self._read_slots(tile, selected, bands.SENSOR_S1) if np.isfinite(s[1]).any()]
         return s2_slots, s1_slots

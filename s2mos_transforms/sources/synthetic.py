@@ -155,11 +155,13 @@ class SyntheticSource:
         groups = {int(b): np.flatnonzero(band == b) for b in np.unique(band)}
         s2_sched = {b: self.world.s2_schedule(b, start, end) for b in groups}
         s1_sched = {b: self.world.s1_schedule(b, start, end) for b in groups}
+        clouds = {b: list(self._granule_clouds(loc.lat[px], loc.lon[px], s2_sched[b])) for b, px in groups.items()}
         if needs is not None:
-            for b, px in groups.items():
-                pct = np.stack([p for _, p in self._granule_clouds(loc.lat[px], loc.lon[px], s2_sched[b])], 1)
-                s2_sched[b] = s2_sched[b][np.flatnonzero(needs.scenes(pct))]
+            for b in groups:
+                kept = np.flatnonzero(needs.scenes(np.stack([pct for _, pct in clouds[b]], 1)))
+                s2_sched[b] = s2_sched[b][kept]
                 s1_sched[b] = s1_sched[b][np.flatnonzero(needs.s1_dates(s2_sched[b].times, s1_sched[b].times))]
+                clouds[b] = [(rows, pct[kept]) for rows, pct in clouds[b]]
         s2_times, s2_slots = _union_slots(s2_sched)
         s1_times, s1_slots = _union_slots(s1_sched)
         h = w = tile.size
@@ -187,16 +189,17 @@ class SyntheticSource:
         for b, slots in s1_slots.items():
             angle[slots] = s1_sched[b].angle
         return ImageStack(tile=tile, s2_times=s2_times, s2=s2, scl=scl,
-                          scene_cloud_pct=self._tile_clouds(loc, groups, s2_sched, s2_slots, t2, h, w),
+                          scene_cloud_pct=self._tile_clouds(groups, clouds, s2_slots, t2, h, w),
                           s1_times=s1_times, s1=s1, angle=angle)
 
-    def _tile_clouds(self, loc: Locations, groups: dict, s2_sched: dict, s2_slots: dict,
-                     t2: int, h: int, w: int) -> np.ndarray:
-        """Per-pixel scene cloud (T2, H, W): each pixel's granule on its band's dates, NaN on
-        the other bands' dates. One scene over the whole tile: a broadcast view, no copy."""
+    @staticmethod
+    def _tile_clouds(groups: dict, clouds: dict, s2_slots: dict, t2: int, h: int, w: int) -> np.ndarray:
+        """Per-pixel scene cloud (T2, H, W) from each band's granule clouds (`_granule_clouds`
+        on its dates): each pixel's granule on its band's dates, NaN on the other bands' dates.
+        One scene over the whole tile: a broadcast view, no copy."""
         parts = []
         for b, px in groups.items():
-            for rows, pct in self._granule_clouds(loc.lat[px], loc.lon[px], s2_sched[b]):
+            for rows, pct in clouds[b]:
                 parts.append((s2_slots[b], px[rows], pct))
         if len(parts) == 1 and parts[0][1].size == h * w:
             slots, _, pct = parts[0]
