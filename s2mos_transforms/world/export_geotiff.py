@@ -155,29 +155,33 @@ class _StackWriter:
             ds.write(data, window=window)
 
     def write_tile(self, stack) -> None:
+        import rasterio
         from rasterio.windows import Window
         t = stack.tile
         window = Window(int(round((t.x_min - self.x0) / 10.0)), int(round((self.y1 - t.y_max) / 10.0)), t.size, t.size)
-        s2_scene, s1_scene = _scene_keys(stack)
+        (s2_names, s2_code), (s1_names, s1_code) = (np.unique(k, return_inverse=True) for k in _scene_keys(stack))
+        s2_code, s1_code = s2_code.reshape(t.size, t.size), s1_code.reshape(t.size, t.size)
         missing = s2_missing(stack.s2, stack.scl)
-        for j, time in enumerate(stack.s2_times):
-            for scene in np.unique(s2_scene[~missing[j]]):
-                px = (s2_scene == scene) & ~missing[j]
-                pct = np.unique(stack.scene_cloud_pct[j][px])
-                meta = {"scene_cloud_pct": float(pct[0]) if pct.size == 1 else float("nan")}
-                acq = self._files(bands.SENSOR_S2, time, str(scene), meta)
-                refl = np.where(px[None], stack.s2[j], 0).astype(np.uint16)
-                scl = np.where(px, stack.scl[j], bands.SCL_NO_DATA).astype(np.uint8)
-                self._write(os.path.join(self.root, acq["folder"], S2_FILE), refl, window)
-                self._write(os.path.join(self.root, acq["folder"], "SCL.tif"), scl[None], window)
         covered = np.isfinite(stack.s1).all(axis=1)
-        for j, time in enumerate(stack.s1_times):
-            for scene in np.unique(s1_scene[covered[j]]):
-                px = (s1_scene == scene) & covered[j]
-                acq = self._files(bands.SENSOR_S1, time, str(scene), {"angle": float(stack.angle[j]), "unit": "dB"})
-                for k, name in enumerate(("VV.tif", "VH.tif")):
-                    data = np.where(px, stack.s1[j, k], np.nan).astype(np.float32)
-                    self._write(os.path.join(self.root, acq["folder"], name), data[None], window)
+        with rasterio.Env():                          # one GDAL environment for every file written
+            for j, time in enumerate(stack.s2_times):
+                for code in np.unique(s2_code[~missing[j]]):
+                    px = (s2_code == code) & ~missing[j]
+                    pct = np.unique(stack.scene_cloud_pct[j][px])
+                    meta = {"scene_cloud_pct": float(pct[0]) if pct.size == 1 else float("nan")}
+                    acq = self._files(bands.SENSOR_S2, time, str(s2_names[code]), meta)
+                    refl = np.where(px[None], stack.s2[j], 0).astype(np.uint16)
+                    scl = np.where(px, stack.scl[j], bands.SCL_NO_DATA).astype(np.uint8)
+                    self._write(os.path.join(self.root, acq["folder"], S2_FILE), refl, window)
+                    self._write(os.path.join(self.root, acq["folder"], "SCL.tif"), scl[None], window)
+            for j, time in enumerate(stack.s1_times):
+                for code in np.unique(s1_code[covered[j]]):
+                    px = (s1_code == code) & covered[j]
+                    acq = self._files(bands.SENSOR_S1, time, str(s1_names[code]),
+                                      {"angle": float(stack.angle[j]), "unit": "dB"})
+                    for k, name in enumerate(("VV.tif", "VH.tif")):
+                        data = np.where(px, stack.s1[j, k], np.nan).astype(np.float32)
+                        self._write(os.path.join(self.root, acq["folder"], name), data[None], window)
 
     def finish(self) -> list[dict]:
         """The index rows, one per file, in time order."""
