@@ -164,6 +164,17 @@ def write_bytes(path: str, data: bytes) -> str:
     return path
 
 
+@contextlib.contextmanager
+def open_read(path: str) -> Iterator[BinaryIO]:
+    """A binary file to read from, local or remote (streamed, not read whole)."""
+    if is_remote(path):
+        with _open_read(path) as fh:
+            yield fh
+        return
+    with open(path, "rb") as fh:
+        yield fh
+
+
 def read_bytes(path: str) -> bytes:
     if is_remote(path):
         with _open_read(path) as fh:

@@ -144,6 +144,50 @@ def test_map_level_outputs(mapped):
     assert pts["campaign"] == "drawn_in_bbox" and 0 < pts["n"] <= pts["points_in_aoi"] == 60   # draws, miss it
 
 
+def test_a_zone_over_several_blocks_gets_a_vrt_of_block_vrts(mapped, tmp_path):
+    """A continental zone's VRT mosaics block VRTs, not its tiles (`write_zone_vrt`): with
+    blocks of one tile, the 2 × 2 map's VRT points to four block VRTs and reads the same pixels,
+    geotransform and bands as the flat VRT and the mosaic."""
+    import shutil
+    from s2mos_transforms.maps import outputs
+    shutil.copytree(os.path.join(mapped, "tiles"), tmp_path / "tiles")
+    records = sorted(_manifest(mapped).values(), key=lambda r: r["tile"])
+    records.append(dict(records[0], tile="32632_0_0", col=records[0]["col"] - 1, status="empty"))
+    nested = outputs.write_zone_vrt(str(tmp_path), records, 32632, block_tiles=1)
+    flat = outputs.write_zone_vrt(str(tmp_path / "flat"), records, 32632)   # one block: the tiles
+    text = open(nested).read()
+    assert text.count("<SourceFilename") == 4 * 7 and "tiles/" not in text
+    assert sorted(os.listdir(tmp_path / "vrt" / "32632")) == sorted(
+        f"{r['col']}_{r['row']}.vrt" for r in records if r["status"] == "written")
+    assert open(flat).read().count("<SourceFilename") == 4 * 7 and 'relativeToVRT="1">tiles/' in open(flat).read()
+    shutil.copytree(tmp_path / "tiles", tmp_path / "flat" / "tiles")
+    with rasterio.open(nested) as n, rasterio.open(flat) as f, \
+            rasterio.open(os.path.join(mapped, "mosaic.tif")) as m:
+        assert n.shape == f.shape == (2 * SIZE, 3 * SIZE) and n.transform == f.transform
+        assert n.descriptions == cog.BAND_NAMES and n.nodatavals == f.nodatavals
+        both = n.read()
+        np.testing.assert_array_equal(both, f.read())
+        assert (both[:, :, :SIZE] == cog.NODATA).all()            # the empty tile's column
+        np.testing.assert_array_equal(both[:, :, SIZE:], m.read())
+
+
+def test_the_quicklook_of_a_map_without_mosaic_stops_at_its_tile_limit(mapped, tmp_path, monkeypatch):
+    """Without a mosaic the quicklook reads every tile through the zone's VRT, so a map with
+    more written tiles than `QUICKLOOK_MAX_TILES` gets none (the summary lists none)."""
+    import shutil
+    from shapely.geometry import box
+    from s2mos_transforms.maps import outputs
+    records = sorted(_manifest(mapped).values(), key=lambda r: r["tile"])
+    for limit, made in ((4, True), (3, False)):
+        out = tmp_path / f"limit{limit}"
+        shutil.copytree(os.path.join(mapped, "tiles"), out / "tiles")
+        monkeypatch.setattr(outputs, "QUICKLOOK_MAX_TILES", limit)
+        paths = outputs.finalize(str(out), records, box(*fx.small_aoi_bbox(SIZE)[0]), start="2018-01-01",
+                                 end="2019-12-31", model_dir=fx.trusted_dir(), mosaic_max_tiles=0)
+        assert paths["mosaic"] is None and len(paths["vrt"]) == 1
+        assert (paths["quicklook"] is not None) == made == (out / "quicklook.png").exists()
+
+
 def test_samples_a_model_was_recalibrated_on_are_not_scored(mapped):
     """Their corrected values are fits (kriged ones above all), not predictions: counted, not scored."""
     import shapely

@@ -32,7 +32,7 @@ def finish_map(manifest_path: str, spec: MapFinishSpec) -> dict[str, Any]:
 
     from s2mos_transforms.maps import outputs
 
-    records = outputs.read_manifest(manifest_path)
+    records = outputs.read_manifest(manifest_path, keys=outputs.FINISH_KEYS)
     return outputs.finalize(spec.out, records, wkb.loads(spec.aoi_wkb), start=spec.start, end=spec.end,
                             model_dir=spec.model_dir, mosaic_max_tiles=spec.mosaic_max_tiles,
                             seconds=round(time.time() - spec.started_at, 1), properties=spec.properties)

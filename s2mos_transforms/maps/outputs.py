@@ -1,11 +1,13 @@
 """Map-level outputs built from the per-tile COGs and the tile records.
 
 * ``tiles.jsonl``: one record per tile (written / empty / failed + reason), sorted by name.
-* ``tiles_<epsg>.vrt``: a GDAL VRT per UTM zone indexing the tiles (relative paths), always.
+* ``tiles_<epsg>.vrt``: a GDAL VRT per UTM zone indexing the tiles (relative paths), always;
+  over a large zone it indexes block VRTs (``vrt/<epsg>/``) of 32 × 32 tiles each.
 * ``mosaic.tif``: one COG over every tile of the AOI, when it lies in one zone and has at
   most ``--mosaic-max-tiles`` tiles.
-* ``quicklook.png``: clay_mean (scale bar), 90 % interval width and AOA side by side (the map
-  report adds the embedded world's true clay and the error).
+* ``quicklook.png`` (one zone, ≤ ``QUICKLOOK_MAX_TILES`` tiles): clay_mean (scale bar), 90 %
+  interval width and AOA side by side (the map report adds the embedded world's true clay and
+  the error).
 * ``map.stac.json``: a STAC Item describing the map (projection and raster extensions).
 * ``summary.json``: the counts the command prints.
 * ``map_settings.json``: what the tiles depend on (model, dates, resolution, extraction
@@ -79,13 +81,36 @@ def claim_output(out: str, settings: dict) -> None:
 
 # ------------------------------------------------------------------ manifest and summary
 
+def manifest_line(record: dict) -> tuple[str, str]:
+    """(tile name, the record's JSON line): what the manifest's one writer collects, as text
+    (a third of the memory of the dicts at a million tiles, `benchmarks/bench_finish.py`)."""
+    return record["tile"], json.dumps(record, sort_keys=True) + "\n"
+
+
+def write_manifest_lines(lines: Iterable[tuple[str, str]], path: str) -> str:
+    """``tiles.jsonl`` from `manifest_line` pairs, sorted by tile name, written line by line."""
+    with fileio.open_write(path) as fh:
+        for _, line in sorted(lines):
+            fh.write(line.encode("utf-8"))
+    return path
+
+
 def write_manifest(records: Iterable[dict], path: str) -> str:
-    rows = sorted(records, key=lambda r: r["tile"])
-    return fileio.write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return write_manifest_lines(map(manifest_line, records), path)
 
 
-def read_manifest(path: str) -> list[dict]:
-    return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
+FINISH_KEYS = ("tile", "epsg", "col", "row", "size", "res", "status", "reused", "n_valid", "reason")
+
+
+def read_manifest(path: str, keys: Sequence[str] | None = None) -> list[dict]:
+    """The tile records of ``tiles.jsonl``, read line by line (a continent's is ≈ 300 MB);
+    with `keys`, only those fields (`FINISH_KEYS`: what `finalize` uses, a third of the
+    memory of whole records at a million tiles)."""
+    with fileio.open_read(path) as fh:
+        rows = (json.loads(line) for line in iter(fh.readline, b"") if line.strip())
+        if keys is None:
+            return list(rows)
+        return [{k: r[k] for k in keys if k in r} for r in rows]
 
 
 def summarize(records: Sequence[dict]) -> dict:
@@ -132,36 +157,76 @@ def tile_relpath(record: dict) -> str:
     return f"tiles/{record['tile']}.tif"
 
 
-def build_vrt(records: Sequence[dict], epsg: int) -> str:
-    """VRT XML over the written tiles of one zone (paths relative to the output directory)."""
+QUICKLOOK_MAX_TILES = 4096  # the quicklook reads every tile's overview: at most this many
+VRT_BLOCK_TILES = 32     # a zone's VRT over more than 32 × 32 tiles indexes block VRTs instead
+VRT_DIR = "vrt"
+VRT_SOURCE_BLOCK = 128   # GDAL's block size of a VRT band that states none (a block VRT's)
+
+
+def _vrt_xml(epsg: int, x0: float, y1: float, width: int, height: int, res: float,
+             sources: Sequence[tuple[str, int, int, int, int, int]]) -> str:
+    """VRT XML of every map band; `sources`: (path relative to the VRT, x offset, y offset,
+    width, height, block size) of the datasets it mosaics, each with the map's bands."""
     from rasterio.crs import CRS
 
-    c0, c1, r0, r1, size, res = _grid_extent(records)
-    span = size * res
-    width, height = (c1 - c0 + 1) * size, (r1 - r0 + 1) * size
     srs = CRS.from_epsg(epsg).to_wkt().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
              f"  <SRS>{srs}</SRS>",
-             f"  <GeoTransform>{c0 * span!r}, {res!r}, 0.0, {(r1 + 1) * span!r}, 0.0, {-res!r}</GeoTransform>"]
-    written = [r for r in records if r["status"] == "written"]
+             f"  <GeoTransform>{x0!r}, {res!r}, 0.0, {y1!r}, 0.0, {-res!r}</GeoTransform>"]
     for b, name in enumerate(cog.BAND_NAMES, start=1):
         lines += [f'  <VRTRasterBand dataType="Float32" band="{b}">',
                   f"    <Description>{name}</Description>",
                   f"    <NoDataValue>{cog.NODATA!r}</NoDataValue>"]
-        for r in written:
-            xoff, yoff = (r["col"] - c0) * size, (r1 - r["row"]) * size
+        for path, xoff, yoff, w, h, block in sources:
             lines += ["    <ComplexSource>",
-                      f'      <SourceFilename relativeToVRT="1">{tile_relpath(r)}</SourceFilename>',
+                      f'      <SourceFilename relativeToVRT="1">{path}</SourceFilename>',
                       f"      <SourceBand>{b}</SourceBand>",
-                      f'      <SourceProperties RasterXSize="{size}" RasterYSize="{size}" DataType="Float32" '
-                      f'BlockXSize="{cog.block_size(size)}" BlockYSize="{cog.block_size(size)}" />',
-                      f'      <SrcRect xOff="0" yOff="0" xSize="{size}" ySize="{size}" />',
-                      f'      <DstRect xOff="{xoff}" yOff="{yoff}" xSize="{size}" ySize="{size}" />',
+                      f'      <SourceProperties RasterXSize="{w}" RasterYSize="{h}" DataType="Float32" '
+                      f'BlockXSize="{block}" BlockYSize="{block}" />',
+                      f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}" />',
+                      f'      <DstRect xOff="{xoff}" yOff="{yoff}" xSize="{w}" ySize="{h}" />',
                       f"      <NODATA>{cog.NODATA!r}</NODATA>",
                       "    </ComplexSource>"]
         lines.append("  </VRTRasterBand>")
     lines.append("</VRTDataset>")
     return "\n".join(lines) + "\n"
+
+
+def build_vrt(records: Sequence[dict], epsg: int, prefix: str = "") -> str:
+    """VRT XML over the written tiles of one zone (paths relative to the output directory, or
+    to `prefix` under it), spanning every record's tile."""
+    c0, c1, r0, r1, size, res = _grid_extent(records)
+    span = size * res
+    sources = [(prefix + tile_relpath(r), (r["col"] - c0) * size, (r1 - r["row"]) * size, size, size,
+                cog.block_size(size)) for r in records if r["status"] == "written"]
+    return _vrt_xml(epsg, c0 * span, (r1 + 1) * span, (c1 - c0 + 1) * size, (r1 - r0 + 1) * size, res, sources)
+
+
+def write_zone_vrt(out: str, records: Sequence[dict], epsg: int, block_tiles: int = VRT_BLOCK_TILES) -> str:
+    """``tiles_<epsg>.vrt`` over the written tiles of one zone. When they span more than one
+    block of ``block_tiles`` × ``block_tiles`` tiles, it mosaics one VRT per block
+    (``vrt/<epsg>/<block col>_<block row>.vrt``) instead of the tiles: a VRT over a zone of a
+    continent (≈ 160 000 tiles) would be ≈ 460 MB of XML that every reader parses whole, the
+    block VRTs are ≈ 3 MB each, and GDAL opens only those a read touches."""
+    out = out.rstrip("/")
+    blocks: dict[tuple[int, int], list[dict]] = {}
+    for r in records:
+        blocks.setdefault((r["col"] // block_tiles, r["row"] // block_tiles), []).append(r)
+    blocks = {k: v for k, v in blocks.items() if any(r["status"] == "written" for r in v)}
+    path = f"{out}/tiles_{epsg}.vrt"
+    if len(blocks) <= 1:
+        return fileio.write_text(path, build_vrt(records, epsg))
+    c0, c1, r0, r1, size, res = _grid_extent(records)
+    span = size * res
+    sources = []
+    for (bc, br), recs in sorted(blocks.items()):
+        rel = f"{VRT_DIR}/{epsg}/{bc}_{br}.vrt"
+        fileio.write_text(f"{out}/{rel}", build_vrt(recs, epsg, prefix="../../"))
+        b0, b1, q0, q1, _, _ = _grid_extent(recs)
+        sources.append((rel, (b0 - c0) * size, (r1 - q1) * size, (b1 - b0 + 1) * size, (q1 - q0 + 1) * size,
+                        VRT_SOURCE_BLOCK))
+    return fileio.write_text(path, _vrt_xml(epsg, c0 * span, (r1 + 1) * span, (c1 - c0 + 1) * size,
+                                            (r1 - r0 + 1) * size, res, sources))
 
 
 def write_mosaic(out: str, records: Sequence[dict], epsg: int) -> str:
@@ -335,7 +400,8 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
 # ------------------------------------------------------------------ everything at the end
 
 def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
-             mosaic_max_tiles: int = 64, seconds: float | None = None, properties: dict | None = None) -> dict:
+             mosaic_max_tiles: int = 64, seconds: float | None = None, properties: dict | None = None,
+             vrt_block_tiles: int = VRT_BLOCK_TILES) -> dict:
     """Write VRT(s), mosaic (small AOIs), quicklook, STAC Item and summary; return their paths."""
     out = out.rstrip("/")
     groups = _by_epsg(records)
@@ -343,12 +409,12 @@ def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model
     vrts: dict[int, str] = {}
     for epsg, recs in groups.items():
         if any(r["status"] == "written" for r in recs):
-            vrts[epsg] = fileio.write_text(f"{out}/tiles_{epsg}.vrt", build_vrt(recs, epsg))
+            vrts[epsg] = write_zone_vrt(out, recs, epsg, vrt_block_tiles)
     mosaic = None
     if written and len(groups) == 1 and len(records) <= mosaic_max_tiles:
         mosaic = write_mosaic(out, records, next(iter(groups)))
     ql = None
-    if mosaic or len(vrts) == 1:
+    if mosaic or (len(vrts) == 1 and len(written) <= QUICKLOOK_MAX_TILES):
         src = mosaic or next(iter(vrts.values()))
         ql = quicklook(src, f"{out}/{QUICKLOOK}", title=f"clay_mean (%), {start} … {end}")
     item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql, properties)

@@ -243,7 +243,7 @@ class WriteCOGs(beam.PTransform):
 
 
 class WriteManifest(beam.PTransform):
-    """Record PCollections → one sorted tiles.jsonl."""
+    """Record PCollections → one sorted tiles.jsonl (collected as JSON lines, not dicts)."""
 
     def __init__(self, path: str):
         super().__init__()
@@ -252,8 +252,9 @@ class WriteManifest(beam.PTransform):
     def expand(self, records):
         return (records
                 | "Records" >> beam.Flatten()
+                | "Lines" >> beam.Map(map_outputs.manifest_line)
                 | "All" >> beam.combiners.ToList()
-                | "Write" >> beam.Map(map_outputs.write_manifest, self.path))
+                | "Write" >> beam.Map(map_outputs.write_manifest_lines, self.path))
 
 
 class FinishMap(beam.PTransform):
