@@ -193,8 +193,8 @@ def _vrt_xml(epsg: int, x0: float, y1: float, width: int, height: int, res: floa
 
 
 def build_vrt(records: Sequence[dict], epsg: int, prefix: str = "") -> str:
-    """VRT XML over the written tiles of one zone (paths relative to the output directory, or
-    to `prefix` under it), spanning every record's tile."""
+    """VRT XML over the written tiles of one zone, spanning every record's tile; each tile's
+    path is `prefix` + ``tiles/<name>.tif``, relative to the VRT (``../../`` from a block VRT)."""
     c0, c1, r0, r1, size, res = _grid_extent(records)
     span = size * res
     sources = [(prefix + tile_relpath(r), (r["col"] - c0) * size, (r1 - r["row"]) * size, size, size,
