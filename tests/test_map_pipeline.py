@@ -144,12 +144,16 @@ def test_map_level_outputs(mapped):
     assert pts["campaign"] == "drawn_in_bbox" and 0 < pts["n"] <= pts["points_in_aoi"] == 60   # draws, miss it
 
 
-def test_a_zone_over_several_blocks_gets_a_vrt_of_block_vrts(mapped, tmp_path):
+def test_a_zone_over_several_blocks_gets_a_vrt_of_block_vrts(mapped, tmp_path, monkeypatch):
     """A continental zone's VRT mosaics block VRTs, not its tiles (`write_zone_vrt`): with
     blocks of one tile, the 2 × 2 map's VRT points to four block VRTs and reads the same pixels,
-    geotransform and bands as the flat VRT and the mosaic."""
+    geotransform and bands as the flat VRT and the mosaic — on disk, and in Cloud Storage
+    (tests/gcs_fake.py), where GDAL must resolve the block VRTs' ``../../tiles/`` itself,
+    since object names are literal."""
     import shutil
+    from gcs_fake import FakeGcs
     from s2mos_transforms.maps import outputs
+    root, tmp_path = tmp_path, tmp_path / "bkt" / "map"
     shutil.copytree(os.path.join(mapped, "tiles"), tmp_path / "tiles")
     records = sorted(_manifest(mapped).values(), key=lambda r: r["tile"])
     records.append(dict(records[0], tile="32632_0_0", col=records[0]["col"] - 1, status="empty"))
@@ -169,6 +173,17 @@ def test_a_zone_over_several_blocks_gets_a_vrt_of_block_vrts(mapped, tmp_path):
         np.testing.assert_array_equal(both, f.read())
         assert (both[:, :, :SIZE] == cog.NODATA).all()            # the empty tile's column
         np.testing.assert_array_equal(both[:, :, SIZE:], m.read())
+    server = FakeGcs(str(root))
+    try:
+        for k, v in server.environment().items():
+            monkeypatch.setenv(k, v)
+        with rasterio.open("gs://bkt/map/tiles_32632.vrt") as g:
+            np.testing.assert_array_equal(g.read(), both)
+    finally:
+        server.close()
+    asked = {path for _, path, _ in server.requests}
+    assert {f"/bkt/map/vrt/32632/{f}" for f in os.listdir(tmp_path / "vrt" / "32632")} <= asked
+    assert all(".." not in p and os.path.isfile(os.path.join(root, p.lstrip("/"))) for p in asked)
 
 
 def test_the_quicklook_of_a_map_without_mosaic_stops_at_its_tile_limit(mapped, tmp_path, monkeypatch):
