@@ -15,7 +15,11 @@ in a fresh process, so its peak RSS is its own:
    sorted, joined into one string);
 2. ``finish``: `maps.finish.finish_map` on that manifest (VRTs, STAC Item, summary);
    baseline ``finish-flat``: whole records and one flat VRT per zone over all its tiles
-   (before session 13).
+   (before session 13);
+3. ``overview``: one zone's ``overview_<epsg>.tif`` from its tiles' 8 × 8 previews (what
+   `ZoneOverviews` does on one worker after its GroupByKey), for the largest zone of Europe
+   (176 × 1 040 tiles), then the quicklook over 7 such zones reprojected (what FinishMap
+   draws for a continent). No baseline: before, a map this size had no quicklook at all.
 
 Prints seconds, peak RSS and the size of what was written, and the ratios.
 """
@@ -32,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-STEPS = ("manifest-dicts", "manifest", "finish-flat", "finish")   # baseline, then now, per step
+STEPS = ("manifest-dicts", "manifest", "finish-flat", "finish", "overview")   # baseline, then now, per step
 EUROPE_TILES = 1_093_871         # predict-map --dry-run --bbox -9 36 27 60 (docs/maps.md)
 
 
@@ -63,13 +67,30 @@ def step(args) -> dict:
 
     from s2mos_transforms import fileio
     from s2mos_transforms.maps import finish, outputs
-    t0, opened = time.perf_counter(), None
+    t0, opened, extra = time.perf_counter(), None, {}
     out = os.path.join(args.out, args.step)
     manifest = os.path.join(args.out, outputs.MANIFEST)
     if args.step == "manifest":
         lines = [outputs.manifest_line(r) for r in fake_records(args.zones, args.tiles_per_zone)]
         outputs.write_manifest_lines(lines, manifest)      # as WriteManifest: one list of lines
         written = {"tiles.jsonl": os.path.getsize(manifest)}
+    elif args.step == "overview":
+        import numpy as np
+        from s2mos_transforms.maps import overview
+        rng = np.random.default_rng(0)
+        cols, rows, px = 176, 1040, overview.OVERVIEW_PX
+        cell = rng.uniform(5, 60, (len(outputs.cog.BAND_NAMES), px, px)).astype(np.float32)
+        paths = []
+        for z in range(args.zones):
+            paths.append(overview.write_zone_overview(
+                out, 32629 + z, ((300 + c, 3_500 + r, cell) for r in range(rows) for c in range(cols)), 256, 10.0))
+            if z == 0:
+                extra["one zone's overview"] = f"{time.perf_counter() - t0:.1f} s"
+        t1 = time.perf_counter()
+        merged = overview.geographic_mosaic(paths, os.path.join(out, "merged.tif"))
+        outputs.quicklook(merged, os.path.join(out, "quicklook.png"))
+        extra["quicklook over the zones"] = f"{time.perf_counter() - t1:.1f} s"
+        written = {"overview_32629.tif": os.path.getsize(paths[0])}
     elif args.step == "manifest-dicts":
         records = sorted(fake_records(args.zones, args.tiles_per_zone), key=lambda r: r["tile"])
         path = os.path.join(out, outputs.MANIFEST)
@@ -98,7 +119,7 @@ def step(args) -> dict:
     if opened is None:
         seconds, peak = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"step": args.step, "seconds": round(seconds - t0, 1), "peak_rss_mib": round(peak),
-            "open_zone_vrt_s": opened,
+            "open_zone_vrt_s": opened, "extra": extra,
             "written_mb": {k: round(v / 1e6, 1) for k, v in sorted(written.items())}}
 
 
@@ -122,7 +143,8 @@ def main() -> None:
                                                        text=True).stdout.splitlines()[-1])
             print(f"  {name:15s} {r['seconds']:7.1f} s, peak RSS {r['peak_rss_mib']:6,} MiB, "
                   f"written: {', '.join(f'{k} {v:,} MB' for k, v in r['written_mb'].items())}"
-                  + (f"; opening one zone's VRT: {r['open_zone_vrt_s']} s" if r["open_zone_vrt_s"] is not None else ""))
+                  + (f"; opening one zone's VRT: {r['open_zone_vrt_s']} s" if r["open_zone_vrt_s"] is not None else "")
+                  + "".join(f"; {k}: {v}" for k, v in r["extra"].items()))
         for now, before in (("manifest", "manifest-dicts"), ("finish", "finish-flat")):
             a, b = runs[now], runs[before]
             print(f"  {now} vs {before}: time ×{a['seconds'] / max(b['seconds'], 1e-9):.2f}, "

@@ -253,7 +253,7 @@ def _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head: s
         report = map_report.report(config.out, records, source, aoi, config.min_obs)
         map_report.write(report, config.out)
         print(map_report.format_report(report))
-    for key in ("mosaic", "vrt", "quicklook", "stac_item", "manifest"):
+    for key in ("mosaic", "vrt", "overview", "quicklook", "stac_item", "manifest"):
         if outputs.get(key):
             paths = outputs[key] if isinstance(outputs[key], list) else [outputs[key]]
             print(f"  {key}: {', '.join(paths)}")

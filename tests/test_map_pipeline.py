@@ -203,6 +203,76 @@ def test_the_quicklook_of_a_map_without_mosaic_stops_at_its_tile_limit(mapped, t
         assert (paths["quicklook"] is not None) == made == (out / "quicklook.png").exists()
 
 
+def test_each_zone_gets_an_overview_made_on_the_workers(mapped):
+    """`ZoneOverviews`: ``overview_<epsg>.tif`` is a valid COG of every band, `OVERVIEW_PX`
+    pixels a tile side, each the average of its map pixels (exact where all are mapped), on
+    the map's grid; listed in the summary and in the STAC Item as an overview."""
+    import pystac
+    from s2mos_transforms.maps import overview
+    path = os.path.join(mapped, "overview_32632.tif")
+    assert cog.validate(path)[0]
+    px, f = overview.OVERVIEW_PX, SIZE // overview.OVERVIEW_PX
+    with rasterio.open(path) as o, rasterio.open(os.path.join(mapped, "mosaic.tif")) as m:
+        assert o.descriptions == cog.BAND_NAMES and o.shape == (2 * px, 2 * px) and o.crs == m.crs
+        assert o.transform.a == m.transform.a * f and (o.transform.c, o.transform.f) == (m.transform.c, m.transform.f)
+        ov, full = o.read(), m.read()
+    blocks = full.reshape(7, 2 * px, f, 2 * px, f)
+    whole = (blocks != cog.NODATA).all(axis=(0, 2, 4))           # cells every pixel of which is mapped
+    assert whole.sum() > 10
+    np.testing.assert_allclose(ov[:, whole], blocks.mean(axis=(2, 4))[:, whole], rtol=1e-4, atol=1e-4)
+    empty = (blocks == cog.NODATA).all(axis=(0, 2, 4))
+    assert (ov[:, empty] == cog.NODATA).all()
+    summary = json.load(open(os.path.join(mapped, "summary.json")))
+    assert summary["outputs"]["overview"] == [path]
+    asset = pystac.Item.from_file(os.path.join(mapped, "map.stac.json")).assets["overview_32632"]
+    assert asset.roles == ["overview"] and asset.extra_fields["proj:shape"] == [2 * px, 2 * px]
+
+
+def test_a_map_too_large_for_its_vrt_draws_its_quicklook_from_the_overviews(mapped, tmp_path, monkeypatch):
+    """Past `QUICKLOOK_MAX_TILES` the quicklook comes from the zone's overview; over several
+    zones from their overviews reprojected onto one longitude/latitude grid."""
+    import shutil
+    from shapely.geometry import box
+    from s2mos_transforms.maps import outputs, overview
+    records = sorted(_manifest(mapped).values(), key=lambda r: r["tile"])
+    monkeypatch.setattr(outputs, "QUICKLOOK_MAX_TILES", 1)
+    out = tmp_path / "one"
+    shutil.copytree(os.path.join(mapped, "tiles"), out / "tiles")
+    ov = shutil.copy(os.path.join(mapped, "overview_32632.tif"), out)
+    paths = outputs.finalize(str(out), records, box(*fx.small_aoi_bbox(SIZE)[0]), start="2018-01-01",
+                             end="2019-12-31", model_dir=fx.trusted_dir(), mosaic_max_tiles=0, overviews=[ov])
+    assert paths["quicklook"] and (out / "quicklook.png").read_bytes()[:4] == b"\x89PNG"
+    # A second zone: the same previews placed in the next UTM zone (their values, its grid).
+    previews = []
+    with rasterio.open(ov) as ds:
+        data = np.where(ds.read() == cog.NODATA, np.nan, ds.read())
+    px = overview.OVERVIEW_PX
+    for r in records:
+        col, row = r["col"] - min(q["col"] for q in records), r["row"] - min(q["row"] for q in records)
+        y = (1 - row) * px
+        previews.append((r["col"] - 120, r["row"], data[:, y:y + px, col * px:(col + 1) * px]))
+    other = overview.write_zone_overview(str(tmp_path / "two"), 32633, previews, SIZE, 10.0)
+    merged = overview.geographic_mosaic([ov, other], str(tmp_path / "merged.tif"), max_pixels=256)
+    with rasterio.open(merged) as m, rasterio.open(ov) as a, rasterio.open(other) as b:
+        from rasterio.warp import transform_bounds
+        assert m.crs.to_epsg() == 4326 and max(m.shape) == 256
+        wa, ea = transform_bounds(a.crs, 4326, *a.bounds)[0::2]
+        wb, eb = transform_bounds(b.crs, 4326, *b.bounds)[0::2]
+        assert m.bounds.left == pytest.approx(min(wa, wb)) and m.bounds.right == pytest.approx(max(ea, eb))
+        got = m.read(1)
+        lon = m.transform.c + (np.arange(m.width) + 0.5) * m.transform.a
+        for lo, hi in ((wa, ea), (wb, eb)):                  # each zone's pixels land in its own span
+            cols = (lon > lo) & (lon < hi)
+            assert (got[:, cols] != cog.NODATA).any()
+        assert np.nanmax(np.where(got == cog.NODATA, np.nan, got)) <= np.nanmax(data[0]) + 1e-3
+    out2 = tmp_path / "two-zones"
+    recs2 = records + [dict(r, epsg=32633, col=r["col"] - 120, tile=f"32633_{r['col'] - 120}_{r['row']}")
+                       for r in records]
+    paths = outputs.finalize(str(out2), recs2, box(*fx.small_aoi_bbox(SIZE)[0]), start="2018-01-01",
+                             end="2019-12-31", model_dir=fx.trusted_dir(), overviews=[ov, other])
+    assert paths["mosaic"] is None and paths["quicklook"] and (out2 / "quicklook.png").exists()
+
+
 def test_samples_a_model_was_recalibrated_on_are_not_scored(mapped):
     """Their corrected values are fits (kriged ones above all), not predictions: counted, not scored."""
     import shapely

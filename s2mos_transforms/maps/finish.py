@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class MapFinishSpec:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-def finish_map(manifest_path: str, spec: MapFinishSpec) -> dict[str, Any]:
-    """Read the manifest the job just wrote and write the map-level outputs; → the outputs."""
+def finish_map(manifest_path: str, spec: MapFinishSpec, overviews: Sequence[str] = ()) -> dict[str, Any]:
+    """Read the manifest the job just wrote and write the map-level outputs, with the zones'
+    overviews (`overview.py`) the job wrote beside it; → the outputs."""
     from shapely import wkb
 
     from s2mos_transforms.maps import outputs
@@ -35,7 +36,8 @@ def finish_map(manifest_path: str, spec: MapFinishSpec) -> dict[str, Any]:
     records = outputs.read_manifest(manifest_path, keys=outputs.FINISH_KEYS)
     return outputs.finalize(spec.out, records, wkb.loads(spec.aoi_wkb), start=spec.start, end=spec.end,
                             model_dir=spec.model_dir, mosaic_max_tiles=spec.mosaic_max_tiles,
-                            seconds=round(time.time() - spec.started_at, 1), properties=spec.properties)
+                            seconds=round(time.time() - spec.started_at, 1), properties=spec.properties,
+                            overviews=sorted(overviews))
 
 
 def read_outputs(out: str) -> dict[str, Any]:

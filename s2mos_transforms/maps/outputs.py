@@ -269,7 +269,10 @@ def read_decimated(path: str, max_pixels: int = 1024) -> tuple[dict[str, np.ma.M
         data = {name: ds.read(i, out_shape=shape, masked=True) if i <= ds.count else
                 np.ma.masked_all(shape, np.float32)
                 for i, name in enumerate(cog.BAND_NAMES, start=1)}
-        return data, float(ds.res[0]) * ds.width / shape[1]
+        metres = 1.0
+        if ds.crs is not None and ds.crs.is_geographic:     # degrees of longitude at mid-latitude
+            metres = 111_320.0 * math.cos(math.radians((ds.bounds.bottom + ds.bounds.top) / 2))
+        return data, float(ds.res[0]) * metres * ds.width / shape[1]
 
 
 def _decimate(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -345,7 +348,8 @@ def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None 
 # ------------------------------------------------------------------ STAC
 
 def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
-              mosaic: str | None, vrts: dict[int, str], ql: str | None, properties: dict | None = None) -> dict:
+              mosaic: str | None, vrts: dict[int, str], ql: str | None, properties: dict | None = None,
+              overviews: Sequence[str] = ()) -> dict:
     """A STAC Item of the map (projection + raster extensions) as a dict; `properties` are
     added to the item's (the map's settings, extraction included)."""
     import datetime as dt
@@ -362,24 +366,29 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
         properties={"title": "Topsoil clay content (S2MoS)", "s2mos:model_dir": model_dir,
                     "s2mos:tiles": summarize(records) | {"failures": None}, **trust_properties(model_dir),
                     **(properties or {})})
-    bands_meta = []
-    for n in cog.BAND_NAMES:
-        b = RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=BAND_UNITS[n],
-                              spatial_resolution=_grid_extent(records)[5] if records else PIXEL_SIZE_M)
-        b.properties.update(name=n, description=BAND_DESCRIPTIONS[n])
-        bands_meta.append(b)
+    def bands_meta(resolution: float) -> list:
+        out = []
+        for n in cog.BAND_NAMES:
+            b = RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=BAND_UNITS[n],
+                                  spatial_resolution=resolution)
+            b.properties.update(name=n, description=BAND_DESCRIPTIONS[n])
+            out.append(b)
+        return out
 
-    def add_raster(key: str, href: str, title: str, epsg: int, recs: Sequence[dict], media: str):
+    def add_raster(key: str, href: str, title: str, epsg: int, recs: Sequence[dict], media: str,
+                   px: int | None = None, roles: Sequence[str] = ("data",)):
+        """An asset over the grid of `recs`' tiles, `px` pixels a tile side (default: full)."""
         c0, c1, r0, r1, size, res = _grid_extent(recs)
         span = size * res
-        asset = pystac.Asset(href=href, media_type=media, title=title, roles=["data"],
+        px = px or size
+        asset = pystac.Asset(href=href, media_type=media, title=title, roles=list(roles),
                              extra_fields={"description": "bands: " + ", ".join(cog.BAND_NAMES)})
         item.add_asset(key, asset)
         proj = ProjectionExtension.ext(asset, add_if_missing=True)
-        proj.apply(epsg=epsg, shape=[(r1 - r0 + 1) * size, (c1 - c0 + 1) * size],
-                   transform=[res, 0.0, c0 * span, 0.0, -res, (r1 + 1) * span],
+        proj.apply(epsg=epsg, shape=[(r1 - r0 + 1) * px, (c1 - c0 + 1) * px],
+                   transform=[span / px, 0.0, c0 * span, 0.0, -span / px, (r1 + 1) * span],
                    bbox=[c0 * span, r0 * span, (c1 + 1) * span, (r1 + 1) * span])
-        RasterExtension.ext(asset, add_if_missing=True).apply(bands_meta)
+        RasterExtension.ext(asset, add_if_missing=True).apply(bands_meta(span / px))
 
     groups = _by_epsg(records)
     if mosaic:
@@ -389,6 +398,14 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
     for epsg, path in sorted(vrts.items()):
         add_raster(f"tiles_{epsg}", os.path.basename(path), f"tile index, EPSG:{epsg} (VRT)", epsg,
                    groups[epsg], "application/x-gdal-vrt")
+    from s2mos_transforms.maps import overview
+    for path in overviews:                               # overview_<epsg>.tif: the zone's written tiles
+        epsg = int(os.path.basename(path)[len(overview.PREFIX):-len(".tif")])
+        if not any(r["status"] == "written" for r in groups.get(epsg, [])):
+            continue
+        add_raster(f"overview_{epsg}", os.path.basename(path), f"overview, EPSG:{epsg} (COG)", epsg,
+                   [r for r in groups[epsg] if r["status"] == "written"], pystac.MediaType.COG,
+                   px=overview.OVERVIEW_PX, roles=("overview",))
     if ql:
         item.add_asset("quicklook", pystac.Asset(href=os.path.basename(ql), media_type=pystac.MediaType.PNG,
                                                  roles=["overview"], title="clay_mean quicklook"))
@@ -401,8 +418,10 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
 
 def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model_dir: str,
              mosaic_max_tiles: int = 64, seconds: float | None = None, properties: dict | None = None,
-             vrt_block_tiles: int = VRT_BLOCK_TILES) -> dict:
-    """Write VRT(s), mosaic (small AOIs), quicklook, STAC Item and summary; return their paths."""
+             vrt_block_tiles: int = VRT_BLOCK_TILES, overviews: Sequence[str] = ()) -> dict:
+    """Write VRT(s), mosaic (small AOIs), quicklook, STAC Item and summary; return their paths.
+    The quicklook reads the mosaic, else the one zone's VRT (up to `QUICKLOOK_MAX_TILES`
+    tiles), else the zones' `overviews` (`overview.py`, reprojected when there are several)."""
     out = out.rstrip("/")
     groups = _by_epsg(records)
     written = [r for r in records if r["status"] == "written"]
@@ -413,14 +432,20 @@ def finalize(out: str, records: Sequence[dict], aoi, start: str, end: str, model
     mosaic = None
     if written and len(groups) == 1 and len(records) <= mosaic_max_tiles:
         mosaic = write_mosaic(out, records, next(iter(groups)))
-    ql = None
+    ql, title = None, f"clay_mean (%), {start} … {end}"
     if mosaic or (len(vrts) == 1 and len(written) <= QUICKLOOK_MAX_TILES):
-        src = mosaic or next(iter(vrts.values()))
-        ql = quicklook(src, f"{out}/{QUICKLOOK}", title=f"clay_mean (%), {start} … {end}")
-    item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql, properties)
+        ql = quicklook(mosaic or next(iter(vrts.values())), f"{out}/{QUICKLOOK}", title=title)
+    elif len(overviews) == 1:
+        ql = quicklook(overviews[0], f"{out}/{QUICKLOOK}", title=title + " (overview)")
+    elif overviews:
+        from s2mos_transforms.maps import overview
+        with tempfile.TemporaryDirectory(prefix="s2mos-ql-") as d:
+            merged = overview.geographic_mosaic(overviews, os.path.join(d, "overviews_4326.tif"))
+            ql = quicklook(merged, f"{out}/{QUICKLOOK}", title=title + f" ({len(overviews)} zones)")
+    item = stac_item(out, records, aoi, start, end, model_dir, mosaic, vrts, ql, properties, overviews)
     item_path = fileio.write_text(f"{out}/{STAC_ITEM}", json.dumps(item, indent=2))
-    paths = {"mosaic": mosaic, "vrt": sorted(vrts.values()), "quicklook": ql, "stac_item": item_path,
-             "manifest": f"{out}/{MANIFEST}"}
+    paths = {"mosaic": mosaic, "vrt": sorted(vrts.values()), "overview": list(overviews), "quicklook": ql,
+             "stac_item": item_path, "manifest": f"{out}/{MANIFEST}"}
     summary = summarize(records) | {"seconds": seconds, "outputs": paths}
     fileio.write_text(f"{out}/{SUMMARY}", json.dumps(summary, indent=2))
     return {"summary": summary, **paths}

@@ -6,8 +6,10 @@
     PredictTiles   RunInference with the ensemble (tiles batched by pixel count)
     WriteCOGs      TilePrediction → one COG per tile, written atomically → manifest record
     WriteManifest  every record → tiles.jsonl
-    FinishMap      tiles.jsonl → VRT, mosaic, quicklook, STAC Item, summary.json (in the job:
-                   a Flex Template launch never waits to do it on the launcher)
+    ZoneOverviews  every written tile → its preview → overview_<epsg>.tif per zone
+    FinishMap      tiles.jsonl (+ the overviews) → VRT, mosaic, quicklook, STAC Item,
+                   summary.json (in the job: a Flex Template launch never waits to do it on
+                   the launcher)
 
 `PredictMap` chains them. The source is built on the workers, in `PrepareTile.setup`, from
 the config's source name and options (`sources.create`). Every counter is in the namespace
@@ -27,6 +29,7 @@ from apache_beam.metrics import Metrics
 from s2mos_transforms.beam_options import METRICS_NAMESPACE
 from s2mos_transforms.maps import cog, model_handler, pixels, plan as map_plan
 from s2mos_transforms.maps import finish as map_finish
+from s2mos_transforms.maps import overview as map_overview
 from s2mos_transforms.maps import outputs as map_outputs
 from s2mos_transforms.maps.config import MapConfig
 from s2mos_transforms.sources.base import StackNeeds, map_stack
@@ -188,6 +191,32 @@ class WriteTile(beam.DoFn):
                      n_outside_aoa=int(np.sum(aoa == 0)) if aoa.size and np.isfinite(aoa).any() else None)
 
 
+class ReadPreview(beam.DoFn):
+    """A written tile's record → (zone, (col, row, preview)), the tile averaged down
+    (`overview.tile_preview`); a tile that cannot be read is logged and left out."""
+
+    def setup(self):
+        self._failed = Metrics.counter(METRICS_NAMESPACE, "map_previews_failed")
+
+    def process(self, rec: dict) -> Iterator[tuple]:
+        try:
+            preview = map_overview.tile_preview(rec["path"])
+        except Exception as err:  # noqa: BLE001 — the overview is a view; the tile itself stands
+            log.warning("tile %s: no preview (%s)", rec["tile"], reason_of(err))
+            self._failed.inc()
+            return
+        yield (int(rec["epsg"]), int(rec["size"]), float(rec["res"])), (int(rec["col"]), int(rec["row"]), preview)
+
+
+def is_written(rec: dict) -> bool:
+    return rec["status"] == "written"
+
+
+def write_zone_overview(item, out: str) -> str:
+    (epsg, size, res), previews = item
+    return map_overview.write_zone_overview(out, epsg, previews, size, res)
+
+
 # ------------------------------------------------------------------ composite transforms
 
 class PlanTiles(beam.PTransform):
@@ -251,27 +280,45 @@ class WriteManifest(beam.PTransform):
 
     def expand(self, records):
         return (records
-                | "Records" >> beam.Flatten()
                 | "Lines" >> beam.Map(map_outputs.manifest_line)
                 | "All" >> beam.combiners.ToList()
                 | "Write" >> beam.Map(map_outputs.write_manifest_lines, self.path))
 
 
+class ZoneOverviews(beam.PTransform):
+    """Records → the paths of ``overview_<epsg>.tif``: each written tile's preview, read on
+    the workers, grouped by zone (`overview.py`)."""
+
+    def __init__(self, out: str):
+        super().__init__()
+        self.out = out
+
+    def expand(self, records):
+        return (records
+                | "Written" >> beam.Filter(is_written)
+                | "Preview" >> beam.ParDo(ReadPreview())
+                | "ByZone" >> beam.GroupByKey()
+                | "WriteOverview" >> beam.Map(write_zone_overview, self.out))
+
+
 class FinishMap(beam.PTransform):
     """The manifest's path → VRT, mosaic, quicklook, STAC Item and summary (`maps.finish`),
-    in the job itself, so a launch that never waits (a Flex Template) still ends with them."""
+    in the job itself, so a launch that never waits (a Flex Template) still ends with them;
+    after the zone overviews (a side input), which a large map's quicklook is drawn from."""
 
     def __init__(self, spec: map_finish.MapFinishSpec):
         super().__init__()
         self.spec = spec
 
-    def expand(self, manifest):
-        return manifest | "Finish" >> beam.Map(map_finish.finish_map, self.spec)
+    def expand(self, inputs):
+        manifest, overviews = inputs
+        return manifest | "Finish" >> beam.Map(map_finish.finish_map, self.spec,
+                                               overviews=beam.pvalue.AsList(overviews))
 
 
 class PredictMap(beam.PTransform):
-    """The whole map: PlanTiles → PrepareStacks → PredictTiles → WriteCOGs, + WriteManifest,
-    then (given a `MapFinishSpec`) FinishMap."""
+    """The whole map: PlanTiles → PrepareStacks → PredictTiles → WriteCOGs, + WriteManifest
+    and ZoneOverviews, then (given a `MapFinishSpec`) FinishMap."""
 
     def __init__(self, tile_plan: map_plan.MapPlan, config: MapConfig, handler,
                  finish: map_finish.MapFinishSpec | None = None):
@@ -284,8 +331,9 @@ class PredictMap(beam.PTransform):
         written = (inputs
                    | "PredictTiles" >> PredictTiles(self.handler)
                    | "WriteCOGs" >> WriteCOGs(self.config))
-        manifest = ((skipped, written)
-                    | "WriteManifest" >> WriteManifest(f"{self.config.out}/{MANIFEST}"))
+        records = (skipped, written) | "Records" >> beam.Flatten()
+        manifest = records | "WriteManifest" >> WriteManifest(f"{self.config.out}/{MANIFEST}")
         if self.finish is None:
             return manifest
-        return manifest | "FinishMap" >> FinishMap(self.finish)
+        overviews = records | "ZoneOverviews" >> ZoneOverviews(self.config.out)
+        return (manifest, overviews) | "FinishMap" >> FinishMap(self.finish)
