@@ -176,10 +176,7 @@ def open_read(path: str) -> Iterator[BinaryIO]:
 
 
 def read_bytes(path: str) -> bytes:
-    if is_remote(path):
-        with _open_read(path) as fh:
-            return fh.read()
-    with open(path, "rb") as fh:
+    with open_read(path) as fh:
         return fh.read()
 
 

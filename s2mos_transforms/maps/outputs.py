@@ -163,12 +163,15 @@ VRT_DIR = "vrt"
 VRT_SOURCE_BLOCK = 128   # GDAL's block size of a VRT band that states none (a block VRT's)
 
 
-def _vrt_xml(epsg: int, x0: float, y1: float, width: int, height: int, res: float,
-             sources: Sequence[tuple[str, int, int, int, int, int]]) -> str:
-    """VRT XML of every map band; `sources`: (path relative to the VRT, x offset, y offset,
-    width, height, block size) of the datasets it mosaics, each with the map's bands."""
+def _vrt_xml(epsg: int, records: Sequence[dict], sources: Sequence[tuple[str, int, int, int, int, int]]) -> str:
+    """VRT XML of every map band over the grid of `records`' tiles; `sources`: (path relative
+    to the VRT, x offset, y offset, width, height, block size) of the datasets it mosaics,
+    each with the map's bands."""
     from rasterio.crs import CRS
 
+    c0, c1, r0, r1, size, res = _grid_extent(records)
+    x0, y1 = c0 * size * res, (r1 + 1) * size * res
+    width, height = (c1 - c0 + 1) * size, (r1 - r0 + 1) * size
     srs = CRS.from_epsg(epsg).to_wkt().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
              f"  <SRS>{srs}</SRS>",
@@ -195,11 +198,10 @@ def _vrt_xml(epsg: int, x0: float, y1: float, width: int, height: int, res: floa
 def build_vrt(records: Sequence[dict], epsg: int, prefix: str = "") -> str:
     """VRT XML over the written tiles of one zone, spanning every record's tile; each tile's
     path is `prefix` + ``tiles/<name>.tif``, relative to the VRT (``../../`` from a block VRT)."""
-    c0, c1, r0, r1, size, res = _grid_extent(records)
-    span = size * res
+    c0, _, _, r1, size, _ = _grid_extent(records)
     sources = [(prefix + tile_relpath(r), (r["col"] - c0) * size, (r1 - r["row"]) * size, size, size,
                 cog.block_size(size)) for r in records if r["status"] == "written"]
-    return _vrt_xml(epsg, c0 * span, (r1 + 1) * span, (c1 - c0 + 1) * size, (r1 - r0 + 1) * size, res, sources)
+    return _vrt_xml(epsg, records, sources)
 
 
 def write_zone_vrt(out: str, records: Sequence[dict], epsg: int, block_tiles: int = VRT_BLOCK_TILES) -> str:
@@ -216,8 +218,7 @@ def write_zone_vrt(out: str, records: Sequence[dict], epsg: int, block_tiles: in
     path = f"{out}/tiles_{epsg}.vrt"
     if len(blocks) <= 1:
         return fileio.write_text(path, build_vrt(records, epsg))
-    c0, c1, r0, r1, size, res = _grid_extent(records)
-    span = size * res
+    c0, _, _, r1, size, _ = _grid_extent(records)
     sources = []
     for (bc, br), recs in sorted(blocks.items()):
         rel = f"{VRT_DIR}/{epsg}/{bc}_{br}.vrt"
@@ -225,8 +226,7 @@ def write_zone_vrt(out: str, records: Sequence[dict], epsg: int, block_tiles: in
         b0, b1, q0, q1, _, _ = _grid_extent(recs)
         sources.append((rel, (b0 - c0) * size, (r1 - q1) * size, (b1 - b0 + 1) * size, (q1 - q0 + 1) * size,
                         VRT_SOURCE_BLOCK))
-    return fileio.write_text(path, _vrt_xml(epsg, c0 * span, (r1 + 1) * span, (c1 - c0 + 1) * size,
-                                            (r1 - r0 + 1) * size, res, sources))
+    return fileio.write_text(path, _vrt_xml(epsg, records, sources))
 
 
 def write_mosaic(out: str, records: Sequence[dict], epsg: int) -> str:
@@ -401,11 +401,10 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
     from s2mos_transforms.maps import overview
     for path in overviews:                               # overview_<epsg>.tif: the zone's written tiles
         epsg = int(os.path.basename(path)[len(overview.PREFIX):-len(".tif")])
-        if not any(r["status"] == "written" for r in groups.get(epsg, [])):
-            continue
-        add_raster(f"overview_{epsg}", os.path.basename(path), f"overview, EPSG:{epsg} (COG)", epsg,
-                   [r for r in groups[epsg] if r["status"] == "written"], pystac.MediaType.COG,
-                   px=overview.OVERVIEW_PX, roles=("overview",))
+        recs = [r for r in groups.get(epsg, []) if r["status"] == "written"]
+        if recs:
+            add_raster(f"overview_{epsg}", os.path.basename(path), f"overview, EPSG:{epsg} (COG)", epsg,
+                       recs, pystac.MediaType.COG, px=overview.OVERVIEW_PX, roles=("overview",))
     if ql:
         item.add_asset("quicklook", pystac.Asset(href=os.path.basename(ql), media_type=pystac.MediaType.PNG,
                                                  roles=["overview"], title="clay_mean quicklook"))

@@ -41,9 +41,11 @@ def tile_preview(path: str, px: int = OVERVIEW_PX) -> np.ndarray:
 
 
 def zone_mosaic(previews: Iterable[tuple[int, int, np.ndarray]], size: int, res: float,
-                px: int = OVERVIEW_PX) -> tuple[np.ndarray, tuple[float, ...]]:
+                px: int = OVERVIEW_PX):
     """(col, row, preview) of one zone's tiles → (bands, H, W) float32 with `cog.NODATA` where
-    there is none, and its geotransform (x0, pixel, 0, y1, 0, −pixel) in the zone's metres."""
+    there is none, and its affine transform in the zone's metres."""
+    from affine import Affine
+
     items = list(previews)
     cols = [c for c, _, _ in items]
     rows = [r for _, r, _ in items]
@@ -53,40 +55,37 @@ def zone_mosaic(previews: Iterable[tuple[int, int, np.ndarray]], size: int, res:
         y, x = (r1 - row) * px, (col - c0) * px
         data[:, y:y + px, x:x + px] = np.where(np.isfinite(p), p, cog.NODATA)
     span = size * res
-    return data, (c0 * span, span / px, 0.0, (r1 + 1) * span, 0.0, -span / px)
+    return data, Affine(span / px, 0.0, c0 * span, 0.0, -span / px, (r1 + 1) * span)
 
 
 def write_zone_overview(out: str, epsg: int, previews: Iterable[tuple[int, int, np.ndarray]],
                         size: int, res: float, px: int = OVERVIEW_PX) -> str:
     """``overview_<epsg>.tif`` (a COG, every map band) from the zone's tile previews."""
-    from affine import Affine
-
-    data, gt = zone_mosaic(previews, size, res, px)
-    x0, pixel, _, y1, _, _ = gt
-    return cog.write_cog(overview_path(out, epsg), data, Affine(pixel, 0.0, x0, 0.0, -pixel, y1), f"EPSG:{epsg}",
+    data, transform = zone_mosaic(previews, size, res, px)
+    return cog.write_cog(overview_path(out, epsg), data, transform, f"EPSG:{epsg}",
                          tags={"s2mos:overview": f"average of {size // px} x {size // px} map pixels"})
 
 
 def geographic_mosaic(paths: Sequence[str], dest: str, max_pixels: int = 2048) -> str:
     """The zones' overviews reprojected (average) onto one EPSG:4326 grid over their union, at
     most `max_pixels` on a side, written to the local GeoTIFF `dest` (for the quicklook)."""
+    import contextlib
+
     import rasterio
     from rasterio.transform import from_bounds
     from rasterio.warp import Resampling, reproject, transform_bounds
 
-    bounds = []
-    for p in paths:
-        with fileio.local_copy(p) as local, rasterio.open(local) as ds:
-            bounds.append(transform_bounds(ds.crs, "EPSG:4326", *ds.bounds))
-    w, s = min(b[0] for b in bounds), min(b[1] for b in bounds)
-    e, n = max(b[2] for b in bounds), max(b[3] for b in bounds)
-    scale = max(e - w, n - s) / max_pixels
-    width, height = max(1, round((e - w) / scale)), max(1, round((n - s) / scale))
-    transform = from_bounds(w, s, e, n, width, height)
     nb = len(cog.BAND_NAMES)
-    out = np.full((nb, height, width), cog.NODATA, np.float32)
-    for p in paths:
-        with fileio.local_copy(p) as local, rasterio.open(local) as ds:
+    with contextlib.ExitStack() as stack:                # each overview fetched and opened once
+        zones = [stack.enter_context(rasterio.open(stack.enter_context(fileio.local_copy(p)))) for p in paths]
+        bounds = [transform_bounds(ds.crs, "EPSG:4326", *ds.bounds) for ds in zones]
+        w, s = min(b[0] for b in bounds), min(b[1] for b in bounds)
+        e, n = max(b[2] for b in bounds), max(b[3] for b in bounds)
+        scale = max(e - w, n - s) / max_pixels
+        width, height = max(1, round((e - w) / scale)), max(1, round((n - s) / scale))
+        transform = from_bounds(w, s, e, n, width, height)
+        out = np.full((nb, height, width), cog.NODATA, np.float32)
+        for ds in zones:
             part = np.full_like(out, cog.NODATA)
             reproject(ds.read(), part, src_transform=ds.transform, src_crs=ds.crs, src_nodata=cog.NODATA,
                       dst_transform=transform, dst_crs="EPSG:4326", dst_nodata=cog.NODATA,
