@@ -118,7 +118,7 @@ def step(args) -> dict:
                     written[key] = written.get(key, 0) + os.path.getsize(os.path.join(root, f))
     if opened is None:
         seconds, peak = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"step": args.step, "seconds": round(seconds - t0, 1), "peak_rss_mib": round(peak),
+    return {"step": args.step, "seconds": seconds - t0, "peak_rss_mib": round(peak),
             "open_zone_vrt_s": opened, "extra": extra,
             "written_mb": {k: round(v / 1e6, 1) for k, v in sorted(written.items())}}
 
@@ -147,7 +147,7 @@ def main() -> None:
                   + "".join(f"; {k}: {v}" for k, v in r["extra"].items()))
         for now, before in (("manifest", "manifest-dicts"), ("finish", "finish-flat")):
             a, b = runs[now], runs[before]
-            print(f"  {now} vs {before}: time ×{a['seconds'] / max(b['seconds'], 1e-9):.2f}, "
+            print(f"  {now} vs {before}: time ×{a['seconds'] / b['seconds']:.2f}, "
                   f"peak RSS ×{a['peak_rss_mib'] / b['peak_rss_mib']:.2f}")
 
 
