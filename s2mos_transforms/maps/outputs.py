@@ -45,6 +45,11 @@ BAND_DESCRIPTIONS = {
     "clay_p95": "upper bound of the 90 % prediction interval (split-conformal, 95th percentile)",
     "di": "dissimilarity index to the training data (Meyer & Pebesma 2021)",
     "aoa": "area of applicability: 1 where di <= the training threshold, 0 outside"}
+# An overview pixel is the mean of the map pixels under it (nodata left out, `overview.py`), so
+# its bands read differently where a mean changes their meaning.
+OVERVIEW_DESCRIPTIONS = BAND_DESCRIPTIONS | {
+    "n_obs": "mean number of bare-soil observations used by the mapped pixels under this pixel",
+    "aoa": "share (0–1) of the mapped pixels under this pixel inside the area of applicability"}
 
 
 def trust_properties(model_dir: str) -> dict:
@@ -324,7 +329,7 @@ def quicklook(src: str, dest: str, title: str = "clay_mean", vmin: float | None 
         panels.append((width, "viridis", float(w_lo), float(w_hi) + 1e-6,
                        "90 % interval width (p95 − p05)", "% clay"))
     if area.count():
-        panels.append((area, "RdYlGn", 0.0, 1.0, "area of applicability (1 inside)", "AOA"))
+        panels.append((area, "RdYlGn", 0.0, 1.0, "area of applicability (share inside)", "AOA"))
     h, w = band.shape
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * h / w + 0.8), dpi=110,
                              squeeze=False)
@@ -366,12 +371,12 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
         properties={"title": "Topsoil clay content (S2MoS)", "s2mos:model_dir": model_dir,
                     "s2mos:tiles": summarize(records) | {"failures": None}, **trust_properties(model_dir),
                     **(properties or {})})
-    def bands_meta(resolution: float) -> list:
+    def bands_meta(resolution: float, descriptions: dict[str, str]) -> list:
         out = []
         for n in cog.BAND_NAMES:
             b = RasterBand.create(nodata=cog.NODATA, data_type=DataType.FLOAT32, unit=BAND_UNITS[n],
                                   spatial_resolution=resolution)
-            b.properties.update(name=n, description=BAND_DESCRIPTIONS[n])
+            b.properties.update(name=n, description=descriptions[n])
             out.append(b)
         return out
 
@@ -388,7 +393,8 @@ def stac_item(out: str, records: Sequence[dict], aoi, start: str, end: str, mode
         proj.apply(epsg=epsg, shape=[(r1 - r0 + 1) * px, (c1 - c0 + 1) * px],
                    transform=[span / px, 0.0, c0 * span, 0.0, -span / px, (r1 + 1) * span],
                    bbox=[c0 * span, r0 * span, (c1 + 1) * span, (r1 + 1) * span])
-        RasterExtension.ext(asset, add_if_missing=True).apply(bands_meta(span / px))
+        descriptions = OVERVIEW_DESCRIPTIONS if "overview" in roles else BAND_DESCRIPTIONS
+        RasterExtension.ext(asset, add_if_missing=True).apply(bands_meta(span / px, descriptions))
 
     groups = _by_epsg(records)
     if mosaic:
