@@ -65,6 +65,28 @@ def test_sandy_soils_dry_faster_than_clayey_ones_after_the_same_rain(quick):
     assert skin_c < deep_s
 
 
+def test_air_dry_water_is_the_dry_end_of_the_retention_curve(quick):
+    """Air-dry water (`soil.air_dry_water`): the Kelvin suction of air at 50 % RH, the Campbell
+    curve bent to zero at oven dryness (Ross et al. 1991), nearly proportional to clay as the
+    vapour-sorption literature has it, and inside Chen et al.'s (2014) measured range."""
+    from s2mos_transforms.world.soil import air_dry_water, kelvin_suction_mpa
+    assert kelvin_suction_mpa(0.5) == pytest.approx(94.0, rel=0.01)      # pF ≈ 6
+    assert kelvin_suction_mpa(0.999999) < P.WILTING_MPA < kelvin_suction_mpa(0.2) < P.OVEN_DRY_MPA
+    src, loc, _ = quick
+    h = hydraulics(loc.soil)
+    clay, sand = loc.soil.clay[:, None], loc.soil.sand[:, None]
+    wet_air, dry_air = (air_dry_water(h["wilting"], clay, sand, rh) for rh in (0.6, 0.21))
+    assert (dry_air < h["air_dry"]).all() and (h["air_dry"] < wet_air).all() and (wet_air < h["wilting"]).all()
+    slope, intercept = np.polyfit(loc.soil.clay, h["air_dry"][:, 0], 1)
+    print(f"air-dry water at 50 % RH: {intercept:.4f} + {slope:.5f}·clay m³/m³")
+    assert abs(intercept) < 0.01 and slope > 0                            # ∝ clay, not an offset
+    # Chen et al. (2014, SSSAJ): 0.23–4.86 % water by mass over 2.8–37 % clay at 21–60 % RH,
+    # ≈ 0.003–0.068 m³/m³ at bulk density 1.4.
+    in_range = (loc.soil.clay >= 2.8) & (loc.soil.clay <= 37)
+    assert in_range.sum() > 50
+    assert dry_air[in_range].min() >= 0.002 and wet_air[in_range].max() <= 0.075
+
+
 def test_skin_reaches_air_dry_more_often_on_sands_and_drives_the_optics(quick):
     src, loc, band = quick
     r = src.world.s2(loc, src.world.s2_schedule(band), with_state=True, extra=("skin", "deep"))

@@ -23,15 +23,31 @@ import numpy as np
 # reproduced "from Cosby et al (1984) Table 4" in public code (github vflo/PhD,
 # Chapter4/soil_functions.R) — the table itself was not seen.
 POROSITY_INTERCEPT, POROSITY_SAND, POROSITY_CLAY = 0.505, -0.00142, -0.00037
-# Air-dry (hygroscopic) water content grows with clay (specific surface): ≈ 0.01 for sands to
-# ≈ 0.06–0.09 m³/m³ for clays. Not verifiable here: the reference first given, "Arthur et al.
-# 2013, SSSAJ 77:1791", was not found in any stored copy (Arthur, Tuller, Moldrup, de Jonge and
-# co-workers did publish clay-from-vapour-sorption work, e.g. EJSS 71:204–214, 2020, but no
-# paper at that volume/page could be confirmed). Checked instead, order of magnitude only:
-# Chen, Ren, Hu, Li & Wang, SSSAJ, doi:10.2136/sssaj2013.06.0247 (abstract): hygroscopic water
-# 0.23–4.86 % by mass for clay 2.8–37 % at 21–60 % relative humidity, i.e. ≈ 0.003–0.07 m³/m³
-# at bulk density 1.3–1.5; this line gives 0.012 (2.8 % clay) … 0.040 (37 % clay), inside.
-AIR_DRY_BASE, AIR_DRY_PER_CLAY = 0.01, 0.08 / 100.0
+# Air-dry (hygroscopic) water content: the retention curve below the wilting point, followed to
+# the suction of air at AIR_DRY_RH (soil.air_dry_water). Until session 14 it was a line
+# 0.01 + 0.0008·clay whose reference ("Arthur et al. 2013, SSSAJ 77:1791") could not be found;
+# the checked sources below put it too wet on sands and too dry on clays (docs/world.md).
+#  * Below the wilting point the Campbell curve θ ∝ ψ^(−1/b) is bent to reach zero water at
+#    oven dryness, ψ0 = 1 000 MPa: θ = a·(ψ^−c − ψ0^−c), c = 1/b. Ross, Williams & Bristow
+#    (1991), "Equation for extending water-retention curves to dryness", Soil Sci. Soc. Am. J.
+#    55(4):923–927. Checked: the equation and ψ0 = 1 000 MPa in the abstract (stored abstract
+#    pages, discovery.researcher.life and concepedia.online). Here a is pinned at the wilting
+#    point (1.5 MPa) of the line below, so θ_ad = θ_wp·(ψ_ad^−c − ψ0^−c) / (ψ_wp^−c − ψ0^−c).
+#  * b from Cosby et al. (1984) Table 4, the same table as the porosity above: b = 3.10 +
+#    0.157·clay% − 0.003·sand% (as reproduced in public code, github vflo/PhD,
+#    Chapter4/soil_functions.R; the table itself was not seen).
+#  * ψ_ad from the Kelvin equation, ψ = −(R·T / V_w)·ln(RH), at RH 50 % and 20 °C: 94 MPa (pF ≈ 6).
+# Result: 0.008 (5 % clay), 0.032 (20 %), 0.070 (40 %), 0.109 (60 %) m³/m³. Checked against:
+# Chen, Ren, Hu, Li & Wang (2014), SSSAJ, doi:10.2136/sssaj2013.06.0247 (abstract): hygroscopic
+# water 0.23–4.86 % by mass for clay 2.8–37 % at 21–60 % RH (≈ 0.003–0.07 m³/m³ at bulk density
+# 1.4), and the same authors, Resurreccion et al. (2011, Water Resour. Res. 47, W06527) and
+# Schneider & Goss (2012, Geoderma 170:64–69) treat air-dry water at a given RH as nearly
+# proportional to clay (abstracts). The value enters the skin's volumetric water only (the
+# state's `moisture` on S2 rows); the optics darken by the degree of saturation above it.
+AIR_DRY_RH = 0.50
+AIR_TEMPERATURE_K = 293.15
+OVEN_DRY_MPA, WILTING_MPA = 1000.0, 1.5
+CAMPBELL_B_INTERCEPT, CAMPBELL_B_CLAY, CAMPBELL_B_SAND = 3.10, 0.157, -0.003
 # Wilting point (θ at 1 500 kPa), the dry end of the few-cm layer: Saxton & Rawls (2006), Soil
 # Sci. Soc. Am. J. 70(5):1569–1578, θ1500 regression of sand, clay and organic matter (doi:10.2136/
 # sssaj2005.0117; the regression as reproduced in public code, github HydroComplexity/MLCan2.0
@@ -143,6 +159,15 @@ ROUGH_TIME_DAYS = 240.0
 # any stored copy; possibly the de Jong, Addink, van Beek & Duijsings Mediterranean crust paper
 # in Catena 86, 2011 — unconfirmed either way). CRUST_RAIN_MM and CRUST_BRIGHTENING are
 # therefore modelling choices without a checked number.
+# Session 14: CRUST_BRIGHTENING's source found: de Jong (1992), "The analysis of spectroscopical
+# data to map soil types and soil crusts of Mediterranean eroded soils", Soil Technology
+# 5(3):199–211 (abstract, research-portal.uu.nl): lab spectra after artificial rain on five soils
+# of southern France, "crusts caused an increase of albedo of approximately 12%", measured in the
+# NIR and SWIR only — the visible bands' brightening here has no source. CRUST_RAIN_MM still has
+# none; the checked abstracts bracket it: a silt-loam seal still developing between ≈ 29 and
+# ≈ 41 mm of simulated rain (Augeard, Bresson, Assouline, Kao & Vauclin 2008, SSSAJ 72:412–423;
+# totals from its stated intensities and durations), seals growing with cumulative rain energy
+# (Baumhardt, Römkens, Whisler & Parlange 1990, Water Resour. Res. 26:2497–2505).
 CRUST_RAIN_MM = 35.0
 CRUST_BRIGHTENING = 0.12
 

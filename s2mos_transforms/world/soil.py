@@ -79,6 +79,22 @@ class SoilModel:
         return SoilProperties(clay, sand, soc, iron, albedo, self.swir_field(x_km, y_km))
 
 
+def kelvin_suction_mpa(relative_humidity: float, temperature_k: float = P.AIR_TEMPERATURE_K) -> float:
+    """Matric suction (MPa) of soil water in equilibrium with air at `relative_humidity`."""
+    gas_constant, water_molar_volume = 8.314, 1.8e-5          # J/(mol K), m³/mol
+    return -gas_constant * temperature_k / water_molar_volume * np.log(relative_humidity) / 1e6
+
+
+def air_dry_water(wilting, clay, sand, relative_humidity: float = P.AIR_DRY_RH):
+    """Volumetric water (m³/m³) of a soil in equilibrium with air at `relative_humidity`: the
+    Campbell curve (b from texture, Cosby et al. 1984) from the wilting point down, bent to
+    zero at oven dryness (Ross, Williams & Bristow 1991). Finer soils keep more water because
+    both their wilting point and their b are larger."""
+    c = 1.0 / (P.CAMPBELL_B_INTERCEPT + P.CAMPBELL_B_CLAY * np.asarray(clay) + P.CAMPBELL_B_SAND * np.asarray(sand))
+    psi, psi0 = kelvin_suction_mpa(relative_humidity), P.OVEN_DRY_MPA
+    return wilting * (psi ** -c - psi0 ** -c) / (P.WILTING_MPA ** -c - psi0 ** -c)
+
+
 def hydraulics(soil: SoilProperties) -> dict:
     """Soil-only terms of moisture, roughness and crusting, each (n, 1) (physics_params):
     porosity, air-dry and wilting-point water content (m³/m³), the texture index of drydown
@@ -86,8 +102,8 @@ def hydraulics(soil: SoilProperties) -> dict:
     (1/mm) at which rain smooths a tilled surface (slowest near 31 % clay, Potter 1990)."""
     clay, sand, silt = soil.clay[:, None], soil.sand[:, None], soil.silt[:, None]
     porosity = P.POROSITY_INTERCEPT + P.POROSITY_SAND * sand + P.POROSITY_CLAY * clay
-    air_dry = P.AIR_DRY_BASE + P.AIR_DRY_PER_CLAY * clay
     wilting = np.minimum(P.WILTING_BASE + P.WILTING_PER_CLAY * clay, porosity - 0.1)
+    air_dry = air_dry_water(wilting, clay, sand)
     f = np.clip((P.TEXTURE_CLAY_WEIGHT * clay + P.TEXTURE_SILT_WEIGHT * silt - P.TEXTURE_OFFSET)
                 / P.TEXTURE_SPAN, 0.0, 1.0)
     organic = np.clip(1.2 - soil.soc[:, None] / 40.0, 0.3, 1.0)
