@@ -14,7 +14,8 @@
    dates (normalised as the SavedModel does), averaged over the bags. Same pixels, same run.
 4. Ratio, agreement of the two, and estimated core-hours for 10^10 bare pixels.
 5. Optional: `s2mos predict-map` in a fresh process per AOI size (1, 4, 9 … tiles): peak RSS
-   should stay flat as the AOI grows (memory is bounded by the tile size).
+   should stay flat as the AOI grows (memory is bounded by the tile size); and the COG tiles'
+   bytes per AOI pixel, which `maps.plan` (`--dry-run`) estimates the output size from.
 """
 from __future__ import annotations
 
@@ -162,7 +163,24 @@ def child_run(args) -> None:
     rc = main(["predict-map", "--model-dir", args.model_dir, "--preset", "quick", "--bbox", *map(str, bbox),
                "--tile-size", str(args.tile_size), "--out", out, "--no-report", "--runner", "DirectRunner"])
     print(json.dumps({"tiles": args.child, "rc": rc, "seconds": time.perf_counter() - t0,
-                      "peak_rss_mb": peak_rss_mb()}))
+                      "peak_rss_mb": peak_rss_mb(), **cog_bytes(out)}))
+
+
+def cog_bytes(map_dir: str) -> dict:
+    """The map's COG tiles: bytes per AOI pixel (n_obs is written inside the AOI only) and over
+    the raw float32 bytes of every band — `maps.plan`'s output estimate."""
+    import glob
+    import rasterio
+    from s2mos_transforms.maps import cog
+    paths = glob.glob(os.path.join(map_dir, "tiles", "**", "*.tif"), recursive=True)
+    size = sum(os.path.getsize(p) for p in paths)
+    aoi = 0
+    for p in paths:
+        with rasterio.open(p) as ds:
+            aoi += int(ds.read(cog.BAND_NAMES.index("n_obs") + 1, masked=True).count())
+    per_px = size / max(aoi, 1)
+    return {"cog_bytes": size, "aoi_pixels": aoi, "cog_bytes_per_pixel": per_px,
+            "cog_bytes_per_raw_byte": per_px / (4 * len(cog.BAND_NAMES))}
 
 
 def main() -> None:
@@ -254,7 +272,8 @@ def memory_runs(args) -> list[dict]:
         r = json.loads(line[-1])
         mem.append(r)
         print(f"  predict-map, {k:3d} tiles of {args.memory_tile_size} px: peak RSS {r['peak_rss_mb']:.0f} MB, "
-              f"{r['seconds']:.1f} s")
+              f"{r['seconds']:.1f} s; COG tiles {r['cog_bytes_per_pixel']:.1f} B per AOI pixel "
+              f"({r['cog_bytes_per_raw_byte']:.2f} of the raw float32 bands)")
     return mem
 
 

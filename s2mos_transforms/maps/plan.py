@@ -23,7 +23,7 @@ from typing import Iterator
 
 import shapely
 
-from s2mos_transforms.maps import tiling
+from s2mos_transforms.maps import cog, tiling
 
 # At most this many ranges per UTM zone: the launcher's elements stay bounded by the number
 # of zones (≤ 2 × 60), not by the AOI's area.
@@ -39,12 +39,16 @@ BLOCK_CELLS = 4096
 # core-s per pixel (≈ 2 900 px/s per core). On real data the source's reads replace the
 # simulator's 6.2 s, about half of it.
 CORE_SECONDS_PER_PIXEL = 3.4e-4
-# COG bytes over the raw 3 × float32 (12 B) per AOI pixel: DEFLATE + floating-point predictor,
-# overviews included. Measured on the quick AOI (`predict-map --preset quick --tile-size 128`,
-# 3-bag CNN): 4 tiles, 0.61–0.74 per tile, 0.71 overall (8.5 B per pixel); the mostly-full tiles
-# give 0.72-0.74, which a continental map is made of.
-COG_BYTES_PER_RAW_BYTE = 0.72
-COG_BANDS = 3
+# COG bytes over the raw float32 bytes of every map band (`cog.BAND_NAMES`: 7 since issue 16),
+# DEFLATE + floating-point predictor, overviews included, per pixel inside the AOI. Measured by
+# `python benchmarks/bench_map.py --memory-only --memory-tiles 1 4 --memory-tile-size 256
+# --model-dir <trained CNN>` (session 14, the paper-trained CNN of benchmarks/trust_paper.sh):
+# 0.76 (1 tile) and 0.81 (4 tiles) of the quick AOI, 21–23 B per pixel; the independent site's
+# mostly-mapped 128 px tiles give 0.92 (26 B). Pixels without a bare date are nodata and cost
+# less, so the share of mapped pixels moves it. Until session 14 this said 0.72 of 3 bands
+# (8.6 B per pixel), measured before the interval and AOA bands: a third of today's size.
+COG_BYTES_PER_RAW_BYTE = 0.8
+COG_BANDS = len(cog.BAND_NAMES)
 
 
 @dataclasses.dataclass(frozen=True)
