@@ -14,8 +14,9 @@
    dates (normalised as the SavedModel does), averaged over the bags. Same pixels, same run.
 4. Ratio, agreement of the two, and estimated core-hours for 10^10 bare pixels.
 5. Optional: `s2mos predict-map` in a fresh process per AOI size (1, 4, 9 … tiles): peak RSS
-   should stay flat as the AOI grows (memory is bounded by the tile size); and the COG tiles'
-   bytes per AOI pixel, which `maps.plan` (`--dry-run`) estimates the output size from.
+   should stay flat as the AOI grows (memory is bounded by the tile size); the process's CPU
+   per AOI pixel and the COG tiles' bytes per AOI pixel, the two rates `maps.plan`
+   (`--dry-run`) estimates a map's compute and output from.
 """
 from __future__ import annotations
 
@@ -159,11 +160,14 @@ def child_run(args) -> None:
     lon, lat = xy_to_lonlat(first.epsg, np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1]))
     bbox = [max(lon[0], lon[2]), max(lat[0], lat[1]), min(lon[1], lon[3]), min(lat[2], lat[3])]
     out = tempfile.mkdtemp(prefix="bench-map-")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     rc = main(["predict-map", "--model-dir", args.model_dir, "--preset", "quick", "--bbox", *map(str, bbox),
                "--tile-size", str(args.tile_size), "--out", out, "--no-report", "--runner", "DirectRunner"])
-    print(json.dumps({"tiles": args.child, "rc": rc, "seconds": time.perf_counter() - t0,
-                      "peak_rss_mb": peak_rss_mb(), **cog_bytes(out)}))
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    sizes = cog_bytes(out)
+    print(json.dumps({"tiles": args.child, "rc": rc, "seconds": seconds, "cpu_seconds": cpu,
+                      "core_ms_per_pixel": 1e3 * cpu / max(sizes["aoi_pixels"], 1),
+                      "peak_rss_mb": peak_rss_mb(), **sizes}))
 
 
 def cog_bytes(map_dir: str) -> dict:
@@ -272,7 +276,7 @@ def memory_runs(args) -> list[dict]:
         r = json.loads(line[-1])
         mem.append(r)
         print(f"  predict-map, {k:3d} tiles of {args.memory_tile_size} px: peak RSS {r['peak_rss_mb']:.0f} MB, "
-              f"{r['seconds']:.1f} s; COG tiles {r['cog_bytes_per_pixel']:.1f} B per AOI pixel "
+              f"{r['seconds']:.1f} s, {r['core_ms_per_pixel']:.3f} core-ms per AOI pixel end to end; COG tiles {r['cog_bytes_per_pixel']:.1f} B per AOI pixel "
               f"({r['cog_bytes_per_raw_byte']:.2f} of the raw float32 bands)")
     return mem
 

@@ -37,7 +37,11 @@ BLOCK_CELLS = 4096
 # session 12): source (the embedded world's simulator, the map's stacks: `StackNeeds`) 6.2 s +
 # sequences 0.44 s + inference 0.163 core-ms × 34 840 pixels = 12.3 core-s, i.e. 3.4e-4
 # core-s per pixel (≈ 2 900 px/s per core). On real data the source's reads replace the
-# simulator's 6.2 s, about half of it.
+# simulator's 6.2 s, about half of it. End to end (session 14: `bench_map.py --memory-only
+# --memory-tiles 1 4 --memory-tile-size 256`, the whole `predict-map` process's CPU — Beam,
+# trust bands, DI queries, COG writing and the map's end included — over the AOI pixels, trained
+# models of benchmarks/trust_paper.sh): 4 tiles 0.27 (CNN) and 0.24 (whole-series model)
+# core-ms per pixel, 1 tile 0.41 (start-up not yet spread); so this rate holds.
 CORE_SECONDS_PER_PIXEL = 3.4e-4
 # COG bytes over the raw float32 bytes of every map band (`cog.BAND_NAMES`: 7 since issue 16),
 # DEFLATE + floating-point predictor, overviews included, per pixel inside the AOI. Measured by
