@@ -1,9 +1,11 @@
-"""Cloud Optimized GeoTIFFs of the clay map: 3 float32 bands, written atomically.
+"""Cloud Optimized GeoTIFFs of the clay map: 7 float32 bands (`BAND_NAMES`), written atomically.
 
 Bands: ``clay_mean`` (% clay, mean of the bagged models), ``clay_std`` (% clay, their
-spread) and ``n_obs`` (bare observations used). ``NODATA`` marks pixels outside the AOI in
-every band, and in the clay bands pixels with fewer bare observations than ``--min-obs``
-(their ``n_obs`` still says how many there were). Internal 2-D tiling, DEFLATE with the
+spread), ``n_obs`` (bare observations used), ``clay_p05`` / ``clay_p95`` (the 90 % prediction
+interval), ``di`` (dissimilarity index to the training data) and ``aoa`` (1 inside the area of
+applicability, 0 outside). ``NODATA`` marks pixels outside the AOI in every band, and in the
+other bands pixels with fewer bare observations than ``--min-obs`` (their ``n_obs`` still says
+how many there were). Internal 2-D tiling, DEFLATE with the
 floating-point predictor, overviews; checked by ``rio_cogeo.cogeo.cog_validate``.
 
 Atomic publication: the COG is built in a local temporary directory, then copied to
