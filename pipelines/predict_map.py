@@ -180,7 +180,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"s2mos: {line}", file=sys.stderr)
     t0 = time.time()
     tile_plan = map_plan.plan_tiles(aoi, config.tile_size, config.res)
-    planned = map_plan.summarize(tile_plan)
+    planned = map_plan.summarize(tile_plan, *_source_rate(config.source))
     if not planned.tiles:
         raise UserError("the AOI covers no tile")
     head = (f"predict-map: {planned.tiles} tiles of {config.tile_size} px at {config.res:g} m, "
@@ -192,6 +192,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         _print_source_plan(config, tile_plan, planned.tiles)
         return 0
     return _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head)
+
+
+def _source_rate(name: str) -> tuple[float | None, str]:
+    """The source's measured map cost per pixel and where it comes from (`SourcePlugin`)."""
+    from s2mos_transforms import sources
+    rate = sources.get_plugin(name).map_core_seconds_per_pixel
+    if rate is None:
+        return None, (f"not measured for the '{name}' source: the embedded world's rate "
+                      "(benchmarks/bench_map.py), its simulator standing in for the source's reads")
+    return rate, f"measured for the '{name}' source by benchmarks/bench_sources.py"
 
 
 # Tiles a dry run lists with their requests (the others are counted): a continental map has millions.

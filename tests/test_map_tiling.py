@@ -197,3 +197,24 @@ def test_dry_run_of_europe_has_the_memory_of_a_field(tmp_path):
     europe_mb, text = dry_run(-9, 36, 27, 60)
     assert "tiles: 1,093,871 of 256 px" in text and "core-hours" in text and "of COG tiles" in text
     assert europe_mb < 500 and europe_mb - field_mb < 60, (field_mb, europe_mb)
+
+
+def test_the_dry_run_estimates_compute_at_each_source_s_measured_rate():
+    """Each tile source's `map_core_seconds_per_pixel` (benchmarks/bench_sources.py) sets the
+    dry run's core-hours; a source without one (Earth Engine: network reads, not measurable
+    offline) gets the embedded world's rate, and the dry run says it was not measured."""
+    from pipelines.predict_map import _source_rate
+    from s2mos_transforms.maps import plan as map_plan
+    tile_plan = map_plan.plan_tiles(tiling.aoi_from_bbox(8.98, 48.495, 9.006, 48.512), 256, 10.0)
+    by_source = {}
+    for name in ("synthetic", "geotiff", "datacube", "earthengine"):
+        summary = map_plan.summarize(tile_plan, *_source_rate(name))
+        by_source[name] = summary
+        assert summary.core_hours == pytest.approx(summary.pixels * summary.core_seconds_per_pixel / 3600.0)
+    assert by_source["synthetic"].core_seconds_per_pixel == map_plan.CORE_SECONDS_PER_PIXEL
+    for name in ("geotiff", "datacube"):
+        assert by_source[name].core_seconds_per_pixel != map_plan.CORE_SECONDS_PER_PIXEL
+        assert f"measured for the '{name}' source" in map_plan.format_summary(by_source[name], 256, 10.0)
+    ee = map_plan.format_summary(by_source["earthengine"], 256, 10.0)
+    assert by_source["earthengine"].core_seconds_per_pixel == map_plan.CORE_SECONDS_PER_PIXEL
+    assert "not measured for the 'earthengine' source" in ee

@@ -156,16 +156,23 @@ class PlanSummary:
     pixels: int
     core_hours: float
     output_bytes: float
+    core_seconds_per_pixel: float = CORE_SECONDS_PER_PIXEL
+    rate_from: str = "the embedded world, measured by benchmarks/bench_map.py"
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def summarize(plan: MapPlan) -> PlanSummary:
+def summarize(plan: MapPlan, core_seconds_per_pixel: float | None = None, rate_from: str | None = None) -> PlanSummary:
+    """Counts and estimates of a plan; compute at the source's measured rate when given
+    (`SourcePlugin.map_core_seconds_per_pixel`), else at the embedded world's."""
     pixels = aoi_pixels(plan)
+    rate = CORE_SECONDS_PER_PIXEL if core_seconds_per_pixel is None else float(core_seconds_per_pixel)
+    defaults = PlanSummary.__dataclass_fields__["rate_from"].default
     return PlanSummary(tiles=count_tiles(plan), ranges=len(plan.ranges), zones=len(plan.zones), pixels=pixels,
-                       core_hours=pixels * CORE_SECONDS_PER_PIXEL / 3600.0,
-                       output_bytes=pixels * COG_BANDS * 4 * COG_BYTES_PER_RAW_BYTE)
+                       core_hours=pixels * rate / 3600.0,
+                       output_bytes=pixels * COG_BANDS * 4 * COG_BYTES_PER_RAW_BYTE,
+                       core_seconds_per_pixel=rate, rate_from=rate_from or defaults)
 
 
 def _bytes(n: float) -> str:
@@ -182,7 +189,7 @@ def format_summary(s: PlanSummary, size: int, res: float) -> str:
     return "\n".join([
         f"  tiles: {s.tiles:,} of {size} px at {res:g} m ({s.ranges} row ranges over {s.zones} UTM zone(s))",
         f"  pixels inside the AOI: {s.pixels:,} (projected area / {res:g}² m²)",
-        f"  estimated compute: {hours} core-hours ({CORE_SECONDS_PER_PIXEL * 1e3:.2f} core-ms per "
-        f"pixel: source + sequences + inference, measured by benchmarks/bench_map.py on the embedded world)",
+        f"  estimated compute: {hours} core-hours ({s.core_seconds_per_pixel * 1e3:.2f} core-ms per "
+        f"pixel, end to end: {s.rate_from})",
         f"  estimated output: {_bytes(s.output_bytes)} of COG tiles ({COG_BANDS} float32 bands × pixels, "
         f"compressed to {COG_BYTES_PER_RAW_BYTE:.0%} with DEFLATE + predictor, overviews included)"])

@@ -265,6 +265,11 @@ class SourcePlugin:
     # (a JSON-able dict, printed by `predict-map --dry-run`); called with (the first few tiles,
     # the number of tiles, start, end, options): those tiles listed, totals for all of them.
     plan_tiles: Callable[[Sequence[Tile], int, str, str, dict[str, Any]], dict[str, Any]] | None = None
+    # Optional: CPU seconds per AOI pixel of a map from this source, end to end (reads, masks and
+    # sequences, inference, COGs and the map's end), measured by benchmarks/bench_sources.py;
+    # `predict-map --dry-run` estimates compute from it. None: not measured (the dry run then
+    # uses the embedded world's rate, `maps.plan.CORE_SECONDS_PER_PIXEL`, and says so).
+    map_core_seconds_per_pixel: float | None = None
 
     def __post_init__(self):
         unknown = set(self.serves) - {POINTS, TILES}

@@ -325,4 +325,7 @@ PLUGIN = SourcePlugin(
     factory=SyntheticSource,
     add_arguments=_add_arguments,
     options=_options,
+    # The rate the map's compute estimate was measured at (`maps.plan.CORE_SECONDS_PER_PIXEL`,
+    # benchmarks/bench_map.py): half of it is this simulator (bench_sources: 0.17 core-ms).
+    map_core_seconds_per_pixel=3.4e-4,
 )
