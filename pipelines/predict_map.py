@@ -201,7 +201,7 @@ def _source_rate(name: str) -> tuple[float | None, str]:
     if rate is None:
         return None, (f"not measured for the '{name}' source: the embedded world's rate "
                       "(benchmarks/bench_map.py), its simulator standing in for the source's reads")
-    return rate, f"measured for the '{name}' source by benchmarks/bench_sources.py"
+    return rate, f"measured for the '{name}' source (benchmarks/bench_map.py, bench_sources.py)"
 
 
 # Tiles a dry run lists with their requests (the others are counted): a continental map has millions.
