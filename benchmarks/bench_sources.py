@@ -29,7 +29,6 @@ import argparse
 import glob
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks.bench_map import cpu_seconds, peak_rss_mb, untrained_model  # noqa: E402
 from s2mos_transforms.maps.plan import CORE_SECONDS_PER_PIXEL  # noqa: E402
 
 SOURCES = ("synthetic", "geotiff", "datacube")
@@ -62,11 +62,6 @@ def source_options(stacks_dir: str) -> dict[str, dict]:
     return {"synthetic": {"preset": PRESET, "seed": None},
             "geotiff": {"stack": os.path.abspath(os.path.join(stacks_dir, "stack"))},
             "datacube": {"cube": os.path.abspath(os.path.join(stacks_dir, "cube.nc"))}}
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)             # every thread of the process (GDAL's too)
-    return r.ru_utime + r.ru_stime
 
 
 def child_reads(args) -> None:
@@ -102,7 +97,7 @@ def child_run(args) -> None:
                "--start", preset.start, "--end", preset.end, "--tile-size", str(args.tile_size),
                "--out", args.out, "--no-report", "--runner", "DirectRunner", *json.loads(args.child)])
     print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 def same_tiles(a: str, b: str) -> bool:
@@ -138,7 +133,6 @@ def main() -> None:
         return
     work = tempfile.mkdtemp(prefix="bench-sources-")
     if args.model_dir is None:
-        from benchmarks.bench_map import untrained_model
         args.model_dir = untrained_model(os.path.join(work, "model"))
     t0 = time.perf_counter()
     stacks_dir = args.stacks_dir or os.path.join(work, "stacks")

@@ -194,13 +194,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return _run_pipeline(args, options, config, aoi, source, preset, tile_plan, head)
 
 
-def _source_rate(name: str) -> tuple[float | None, str]:
-    """The source's measured map cost per pixel and where it comes from (`SourcePlugin`)."""
+def _source_rate(name: str) -> tuple[float, str]:
+    """The source's measured map cost per pixel and where it comes from (`SourcePlugin`); the
+    embedded world's where the source has none."""
     from s2mos_transforms import sources
+    from s2mos_transforms.maps import plan as map_plan
     rate = sources.get_plugin(name).map_core_seconds_per_pixel
     if rate is None:
-        return None, (f"not measured for the '{name}' source: the embedded world's rate "
-                      "(benchmarks/bench_map.py), its simulator standing in for the source's reads")
+        return map_plan.CORE_SECONDS_PER_PIXEL, (
+            f"not measured for the '{name}' source: the embedded world's rate "
+            "(benchmarks/bench_map.py), its simulator standing in for the source's reads")
     return rate, f"measured for the '{name}' source (benchmarks/bench_map.py, bench_sources.py)"
 
 

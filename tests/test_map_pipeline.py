@@ -208,7 +208,7 @@ def test_each_zone_gets_an_overview_made_on_the_workers(mapped):
     pixels a tile side, each the average of its map pixels (exact where all are mapped), on
     the map's grid; listed in the summary and in the STAC Item as an overview."""
     import pystac
-    from s2mos_transforms.maps import overview
+    from s2mos_transforms.maps import outputs, overview
     path = os.path.join(mapped, "overview_32632.tif")
     assert cog.validate(path)[0]
     px, f = overview.OVERVIEW_PX, SIZE // overview.OVERVIEW_PX
@@ -227,13 +227,8 @@ def test_each_zone_gets_an_overview_made_on_the_workers(mapped):
     asset = pystac.Item.from_file(os.path.join(mapped, "map.stac.json")).assets["overview_32632"]
     assert asset.roles == ["overview"] and asset.extra_fields["proj:shape"] == [2 * px, 2 * px]
     described = {b["name"]: b["description"] for b in asset.extra_fields["raster:bands"]}
-    assert "share" in described["aoa"] and "share" not in outputs_band_description("aoa")
+    assert "share" in described["aoa"] and "share" not in outputs.BAND_DESCRIPTIONS["aoa"]
     assert 0.0 <= ov[6, whole].min() and ov[6, whole].max() <= 1.0     # a share, where the map's is 0/1
-
-
-def outputs_band_description(name: str) -> str:
-    from s2mos_transforms.maps import outputs
-    return outputs.BAND_DESCRIPTIONS[name]
 
 
 def test_a_map_too_large_for_its_vrt_draws_its_quicklook_from_the_overviews(mapped, tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ BLOCK_CELLS = 4096
 # models of benchmarks/trust_paper.sh): 4 tiles 0.27 (CNN) and 0.24 (whole-series model)
 # core-ms per pixel, 1 tile 0.41 (start-up not yet spread); so this rate holds.
 CORE_SECONDS_PER_PIXEL = 3.4e-4
+WORLD_RATE_FROM = "the embedded world, measured by benchmarks/bench_map.py"
 # COG bytes over the raw float32 bytes of every map band (`cog.BAND_NAMES`: 7 since issue 16),
 # DEFLATE + floating-point predictor, overviews included, per pixel inside the AOI. Measured by
 # `python benchmarks/bench_map.py --memory-only --memory-tiles 1 4 --memory-tile-size 256
@@ -156,23 +157,22 @@ class PlanSummary:
     pixels: int
     core_hours: float
     output_bytes: float
-    core_seconds_per_pixel: float = CORE_SECONDS_PER_PIXEL
-    rate_from: str = "the embedded world, measured by benchmarks/bench_map.py"
+    core_seconds_per_pixel: float
+    rate_from: str
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def summarize(plan: MapPlan, core_seconds_per_pixel: float | None = None, rate_from: str | None = None) -> PlanSummary:
-    """Counts and estimates of a plan; compute at the source's measured rate when given
-    (`SourcePlugin.map_core_seconds_per_pixel`), else at the embedded world's."""
+def summarize(plan: MapPlan, core_seconds_per_pixel: float = CORE_SECONDS_PER_PIXEL,
+              rate_from: str = WORLD_RATE_FROM) -> PlanSummary:
+    """Counts and estimates of a plan; compute at the given rate per pixel (the source's,
+    `SourcePlugin.map_core_seconds_per_pixel`; by default the embedded world's)."""
     pixels = aoi_pixels(plan)
-    rate = CORE_SECONDS_PER_PIXEL if core_seconds_per_pixel is None else float(core_seconds_per_pixel)
-    defaults = PlanSummary.__dataclass_fields__["rate_from"].default
     return PlanSummary(tiles=count_tiles(plan), ranges=len(plan.ranges), zones=len(plan.zones), pixels=pixels,
-                       core_hours=pixels * rate / 3600.0,
+                       core_hours=pixels * core_seconds_per_pixel / 3600.0,
                        output_bytes=pixels * COG_BANDS * 4 * COG_BYTES_PER_RAW_BYTE,
-                       core_seconds_per_pixel=rate, rate_from=rate_from or defaults)
+                       core_seconds_per_pixel=core_seconds_per_pixel, rate_from=rate_from)
 
 
 def _bytes(n: float) -> str:

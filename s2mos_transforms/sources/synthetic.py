@@ -8,6 +8,7 @@ import pandas as pd
 
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile
+from s2mos_transforms.maps.plan import CORE_SECONDS_PER_PIXEL
 from s2mos_transforms.sources.base import (POINTS, S2_NODATA, TILES, UTC_DTYPE, ImageStack, SamplePoint, StackNeeds,
                                            SourceError, SourcePlugin, utc_times)
 from s2mos_transforms.world import simulator
@@ -325,7 +326,7 @@ PLUGIN = SourcePlugin(
     factory=SyntheticSource,
     add_arguments=_add_arguments,
     options=_options,
-    # The rate the map's compute estimate was measured at (`maps.plan.CORE_SECONDS_PER_PIXEL`,
-    # benchmarks/bench_map.py): half of it is this simulator (bench_sources: 0.17 core-ms).
-    map_core_seconds_per_pixel=3.4e-4,
+    # The rate the map's compute estimate was measured at (benchmarks/bench_map.py): half of it
+    # is this simulator (bench_sources: 0.17 core-ms).
+    map_core_seconds_per_pixel=CORE_SECONDS_PER_PIXEL,
 )
