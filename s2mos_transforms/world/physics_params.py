@@ -168,6 +168,8 @@ ROUGH_TIME_DAYS = 240.0
 # ≈ 41 mm of simulated rain (Augeard, Bresson, Assouline, Kao & Vauclin 2008, SSSAJ 72:412–423;
 # totals from its stated intensities and durations), seals growing with cumulative rain energy
 # (Baumhardt, Römkens, Whisler & Parlange 1990, Water Resour. Res. 26:2497–2505).
+# Session 15: kept broadband — Potter, Horton & Cruse (1987, SSSAJ 51:855) put the rise down to a
+# smoother surface, not a band-specific cause, and no visible-band figure was found either way.
 CRUST_RAIN_MM = 35.0
 CRUST_BRIGHTENING = 0.12
 

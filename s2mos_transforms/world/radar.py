@@ -13,6 +13,9 @@ LOOKS = 4.4
 # Hallikainen et al. (1985) ε' coefficients at 5 GHz: (a0,a1,a2), (b0,b1,b2), (c0,c1,c2); S, C in %.
 _HALLIKAINEN_5GHZ = ((2.502, -0.003, -0.003), (10.101, 0.221, -0.004), (77.482, -0.061, -0.135))
 # Water-cloud parameters (A, B) per polarisation, vegetation water content in kg/m².
+# A modelling choice: full canopy (4 kg/m²) raises VH by ≈ 1 dB at equal soil moisture, between
+# cereals (no VH rise: Bousbih et al. 2017, Sensors 17:2617; Harfenmeister et al. 2019, Remote
+# Sens. 11:1569) and soybean (≈ +2.4 dB in published Sentinel-1 points); docs/world.md.
 WCM = {"VV": (0.060, 0.14), "VH": (0.015, 0.10)}
 # Calibration of the bare-soil models to Sentinel-1 IW statistics over bare fields (Baghdadi
 # et al. 2016 report Dubois/Oh biases at C band): VV ≈ −14…−7 dB, VH ≈ −23…−17 dB.
