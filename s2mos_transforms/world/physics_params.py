@@ -218,6 +218,7 @@ S1_ANGLE_SLOPE_DB_PER_DEG = (-0.35, -0.05)
 # omission): CloudSEN12 shows the real SCL misses far more.
 SCL_EDGE_SHARE = 0.12          # outer, optically thin share of each cloud's area (its edge)
 SCL_COVER_EDGES = (0.3, 0.6)   # cloud-cover classes of SCL_CLOUD_PA_DECILES' rows
+SCL_PATCH_PX = 509             # one detection draw per 509 × 509 px (a CloudSEN12 patch) and acquisition
 SCL_CLOUD_PA_DECILES = np.array([
     [0.0, 0.009, 0.066, 0.14, 0.335, 0.425, 0.492, 0.555, 0.677, 0.96, 1.0],     # cover < 0.3
     [0.0, 0.064, 0.269, 0.492, 0.565, 0.686, 0.8, 0.857, 0.9, 0.996, 1.0],       # 0.3–0.6

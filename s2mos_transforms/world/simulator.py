@@ -297,9 +297,10 @@ class World:
         texture = [self.weather.texture_nodes(site["texture"], dayi, stream) for stream in (32, 33)]
         (g_lat10, g_lon), g_where = site["granule"]
         snow_u = noise.uniform(s, 35, g_lat10[:, None], g_lon[:, None], dayi[None, :])
-        # Sen2Cor's detection draws, one per (granule, acquisition): a scene's errors are shared.
-        u_scl_cloud = noise.uniform(s, 36, g_lat10[:, None], g_lon[:, None], acq[None, :])
-        u_scl_shadow = noise.uniform(s, 37, g_lat10[:, None], g_lon[:, None], acq[None, :])
+        # Sen2Cor's detection draws, one per (CloudSEN12-sized patch, acquisition), shared by its pixels.
+        patch, patch_where = noise.distinct(loc.epsg, loc.ix // P.SCL_PATCH_PX, loc.iy // P.SCL_PATCH_PX)
+        u_scl_cloud = noise.uniform(s, 36, *(k[:, None] for k in patch), acq[None, :])
+        u_scl_shadow = noise.uniform(s, 37, *(k[:, None] for k in patch), acq[None, :])
         (lon_deg,), lon_where = site["lon_deg"]
         atmos = 1.0 + 0.01 * noise.normal(s, 83, lon_deg[:, None], acq[None, :])
         band = np.arange(len(bands.S2_BANDS))[None, None, :]
@@ -317,8 +318,7 @@ class World:
             cover = sky.cover(loc.y_km[g], g)
             tex = self.weather.texture_from(site["texture"].interpolate(texture[0], g))
             tex2 = self.weather.texture_from(site["texture"].interpolate(texture[1], g))
-            scene = g_where[g]
-            detect, detect_shadow = scl_detection(cover, u_scl_cloud[scene], u_scl_shadow[scene])
+            detect, detect_shadow = scl_detection(cover, u_scl_cloud[patch_where[g]], u_scl_shadow[patch_where[g]])
             sc = clouds_and_scl(r, cover, tex, tex2, noise.uniform(s, 82, *pixel, acq), detect, detect_shadow)
             del detect, detect_shadow
             snow = self.weather.snow(loc.lat[g], dayi[None, :], snow_u[g_where[g]])
