@@ -205,10 +205,11 @@ S1_ANGLE_SLOPE_DB_PER_DEG = (-0.35, -0.05)
 # authors' code (github cloudsen12/figures, figure10/utils.R, figure11/data_creator.R): cloud =
 # SCL 8|9|10 against reference thick|thin, shadow = SCL 3 against reference shadow, producer's
 # accuracy (recall) per patch, patches with ≥ 5 % reference cloud (as their Table 6). The
-# deciles below are of those per-patch recalls (figure11/cloudsen12_metrics.csv, commit 585229f;
-# our arithmetic, PROVISIONAL: first 332 rows of the file), by the patch's cloud cover: Sen2Cor
-# misses small, scattered cloud more (median recall 0.43 below 30 % cover, 0.69 at 30–60 %, 0.90
-# above). Shadow: median recall 0, 73 % of patches below 0.1. Within a scene the thinnest cloud
+# deciles below are of those per-patch recalls (figure11/cloudsen12_metrics.csv, commit 585229f,
+# all 975 patches, 738 with ≥ 5 % cloud; our arithmetic: benchmarks/cloudsen12_scl_rates.py), by
+# the patch's cloud cover: Sen2Cor misses small, scattered cloud more (median recall 0.38 below
+# 30 % cover, n 218; 0.63 at 30–60 %, n 232; 0.85 above, n 288; pooled 0.69). Shadow (n 639):
+# median recall 0.016, 64 % of patches below 0.1, mean 0.14. Within a scene the thinnest cloud
 # goes undetected first (`clouds.clouds_and_scl`). Earlier figures read (session 14): Sen2Cor
 # 2.3.0 missed 12–88 % of the cloud per scene (CESBIO, against dilated hand masks); Baetens,
 # Desjardins & Hagolle (2019, Remote Sens. 11(4):433): overall accuracy 84 % (as quoted by
@@ -220,10 +221,10 @@ SCL_EDGE_SHARE = 0.12          # outer, optically thin share of each cloud's are
 SCL_COVER_EDGES = (0.3, 0.6)   # cloud-cover classes of SCL_CLOUD_PA_DECILES' rows
 SCL_PATCH_PX = 509             # one detection draw per 509 × 509 px (a CloudSEN12 patch) and acquisition
 SCL_CLOUD_PA_DECILES = np.array([
-    [0.0, 0.009, 0.066, 0.14, 0.335, 0.425, 0.492, 0.555, 0.677, 0.96, 1.0],     # cover < 0.3
-    [0.0, 0.064, 0.269, 0.492, 0.565, 0.686, 0.8, 0.857, 0.9, 0.996, 1.0],       # 0.3–0.6
-    [0.0, 0.188, 0.571, 0.745, 0.844, 0.901, 0.981, 1.0, 1.0, 1.0, 1.0]])        # ≥ 0.6
-SCL_SHADOW_PA_DECILES = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.015, 0.068, 0.179, 0.391, 0.919])
+    [0.0, 0.02, 0.091, 0.197, 0.305, 0.381, 0.443, 0.525, 0.621, 0.816, 1.0],    # cover < 0.3
+    [0.0, 0.082, 0.308, 0.459, 0.532, 0.631, 0.691, 0.785, 0.862, 0.989, 1.0],   # 0.3–0.6
+    [0.0, 0.267, 0.575, 0.706, 0.783, 0.854, 0.907, 0.977, 1.0, 1.0, 1.0]])      # ≥ 0.6
+SCL_SHADOW_PA_DECILES = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.016, 0.058, 0.156, 0.309, 0.506, 0.919])
 # Shadowed ground is lit by diffuse sky light only, which is bluer than direct sun: the ratio of
 # diffuse to global irradiance falls from ~0.3 in the blue to ~0.05 in the SWIR under a clear
 # sky (Iqbal 1983, An Introduction to Solar Radiation, ch. 7). Band order: bands.S2_BANDS.
