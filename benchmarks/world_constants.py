@@ -1,4 +1,4 @@
-"""How much did the three world constants corrected in session 9 move the science?
+"""How much did the world constants corrected in sessions 9 and 15 move the science?
 
 Until session 9, three values of `world/physics_params.py` disagreed with the source they cite
 (docs/world.md, "Sources checked"). This script measures each old and new value's effect:
@@ -10,7 +10,9 @@ Until session 9, three values of `world/physics_params.py` disagreed with the so
   * roughness stability vs texture: old, instability grows with silt + 0.5·clay (sands the
     stable end); new, P0 110 mm at 31 % clay falling to 45 mm at 0 and 62 % (Potter 1990).
 Variants: `before` (all three old: the world until session 9), `wilting`, `deep_tau`, `roughness`
-(that one new, the others old) and `current` (all three new: the world now).
+(that one new, the others old), `session14` (all three new: the world of sessions 9–14) and
+`current` (the world now: also Sen2Cor's SCL errors at CloudSEN12's rates since session 15; the
+other variants keep the SCL of the sessions before).
 
 For each variant (a fresh process that sets the constants before the world is imported), the
 `paper` preset's samples go through the real `s2mos build-dataset` (embedded world, default
@@ -34,7 +36,11 @@ import time
 
 # variant → which of (wilting, deep_tau, roughness) take their new (session-9) value
 VARIANTS = {"before": (), "wilting": ("wilting",), "deep_tau": ("deep_tau",), "roughness": ("roughness",),
-            "current": ("wilting", "deep_tau", "roughness")}
+            "session14": ("wilting", "deep_tau", "roughness"),
+            "current": ("wilting", "deep_tau", "roughness", "scl")}
+# Sen2Cor's SCL errors until session 15 (modelling choices): the outer 70 % of a cloud's thin edge,
+# 45 % of thin cirrus and 40 % of shadows missed, the same share in every scene.
+SCL_SESSION14 = {"edge_miss": 0.70, "cirrus_miss": 0.45, "shadow_miss": 0.40}
 
 
 def apply_variant(name: str) -> None:
@@ -58,6 +64,20 @@ def apply_variant(name: str) -> None:
             out["rough_rate"] = 1.0 / (p0_stable + (p0_unstable - p0_stable) * out["crust_sus"])
             return out
         soil.hydraulics = simulator.hydraulics = sand_stable_hydraulics     # imported by name there
+    if "scl" not in new:
+        from s2mos_transforms.world import clouds, simulator
+
+        def fixed_rates(cover, u_cloud, u_shadow):            # one share for every scene
+            flagged = 1.0 - P.SCL_EDGE_SHARE * SCL_SESSION14["edge_miss"]
+            return np.full(np.shape(cover), flagged), np.full(np.shape(cover), 1.0 - SCL_SESSION14["shadow_miss"])
+
+        def clouds_and_scl(r, cover, tex, tex2, u, detect, detect_shadow):
+            out = current_scl(r, cover, tex, tex2, u, detect, detect_shadow)
+            cirrus = out["cirrus"]                            # the outer 45 % of the cirrus missed
+            out["flag_cirrus"] = cirrus & (tex2 < (1.0 - SCL_SESSION14["cirrus_miss"]) * 0.25 * cover)
+            return out
+        current_scl = clouds.clouds_and_scl
+        simulator.scl_detection, simulator.clouds_and_scl = fixed_rates, clouds_and_scl
     from s2mos_transforms.world import weather              # its layer times are read at import
     weather.LAYER_TAU = np.array([*P.TAU_SKIN_DAYS, *P.TAU_DEEP_DAYS])
 

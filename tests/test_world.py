@@ -171,8 +171,10 @@ def test_clouds_are_flagged_and_bright(tables):
     scl = obs["SCL"].to_numpy(int)
     assert 0.1 < cloud.mean() < 0.8
     flagged = np.isin(scl[cloud], bands.SCL_MASKED)
-    # Sen2Cor-like: thin edges, thin cirrus and shadows slip through (test_world_physics).
-    assert 0.75 < flagged.mean() < 0.92
+    # Sen2Cor-like: thin cloud, small clouds and most shadows slip through, as in CloudSEN12
+    # (test_world_physics): about 70 % of cloud and 10 % of shadow pixels flagged.
+    print(f"obstructed pixels flagged: {flagged.mean():.3f}")
+    assert 0.5 < flagged.mean() < 0.75
     clear = ~cloud & ~state["snow"].to_numpy()
     b2 = bands.S2_BANDS.index("B2")
     assert np.median(refl[cloud & (scl == bands.SCL_CLOUD_HIGH), b2]) > 3 * np.median(refl[clear, b2])

@@ -199,22 +199,32 @@ S1_INCIDENCE_DEG = (30.5, 45.5)
 S1_ANGLE_SLOPE_DB_PER_DEG = (-0.35, -0.05)
 
 # ---- Sen2Cor-like scene classification errors --------------------------------------------------
-# Sen2Cor misses a sizeable share of thin and broken cloud and most of the shadows that the
-# reference masks hold: Baetens, Desjardins & Hagolle (2019, Remote Sens. 11(4):433) report
-# Sen2Cor cloud omission ~10–20 % (mostly thin clouds and edges) and poor shadow detection; the
-# CMIX comparison (Skakun et al. 2022, Remote Sens. Environ. 274:112990) finds Sen2Cor among the
-# processors with the highest cloud omission. Values here are inside those ranges. Checked:
-# Baetens et al. reference and abstract (mdpi.com/2072-4292/11/4/433; doaj.org): 32 reference
-# masks (ALCD) on 10 sites validate MAJA, Sen2Cor and FMask; the paper notes cloud edges are
-# fuzzy and partly undetected; CESBIO blog (cesbio.ups-tlse.fr/multitemp/?p=15091): Sen2Cor
-# 2.5.5, FMask 4.0, MAJA 3.3. Skakun et al.: title, 25 authors and doi:10.1016/j.rse.2022.112990
-# (catalogue record); volume 274 not displayed. Not verifiable here: the "~10–20 %" omission,
-# "poor shadow detection" and the CMIX ranking — the results sections were not retrieved, so
-# the rates below are modelling choices not checked against those papers' numbers.
+# How much of a scene's cloud and cloud shadow Sen2Cor's SCL flags, from CloudSEN12 (Aybar et al.
+# 2022, Sci. Data 9:782): 509 × 509 px Sentinel-2 patches with expert masks (thick + thin cloud,
+# shadow) and the SCL of the same L2A scene (GEE COPERNICUS/S2_SR), scored per patch by the
+# authors' code (github cloudsen12/figures, figure10/utils.R, figure11/data_creator.R): cloud =
+# SCL 8|9|10 against reference thick|thin, shadow = SCL 3 against reference shadow, producer's
+# accuracy (recall) per patch, patches with ≥ 5 % reference cloud (as their Table 6). The
+# deciles below are of those per-patch recalls (figure11/cloudsen12_metrics.csv, commit 585229f,
+# all 975 patches, 738 with ≥ 5 % cloud; our arithmetic: benchmarks/cloudsen12_scl_rates.py), by
+# the patch's cloud cover: Sen2Cor misses small, scattered cloud more (median recall 0.38 below
+# 30 % cover, n 218; 0.63 at 30–60 %, n 232; 0.85 above, n 288; pooled 0.69). Shadow (n 639):
+# median recall 0.016, 64 % of patches below 0.1, mean 0.14. Within a scene the thinnest cloud
+# goes undetected first (`clouds.clouds_and_scl`). Earlier figures read (session 14): Sen2Cor
+# 2.3.0 missed 12–88 % of the cloud per scene (CESBIO, against dilated hand masks); Baetens,
+# Desjardins & Hagolle (2019, Remote Sens. 11(4):433): overall accuracy 84 % (as quoted by
+# others); Zekoll et al. (2021, Remote Sens. 13:137, abstract): overall accuracy 92 %, user's and
+# producer's accuracies "strongly class- and scene-dependent, typically varying between 30% and
+# 90%". Until session 15 the rates were modelling choices (9 % cloud, 43 % cirrus, 40 % shadow
+# omission): CloudSEN12 shows the real SCL misses far more.
 SCL_EDGE_SHARE = 0.12          # outer, optically thin share of each cloud's area (its edge)
-SCL_EDGE_MISS = 0.70           # share of edge pixels Sen2Cor labels as surface
-SCL_CIRRUS_MISS = 0.45         # thin cirrus labelled as surface instead of class 10
-SCL_SHADOW_MISS = 0.40         # cloud shadow labelled as surface instead of class 3
+SCL_COVER_EDGES = (0.3, 0.6)   # cloud-cover classes of SCL_CLOUD_PA_DECILES' rows
+SCL_PATCH_PX = 509             # one detection draw per 509 × 509 px (a CloudSEN12 patch) and acquisition
+SCL_CLOUD_PA_DECILES = np.array([
+    [0.0, 0.02, 0.091, 0.197, 0.305, 0.381, 0.443, 0.525, 0.621, 0.816, 1.0],    # cover < 0.3
+    [0.0, 0.082, 0.308, 0.459, 0.532, 0.631, 0.691, 0.785, 0.862, 0.989, 1.0],   # 0.3–0.6
+    [0.0, 0.267, 0.575, 0.706, 0.783, 0.854, 0.907, 0.977, 1.0, 1.0, 1.0]])      # ≥ 0.6
+SCL_SHADOW_PA_DECILES = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.016, 0.058, 0.156, 0.309, 0.506, 0.919])
 # Shadowed ground is lit by diffuse sky light only, which is bluer than direct sun: the ratio of
 # diffuse to global irradiance falls from ~0.3 in the blue to ~0.05 in the SWIR under a clear
 # sky (Iqbal 1983, An Introduction to Solar Radiation, ch. 7). Band order: bands.S2_BANDS.

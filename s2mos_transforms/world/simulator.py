@@ -12,7 +12,7 @@ import numpy as np
 from s2mos_transforms import bands
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg, xy_to_lonlat
 from s2mos_transforms.world import noise, optics, radar
-from s2mos_transforms.world.clouds import clouds_and_scl
+from s2mos_transforms.world.clouds import clouds_and_scl, scl_detection
 from s2mos_transforms.world import physics_params as P
 from s2mos_transforms.world.land import (ROUGHNESS_SETTLED_CM, LandUse, fresh_excess_cm,
                                         parcel_centre_km, parcel_keys, parcel_latitude)
@@ -297,6 +297,10 @@ class World:
         texture = [self.weather.texture_nodes(site["texture"], dayi, stream) for stream in (32, 33)]
         (g_lat10, g_lon), g_where = site["granule"]
         snow_u = noise.uniform(s, 35, g_lat10[:, None], g_lon[:, None], dayi[None, :])
+        # Sen2Cor's detection draws, one per (CloudSEN12-sized patch, acquisition), shared by its pixels.
+        patch, patch_where = noise.distinct(loc.epsg, loc.ix // P.SCL_PATCH_PX, loc.iy // P.SCL_PATCH_PX)
+        u_scl_cloud = noise.uniform(s, 36, *(k[:, None] for k in patch), acq[None, :])
+        u_scl_shadow = noise.uniform(s, 37, *(k[:, None] for k in patch), acq[None, :])
         (lon_deg,), lon_where = site["lon_deg"]
         atmos = 1.0 + 0.01 * noise.normal(s, 83, lon_deg[:, None], acq[None, :])
         band = np.arange(len(bands.S2_BANDS))[None, None, :]
@@ -314,7 +318,9 @@ class World:
             cover = sky.cover(loc.y_km[g], g)
             tex = self.weather.texture_from(site["texture"].interpolate(texture[0], g))
             tex2 = self.weather.texture_from(site["texture"].interpolate(texture[1], g))
-            sc = clouds_and_scl(r, cover, tex, tex2, noise.uniform(s, 82, *pixel, acq))
+            detect, detect_shadow = scl_detection(cover, u_scl_cloud[patch_where[g]], u_scl_shadow[patch_where[g]])
+            sc = clouds_and_scl(r, cover, tex, tex2, noise.uniform(s, 82, *pixel, acq), detect, detect_shadow)
+            del detect, detect_shadow
             snow = self.weather.snow(loc.lat[g], dayi[None, :], snow_u[g_where[g]])
             np.copyto(r, optics.SNOW, where=snow[..., None])
             # Sensor and residual-atmosphere noise: r · atmos · (1 + 0.012 ε₁) + 0.002 ε₂, ε₁ and
