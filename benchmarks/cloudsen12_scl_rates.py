@@ -21,8 +21,11 @@ import argparse
 import numpy as np
 import pandas as pd
 
-COVER_CLASSES = ((0.05, 0.3), (0.3, 0.6), (0.6, 1.01))   # physics_params.SCL_COVER_EDGES
+from s2mos_transforms.world.physics_params import SCL_COVER_EDGES
+
 MIN_COVER = 0.05
+_EDGES = (MIN_COVER, *SCL_COVER_EDGES, 1.01)                # the rows of SCL_CLOUD_PA_DECILES
+COVER_CLASSES = tuple(zip(_EDGES[:-1], _EDGES[1:]))
 PROBS = np.linspace(0.0, 1.0, 11)
 
 
