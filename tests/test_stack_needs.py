@@ -10,7 +10,7 @@ import pytest
 from s2mos_transforms import bands, masks, sequences
 from s2mos_transforms.grid import Tile, lonlat_to_xy, tile_containing, utm_epsg
 from s2mos_transforms.maps import pixels
-from s2mos_transforms.sources.base import ImageStack, StackNeeds, map_stack, takes_needs, trim_stack
+from s2mos_transforms.sources.base import ImageStack, SensorNeeds, StackNeeds, map_stack, takes_needs, trim_stack
 from s2mos_transforms.sources.synthetic import SyntheticSource
 
 FIELDS = ("s2_times", "s2", "scl", "scene_cloud_pct", "s1_times", "s1", "angle")
@@ -147,6 +147,19 @@ def test_map_stack_asks_a_source_that_can_and_trims_for_one_that_cannot(world, s
     assert calls == [("plain", None, None), ("careful", needs)]
     assert _same(a, b) and _same(a, trim_stack(whole, needs))
     assert _same(map_stack(Plain(), tile, None, None, None), whole)     # no needs: the whole stack
+
+
+def test_one_sensor_at_a_time_gives_the_two_halves_of_the_whole_stack(world, straddling):
+    """The world exports simulate a tile's S2, then its S1 (`SensorNeeds`): each half must be
+    exactly that sensor's part of the whole stack, across orbit bands and granules."""
+    tile, whole = straddling
+    s2 = world.tile_stack(tile, needs=SensorNeeds(sensor=bands.SENSOR_S2))
+    s1 = world.tile_stack(tile, needs=SensorNeeds(sensor=bands.SENSOR_S1))
+    assert len(s2.s1_times) == 0 and s2.s1.shape[0] == 0 and len(s1.s2_times) == 0 and s1.s2.shape[0] == 0
+    assert all(np.array_equal(np.asarray(getattr(s2, f)), np.asarray(getattr(whole, f)), equal_nan=True)
+               for f in ("s2_times", "s2", "scl", "scene_cloud_pct"))
+    assert all(np.array_equal(getattr(s1, f), getattr(whole, f), equal_nan=True) for f in ("s1_times", "s1", "angle"))
+    assert s2.nbytes + s1.nbytes == pytest.approx(whole.nbytes, rel=1e-4) and max(s2.nbytes, s1.nbytes) < 0.7 * whole.nbytes
 
 
 @pytest.mark.slow

@@ -170,6 +170,22 @@ class StackNeeds:
         return keep
 
 
+@dataclasses.dataclass(frozen=True)
+class SensorNeeds(StackNeeds):
+    """Every acquisition of one sensor and none of the other: for a writer that simulates or
+    reads a tile's S2 and S1 one after the other, so that its peak holds the larger of the two
+    stacks instead of both (the world exports; every value depends on its location and date
+    only, so each half equals that part of the whole stack)."""
+
+    sensor: str = dataclasses.field(default=bands.SENSOR_S2, kw_only=True)
+
+    def scenes(self, scene_cloud_pct) -> np.ndarray:
+        return np.full(np.shape(scene_cloud_pct)[0], self.sensor == bands.SENSOR_S2)
+
+    def s1_dates(self, s2_times, s1_times) -> np.ndarray:
+        return np.full(len(s1_times), self.sensor == bands.SENSOR_S1)
+
+
 def trim_stack(stack: ImageStack, needs: StackNeeds) -> ImageStack:
     """``stack`` without the acquisitions no pixel can use (`StackNeeds`), for a source that
     cannot leave them out itself: a scene is judged on the pixels it covers."""

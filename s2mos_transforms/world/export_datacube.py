@@ -7,7 +7,7 @@ see the expected layout and the tests can round-trip: the AOI's 10 m grid in its
 NaN = nodata; ``angle`` per acquisition), a CF grid mapping ``crs`` (crs_wkt, spatial_ref,
 epsg_code). The values are the same integers and floats `SyntheticSource.tile_stack` gives,
 so the cube maps to identical COGs. It is written tile by tile (`world._cube_writer`): one
-simulation tile's stack is in memory at a time, whatever the AOI.
+simulation tile's S2 stack, then its S1 stack, is in memory at a time, whatever the AOI.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 from s2mos_transforms import bands, fileio
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg
+from s2mos_transforms.sources.base import SensorNeeds
 from s2mos_transforms.sources.synthetic import SyntheticSource
 from s2mos_transforms.world._cube_writer import Var, open_writer
 
@@ -101,7 +102,7 @@ def _variables(epsg: int, x0: float, y1: float, width: int, height: int, t2, t1,
 
 def write_cube(source: SyntheticSource, bbox: tuple[float, float, float, float], path: str, zarr: bool) -> dict:
     """Simulate the cube of `bbox` tile by tile and write each tile's block (T, rows, cols) of
-    every variable: one tile's stack in memory at a time."""
+    every variable: one sensor's stack of one tile in memory at a time."""
     epsg, x0, y1, width, height = bbox_grid(bbox)
     t2, t1, angle = time_axes(source, epsg, x0, y1, width, height)
     sizes = {"t": len(t2), "t_s1": len(t1), "y": height, "x": width}
@@ -110,16 +111,21 @@ def write_cube(source: SyntheticSource, bbox: tuple[float, float, float, float],
     writer = open_writer(path, zarr, sizes, _variables(epsg, x0, y1, width, height, t2, t1, angle), attrs)
     try:
         for tile, rs, cs, trs, tcs in _tiles(epsg, x0, y1, width, height):
-            st = source.tile_stack(tile)
-            i2, i1 = _slots(t2, st.s2_times, st.s2[:, 0, trs, tcs] != 0), _slots(t1, st.s1_times, np.isfinite(st.s1[:, 0, trs, tcs]))
             shape = (rs.stop - rs.start, cs.stop - cs.start)
+            # S2 then S1 of the tile, one sensor's stack in memory at a time
+            st = source.tile_stack(tile, needs=SensorNeeds(sensor=bands.SENSOR_S2))
+            i2 = _slots(t2, st.s2_times, st.s2[:, 0, trs, tcs] != 0)
             for k, b in enumerate(bands.S2_BANDS):
                 writer.write(b, rs, cs, _block(len(t2), i2, st.s2[:, k, trs, tcs], 0, np.int16, shape))
             writer.write("SCL", rs, cs, _block(len(t2), i2, st.scl[:, trs, tcs], 0, np.uint8, shape))
             writer.write("scene_cloud_pct", rs, cs, _block(len(t2), i2, st.scene_cloud_pct[:, trs, tcs], np.nan,
                                                            np.float32, shape))
+            del st
+            st = source.tile_stack(tile, needs=SensorNeeds(sensor=bands.SENSOR_S1))
+            i1 = _slots(t1, st.s1_times, np.isfinite(st.s1[:, 0, trs, tcs]))
             for k, b in enumerate(bands.S1_BANDS):
                 writer.write(b, rs, cs, _block(len(t1), i1, st.s1[:, k, trs, tcs], np.nan, np.float32, shape))
+            del st
     finally:
         writer.close()
     return {"epsg": epsg, "width": width, "height": height, "s2_times": len(t2), "s1_times": len(t1)}

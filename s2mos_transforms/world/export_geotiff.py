@@ -15,9 +15,9 @@ One acquisition per sensor overpass and scene: an S2 scene is one orbit band and
 granule (its own scene cloud %), an S1 scene one orbit band. Everything is on one 10 m grid in
 the AOI's UTM zone, aligned to the map's tile grid, so a map of the stack reads it without
 resampling and gives exactly the values of ``--source synthetic``. The world is simulated tile
-by tile (``tile_size`` px) and each tile is written as one block of every file it touches
-(sparse GeoTIFFs: blocks no acquisition covers are never written), so memory stays bounded
-by one tile's stack.
+by tile (``tile_size`` px), S2 then S1, and each tile is written as one block of every file
+it touches (sparse GeoTIFFs: blocks no acquisition covers are never written), so memory stays
+bounded by one sensor's stack of one tile.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 from s2mos_transforms import bands, fileio
 from s2mos_transforms.errors import UserError
 from s2mos_transforms.grid import Tile, lonlat_to_xy, utm_epsg
-from s2mos_transforms.sources.base import s2_missing
+from s2mos_transforms.sources.base import SensorNeeds, s2_missing
 from s2mos_transforms.sources.synthetic import SyntheticSource
 from s2mos_transforms.world.simulator import GRANULE_DEG, orbit_band
 
@@ -62,9 +62,10 @@ def export_geotiff_stack(preset: str, out: str, seed: int | None = None,
     width, height = (max(cols) - min(cols) + 1) * tile_size, (max(rows) - min(rows) + 1) * tile_size
     writer = _StackWriter(local, epsg, grid.x_min, grid.y_max, width, height, tile_size)
     for tile in tqdm(tiles, desc=f"world export geotiff-stack ({preset})", unit="tile", disable=not progress):
-        stack = source.tile_stack(tile, source.preset.start, source.preset.end)
-        writer.write_tile(stack)
-        del stack
+        for sensor in (bands.SENSOR_S2, bands.SENSOR_S1):     # one sensor's stack in memory at a time
+            stack = source.tile_stack(tile, source.preset.start, source.preset.end, needs=SensorNeeds(sensor=sensor))
+            writer.write_tile(stack)
+            del stack
     index = writer.finish()
     samples = source.sample_points(min(24, source.preset.n_points), within_aoi=True)
     summary = {"preset": preset, "seed": source.seed, "epsg": epsg, "bbox": list(region),
