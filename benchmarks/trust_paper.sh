@@ -6,7 +6,9 @@
 # keeps the points without an S1-paired date (as measured: 53 of 7 880; the CNN does not use
 # them, the whole-series model does). About 3 h on 2 cores. Resumable by step: a step that
 # finished is marked in OUT/.done/ and skipped when the script runs again with the same OUT (a
-# step killed mid-way runs again from its start).
+# step killed mid-way runs again from its start, a map or recalibration into a fresh directory). The
+# figures the docs quote are copied to OUT/summary/<model>/ (reports, curves, quicklooks: ≈ 1 MB),
+# which is what results/trust-paper-*/ in the repository holds.
 # Usage: [MODELS="cnn series"] [EPOCHS=30] sh benchmarks/trust_paper.sh [OUT]   (MODELS: which of the two)
 set -e
 OUT=${1:-/tmp/trust-paper}
@@ -23,6 +25,21 @@ step() {   # step NAME COMMAND…: run COMMAND unless NAME finished in an earlie
   "$@"
   touch "$OUT/.done/$name"
 }
+fresh() {  # fresh NAME DIR COMMAND…: step NAME, removing DIR first unless NAME finished (what a killed run left)
+  name=$1; dir=$2; shift 2
+  [ -e "$OUT/.done/$name" ] || rm -rf "$dir"
+  step "$name" "$@"
+}
+keep() {   # keep MODEL: copy the small outputs the docs quote to OUT/summary/MODEL (to commit under results/)
+  m=$1; d="$OUT/summary/$m"; mkdir -p "$d"
+  cp "$OUT/$m/model/evaluation/report.json" "$d/test_report.json"
+  cp "$OUT/$m/recal_curve.json" "$OUT/$m/model-site/recalibration.json" "$d/"
+  for map in map-paper map-site-model map-site-model-site; do
+    cp "$OUT/$m/$map/map_report.json" "$d/$map.report.json"
+    cp "$OUT/$m/$map/quicklook.png" "$d/$map.quicklook.png"
+  done
+  cp "$OUT/$m/aoacv/aoa_cv.json" "$OUT/$m"/aoacv/aoa_space_*.json "$d/"
+}
 $PY -c "from s2mos_transforms.sources.synthetic import SyntheticSource as S; S('paper').sample_points().to_csv('$OUT/world/samples.csv', index=False)"
 $PY -c "from s2mos_transforms.sources.synthetic import SyntheticSource as S; S('independent-site').sample_points().to_csv('$OUT/site/samples.csv', index=False)"
 head -8 "$OUT/site/samples.csv" > "$OUT/site7.csv"          # 7 local samples (header + 7 rows)
@@ -37,17 +54,20 @@ for m in $MODELS; do
   step $m-evaluate $S evaluate --data "$OUT/dataset" --model-dir "$M/model"
   step $m-recal-curve $PY -m trainer.trust_experiments recal-curve --model-dir "$M/model" --samples "$OUT/site/samples.csv" \
       --preset independent-site --out "$M"
-  step $m-recalibrate $S recalibrate --model-dir "$M/model" --samples "$OUT/site7.csv" --out "$M/model-site" --preset independent-site
+  fresh $m-recalibrate "$M/model-site" $S recalibrate --model-dir "$M/model" --samples "$OUT/site7.csv" --out "$M/model-site" \
+      --preset independent-site
   for d in model model-site; do
-    step $m-map-site-$d $S predict-map --model-dir "$M/$d" --preset independent-site --resolution 40 --tile-size 128 \
-        --out "$M/map-site-$d" $BEAM
+    fresh $m-map-site-$d "$M/map-site-$d" $S predict-map --model-dir "$M/$d" --preset independent-site --resolution 40 \
+        --tile-size 128 --out "$M/map-site-$d" $BEAM
   done
-  step $m-map-paper $S predict-map --model-dir "$M/model" --preset paper --resolution 40 --tile-size 128 --out "$M/map-paper" $BEAM
+  fresh $m-map-paper "$M/map-paper" $S predict-map --model-dir "$M/model" --preset paper --resolution 40 --tile-size 128 \
+      --out "$M/map-paper" $BEAM
   step $m-aoa-cv $PY -m trainer.trust_experiments aoa-cv --data "$OUT/dataset" --out "$M/aoacv" --epochs 15 --bags 2 --model $m
   for space in medians composites; do
     step $m-aoa-space-$space $PY -m trainer.trust_experiments aoa-space --data "$OUT/dataset" --cv-dir "$M/aoacv" --space $space \
         --site-data "$OUT/site-dataset"
   done
+  keep $m
 done
 if [ "$MODELS" = "cnn series" ]; then
   step recal-plot $PY -m trainer.trust_experiments recal-plot "CNN (S2+S1)=$OUT/cnn/recal_curve.json" \
