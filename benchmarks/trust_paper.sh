@@ -3,8 +3,9 @@
 # the independent site, with the reduced settings stated there (2 CPU cores: the paper world's
 # 8 426 samples; the CNN and the whole-series model, 5 bags × EPOCHS (30) epochs each; AOA
 # cross-validation 5 spatial folds × 2 bags × 15 epochs per model; maps at 40 m). The dataset
-# keeps the points without an S1-paired date (as measured: 53 of 7 880; the CNN does not use
-# them, the whole-series model does). About 3 h on 2 cores. Resumable by step: a step that
+# keeps the points without an S1-paired date (as measured: 52 of 7 881; the CNN does not use
+# them, the whole-series model does). About 40 min on the 2-core dev VM (37 min in session 18,
+# nothing beside it). Resumable by step: a step that
 # finished is marked in OUT/.done/ and skipped when the script runs again with the same OUT (a
 # step killed mid-way runs again from its start, a map or recalibration into a fresh directory). The
 # figures the docs quote are copied to OUT/summary/<model>/ (reports, curves, quicklooks: ≈ 1 MB),
