@@ -162,6 +162,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         half = meta.intervals["q"] * (np.asarray(std, np.float64) + meta.intervals["eps"])
         correction["interval_scale"] = recalibrate.interval_scale(observed, mean, half, correction["kind"],
                                                                   coords=coords, kriging=args.kriging)
+    correction["offset_uncertainty"] = recalibrate.offset_uncertainty(observed, mean, correction["kind"])
     corrected = recalibrate.apply(mean, correction, coords)
     correction.update(samples=args.samples, point_ids=[str(p["point_id"]) for p in kept], source=name,
                       replaces=meta.recalibration,
@@ -185,5 +186,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"  on these samples: RMSE {correction['before']['rmse']:.2f} → {correction['after_in_sample']['rmse']:.2f} %, "
           f"bias {correction['before']['bias']:+.2f} → {correction['after_in_sample']['bias']:+.2f} % "
           f"(in-sample; score it on other samples or the map)")
+    unc = correction["offset_uncertainty"]
+    if unc:
+        print(f"  site offset ±{unc['offset_se']:.1f} % (1 s.e.; the samples' leave-one-out residuals scatter by "
+              f"{unc['residual_sd']:.1f} %): a site bias of about {unc['expected_abs_bias']:.1f} % is left on average; "
+              f"≈ {unc['samples_for_target']} samples would bring it to {unc['target_abs_bias']:g} %")
     print(f"  wrote {args.out}/ (a full model directory; ensemble/s2mos_model.json records the correction)")
     return 0

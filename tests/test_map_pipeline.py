@@ -292,9 +292,17 @@ def test_samples_a_model_was_recalibrated_on_are_not_scored(mapped):
     rest = report.point_scores(mapped, records, source, aoi, SIZE, exclude=used)
     assert every["used_to_recalibrate"] == 0 and rest["used_to_recalibrate"] == 5
     assert 0 < rest["n"] < every["n"] and every["n"] - rest["n"] <= 5
+    pixels = json.load(open(os.path.join(mapped, "map_report.json")))["pixels"]
     assert "5 used to recalibrate the model, not scored" in report.format_report(
-        {"preset": "quick", "min_obs": 1, "pixels": json.load(open(os.path.join(mapped, "map_report.json")))["pixels"],
-         "sample_points": rest})
+        {"preset": "quick", "min_obs": 1, "pixels": pixels, "sample_points": rest})
+    # the recalibration is named, with how sure its site offset is
+    recal = {"kind": "bias", "a": 6.0, "b": 1.0, "n": 5, "interval_scale": 1.4, "kriging": None,
+             "offset_uncertainty": {"residual_sd": 9.0, "offset_se": 4.02, "expected_abs_bias": 3.21,
+                                    "target_abs_bias": 2.0, "samples_for_target": 13}}
+    text = report.format_report({"preset": "quick", "min_obs": 1, "pixels": pixels, "sample_points": rest,
+                                 "recalibration": recal})
+    assert "recalibrated with 5 local samples: bias clay' = +6.00" in text
+    assert "uncertain by ±4.0 % (1 s.e.): a site bias of about 3.2 % is expected; ≈ 13 samples for 2 %" in text
 
 
 @pytest.mark.slow

@@ -63,6 +63,26 @@ def test_curve_shrinks_a_site_offset():
     assert rows[20]["rmse"] <= rows[3]["rmse"]
 
 
+def test_offset_uncertainty_states_the_bias_a_draw_is_left_with():
+    """What recalibrate tells a user with n samples (the mean |bias| left, σ·√(2/(πn)) from the samples'
+    leave-one-out residuals) matches the |bias| that random draws of n samples really leave on the rest
+    of the site; it errs large, not small, and says how many samples reach the target."""
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(30, 60, 300)
+    pred = 0.8 * truth - 5 + rng.normal(0, 8, 300)                   # a shifted, flattened site, σ ≈ 8 %
+    rows = {r["n"]: r for r in recalibrate.curve(truth, pred, repeats=300)}
+    assert rows[1]["stated_abs_bias"] is None                         # one sample says nothing of its scatter
+    for n in (5, 10, 20):
+        assert 0.95 <= rows[n]["stated_abs_bias"] / rows[n]["abs_bias"] <= 1.35, rows[n]
+    assert recalibrate.offset_uncertainty(truth[:2], pred[:2], "bias") is None
+    u = recalibrate.offset_uncertainty(truth[:10], pred[:10], "linear")
+    assert u["offset_se"] == pytest.approx(u["residual_sd"] / np.sqrt(10))
+    assert u["expected_abs_bias"] == pytest.approx(u["offset_se"] * np.sqrt(2 / np.pi))
+    again = recalibrate.offset_uncertainty(truth[:10], pred[:10], "linear", target=u["expected_abs_bias"] * 1.0001)
+    assert again["samples_for_target"] == 10                           # the target it meets is met with its n
+    assert u["samples_for_target"] > 10 and u["target_abs_bias"] == recalibrate.BIAS_TARGET
+
+
 def _site(n: int, seed: int = 3):
     """A 10 km site whose model errors are spatially smooth (under-predicting its east), plus noise."""
     rng = np.random.default_rng(seed)
@@ -136,6 +156,8 @@ def test_recalibrate_writes_a_model_that_the_map_applies(tmp_path, capsys):
     rec = meta.recalibration
     assert rec["kind"] == "linear" and 5 <= rec["n"] <= 8 and rec["from_model_dir"] == base
     assert rec["after_in_sample"]["rmse"] < rec["before"]["rmse"]
+    unc = rec["offset_uncertainty"]                                   # how far to trust the offset itself
+    assert unc["offset_se"] > 0 and unc["samples_for_target"] >= 1 and "site offset ±" in text
     assert meta.aoa == model_dir.read_meta(base).aoa and meta.intervals == model_dir.read_meta(base).intervals
     detail = json.load(open(os.path.join(out, "recalibration.json")))
     assert len(detail["samples"]) == rec["n"]

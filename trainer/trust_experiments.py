@@ -267,6 +267,10 @@ def recal_plot(curves: dict[str, str], out_png: str, target_rmse: float = 12.0) 
                   color=line.get_color(), label=f"{label}: |bias| of one draw")
         ax_b.plot(n, [abs(r["bias"]) for r in rows], "s--", color=line.get_color(), alpha=0.6,
                   label=f"{label}: |mean bias| over draws")
+        stated = [(r["n"], r["stated_abs_bias"]) for r in rows if r.get("stated_abs_bias") is not None]
+        if stated:                                  # what `recalibrate` tells each draw it is left with
+            ax_b.plot(*zip(*stated), "x:", color=line.get_color(),
+                      label=f"{label}: |bias| recalibrate expects (σ·√(2/πn))")
     ax_r.axhline(target_rmse, color="grey", ls=":", label=f"target {target_rmse:g} %")
     ax_b.axhline(2.0, color="grey", ls=":", label="target 2 %")
     for ax, what in ((ax_r, "site RMSE (% clay)"), (ax_b, "site |bias| (% clay)")):

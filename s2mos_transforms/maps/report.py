@@ -281,6 +281,11 @@ def format_report(rep: dict) -> str:
                     f"{recal.get('interval_scale', 1.0):.2f}"
                     + (f"; residuals kriged (range {recal['kriging']['range_km']:.2f} km)" if recal.get("kriging")
                        else ""))
+        unc = recal.get("offset_uncertainty")
+        if unc:
+            head.append(f"  its site offset is uncertain by ±{unc['offset_se']:.1f} % (1 s.e.): a site bias of about "
+                        f"{unc['expected_abs_bias']:.1f} % is expected; ≈ {unc['samples_for_target']} samples for "
+                        f"{unc['target_abs_bias']:g} %")
     return "\n".join(head + [
         f"  every valid pixel vs true clay: {_fmt(px)}{_ref(px)}", *_trust(px, bool(recal)),
         f"  AOI mapped: {px['share_mapped']:.1%} of {px['aoi_pixels']} pixels",
