@@ -38,7 +38,7 @@ user with n samples is left, on average, with a site bias of σ·√(2/(πn)) (t
 σ is the sd of the samples' leave-one-out residuals about the line (the kriged term does not move
 the site's mean far from the samples); recorded with the samples needed for a mean |bias| ≤
 BIAS_TARGET, so the user sees whether more samples are worth taking. On the independent site of
-the embedded world σ ≈ 10–11 % clay: ≈ 3 % with 10 samples, and ≈ 25 samples for 2 %.
+the embedded world σ ≈ 10–11 % clay: ≈ 3 % with 10 samples, and 16–21 samples for 2 %.
 """
 from __future__ import annotations
 
