@@ -141,7 +141,7 @@ def test_train_stores_the_trust_layer_and_evaluate_reports_it(trained):
 @pytest.mark.slow
 def test_spatial_block_cross_validation_of_the_aoa(trained, tmp_path):
     from trainer import trust_experiments
-    data_dir, _ = trained
+    data_dir, mdir = trained
     res = trust_experiments.aoa_cv(data_dir, str(tmp_path), epochs=1, bags=2, folds=3, parallel=False, n_boot=200)
     assert len(res["folds"]) == 3 and res["n_inside"] + res["n_outside"] + res["n_unusable"] == res["n_points"] == 80
     assert sum(f["n_test"] + f["n_unusable"] for f in res["folds"]) == 80 and 0 <= res["picp"] <= 1
@@ -156,6 +156,14 @@ def test_spatial_block_cross_validation_of_the_aoa(trained, tmp_path):
     assert (same["n_inside"], same["mae_outside"]) == (res["n_inside"], res["mae_outside"])
     other = trust_experiments.aoa_space(data_dir, str(tmp_path), "composites", folds=3, n_boot=200)
     assert other["n_inside"] + other["n_outside"] + other["n_without_di"] == res["n_inside"] + res["n_outside"]
+    # the model's own learnt space: each fold's bags' last hidden layer (2 bags × 16 units)
+    latent = trust_experiments.aoa_space(data_dir, str(tmp_path), "latent", folds=3, n_boot=200,
+                                         site_dir=data_dir, model_dir=mdir)
+    assert latent["n_features"] == 32 and latent["n_without_di"] == 0
+    assert latent["n_inside"] + latent["n_outside"] == res["n_inside"] + res["n_outside"]
+    assert latent["site"]["n_with_di"] == latent["site"]["n"] and 0 <= latent["site"]["share_outside"] <= 1
+    with pytest.raises(ValueError, match="--model-dir"):
+        trust_experiments.aoa_space(data_dir, str(tmp_path), "latent", folds=3, n_boot=200, site_dir=data_dir)
 
 
 def test_aoa_error_ratio_interval_resamples_blocks_and_skips_points_without_a_di():
@@ -212,3 +220,17 @@ def test_recal_plot_draws_every_curve(tmp_path):
     trust_experiments.recal_plot(paths, str(png))
     with Image.open(png) as im:
         assert im.size[0] > 800 and im.size[1] > 300
+
+
+def test_latent_unit_weights_make_the_distance_that_of_the_weighted_activations():
+    """`unit_weights`: with them `aoa.fit` measures ‖w ⊙ (h − h')‖ (over the mean pairwise distance)."""
+    from scipy.spatial.distance import pdist
+    from trainer import aoa, trust_experiments
+    rng = np.random.default_rng(4)
+    h = rng.gamma(2.0, 1.0, (60, 5)) * np.array([1.0, 3.0, 0.1, 2.0, 1.0])
+    w = np.array([0.5, 0.0, 2.0, 1.0, 0.1])
+    meta, train = aoa.fit(h, rng.normal(30, 5, 60), rng.uniform(0, 1, (60, 2)), [], 0,
+                          weights=trust_experiments.unit_weights(h, w))
+    q = h[:3] + np.array([0.3, 9.0, 0.2, 0.0, 1.0])     # the second unit carries no weight
+    expect = [np.min(np.linalg.norm((h - row) * w, axis=1)) for row in q] / pdist(h * w).mean()
+    np.testing.assert_allclose(aoa.AOA(meta, train).di(q), expect, rtol=1e-5)

@@ -92,8 +92,35 @@ def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed
     return result
 
 
+def latent_features(root: str, spec, split, stats) -> tuple[np.ndarray, np.ndarray]:
+    """(P, 16·bags) activations of the last hidden layer (`dense16`) of every Keras bag in model
+    directory ROOT on SPLIT's points, and the |output kernel| of each unit (how far a unit moves the
+    prediction: the importance of a unit, as Meyer & Pebesma weight a predictor by its importance)."""
+    import keras
+    from trainer import series  # noqa: F401  (registers the whole-series model's layers)
+    from trainer.fit_bags import keras_bag_path
+    from trainer.inputs import prepare
+
+    x, hs, ws, k = prepare(spec, split, stats).x, [], [], 0
+    while os.path.exists(keras_bag_path(root, spec, k)):
+        m = keras.saving.load_model(keras_bag_path(root, spec, k), compile=False)
+        hs.append(keras.Model(m.inputs, m.get_layer("dense16").output).predict(x, batch_size=256, verbose=0))
+        ws.append(np.abs(m.get_layer("clay").kernel.numpy()).ravel())
+        k += 1
+    if not k:
+        raise FileNotFoundError(f"no Keras bag of {spec.name} in {root}")
+    keras.backend.clear_session(free_memory=False)
+    return np.concatenate(hs, axis=1).astype(np.float64), np.concatenate(ws)
+
+
+def unit_weights(x: np.ndarray, w_out: np.ndarray) -> np.ndarray:
+    """`aoa.fit` weights that make the AOA's distance that of w_out ⊙ h (`aoa.fit` divides by the sd)."""
+    sd = x.std(axis=0)
+    return np.abs(w_out) * np.where(sd > 0, sd, 1.0)
+
+
 def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int = 5, seed: int = 0,
-              n_boot: int = 2000, site_dir: str | None = None) -> dict:
+              n_boot: int = 2000, site_dir: str | None = None, model_dir: str | None = None) -> dict:
     """The errors of an `aoa-cv` run (CV_DIR, its folds and predictions), split by a DI computed in
     another feature space: does another space mark the larger errors better than the product's
     medians? Models are not retrained; only the AOA's feature space changes.
@@ -102,8 +129,12 @@ def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int 
     medians and IQRs, number of bare dates, season, + lat/lon) — a summary of the whole bare
     series; with S1 statistics for the CNN (its points all have paired dates), without them for
     the whole-series model (NaN on its points without an S1 pair). ``medians``: the product's
-    space (`trust.aoa_features`), to check that this reproduces `aoa-cv`. With SITE_DIR (a dataset
-    of a shifted site), also the share of the site's points outside the AOA of every point of DATA."""
+    space (`trust.aoa_features`), to check that this reproduces `aoa-cv`. ``latent``: the model's own
+    learnt space, the last hidden layer of each fold's bags (`latent_features`), each unit weighted
+    by its |output weight| (no RF importance: the head itself says what a unit is worth). With
+    SITE_DIR (a dataset of a shifted site), also the share of the site's points outside the AOA of
+    every point of DATA; for ``latent`` the AOA of MODEL_DIR's calibration points in MODEL_DIR's
+    space (a trained model of DATA: the fold models never saw every point)."""
     from s2mos_transforms import fileio
     from trainer import aoa, bagging, composites, data, trust
     from trainer.specs import all_specs
@@ -132,24 +163,43 @@ def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int 
         tr_used, te_idx = tr.subset(usable_points(spec, tr)), usable_points(spec, te)
         te_used = te.subset(te_idx)
         mean, _ = bagging.combine(fileio.load_npz(os.path.join(cv_dir, f"fold_{f}", "predictions", f"{model}.npz"))["bags"])
-        meta, train = aoa.fit(features(tr_used), tr_used.clay, tr_used.coords, [], seed)
+        if space == "latent":
+            stats = data.fit_stats(tr)          # the fold's own normalisation (as `aoa_cv` trained it)
+            x_tr, w = latent_features(os.path.join(cv_dir, f"fold_{f}"), spec, tr_used, stats)
+            x_te, _ = latent_features(os.path.join(cv_dir, f"fold_{f}"), spec, te_used, stats)
+            meta, train = aoa.fit(x_tr, tr_used.clay, tr_used.coords, [], seed, weights=unit_weights(x_tr, w))
+        else:
+            x_tr, x_te = features(tr_used), features(te_used)
+            meta, train = aoa.fit(x_tr, tr_used.clay, tr_used.coords, [], seed)
         area = aoa.AOA(meta, train)
-        di = area.di(features(te_used))
+        di = area.di(x_te)
         errs.append(np.abs(mean - te_used.clay))
         dis.append(di)
         ins.append(area.inside(di))
         blks.append(block[np.flatnonzero(fold == f)[te_idx]])
     err, di, inside, blk = (np.concatenate(x) for x in (errs, dis, ins, blks))
-    result = {"model": model, "space": space, "n_features": int(len(keep) if space == "composites" else 0),
+    n_features = {"composites": len(keep), "latent": x_tr.shape[1]}.get(space, 0)
+    result = {"model": model, "space": space, "n_features": int(n_features),
               "n_without_di": int((~np.isfinite(di)).sum()),
               **ratio_with_interval(err, di, inside, blk, n_boot, seed)}
     if site_dir:        # a shifted site: which share of its points does the AOA of every point flag?
         site = data.Split.concat([data.read_split(site_dir, "calibration"), data.read_split(site_dir, "test")])
         site = site.subset(usable_points(spec, site))
-        used = every.subset(usable_points(spec, every))
-        meta, train = aoa.fit(features(used), used.clay, used.coords, [], seed)
+        if space == "latent":
+            if not model_dir:
+                raise ValueError("--site-data with --space latent needs --model-dir (a trained model of DATA)")
+            from s2mos_transforms.normalize import NormStats
+            cal = data.read_split(data_dir, "calibration")
+            used, stats = cal.subset(usable_points(spec, cal)), NormStats.load(model_dir)
+            x_used, w = latent_features(model_dir, spec, used, stats)
+            meta, train = aoa.fit(x_used, used.clay, used.coords, [], seed, weights=unit_weights(x_used, w))
+            site_x = latent_features(model_dir, spec, site, stats)[0]
+        else:
+            used = every.subset(usable_points(spec, every))
+            meta, train = aoa.fit(features(used), used.clay, used.coords, [], seed)
+            site_x = features(site)
         area = aoa.AOA(meta, train)
-        site_di = area.di(features(site))
+        site_di = area.di(site_x)
         ok = np.isfinite(site_di)
         result["site"] = {"data": site_dir, "n": int(len(site)), "n_with_di": int(ok.sum()),
                           "share_outside": float(np.mean(~area.inside(site_di[ok]))) if ok.any() else None,
@@ -303,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("aoa-space")
     sp.add_argument("--data", required=True)
     sp.add_argument("--cv-dir", required=True, help="OUT of an aoa-cv run (its folds' predictions)")
-    sp.add_argument("--space", choices=("composites", "medians"), default="composites")
+    sp.add_argument("--space", choices=("composites", "medians", "latent"), default="composites")
     sp.add_argument("--site-data", help="dataset of a shifted site: the share of its points outside the AOA")
+    sp.add_argument("--model-dir", help="with --space latent and --site-data: a model trained on DATA (its space)")
     rs = sub.add_parser("recal-score", help="model dirs scored on the site samples not used to recalibrate")
     rs.add_argument("model_dirs", nargs="+")
     rs.add_argument("--samples", required=True)
@@ -326,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         recal_plot(dict(c.split("=", 1) for c in args.curves), args.png)
         return 0
     if args.what == "aoa-space":
-        print(json.dumps(aoa_space(args.data, args.cv_dir, args.space, site_dir=args.site_data), indent=1))
+        print(json.dumps(aoa_space(args.data, args.cv_dir, args.space, site_dir=args.site_data,
+                                          model_dir=args.model_dir), indent=1))
         return 0
     os.makedirs(args.out, exist_ok=True)
     if args.what == "aoa-cv":
