@@ -5,7 +5,7 @@
 # cross-validation 5 spatial folds × 2 bags × 15 epochs per model; maps at 40 m). The dataset
 # keeps the points without an S1-paired date (as measured: 52 of 7 881; the CNN does not use
 # them, the whole-series model does). About 40 min on the 2-core dev VM (37 min in session 18,
-# nothing beside it). Resumable by step: a step that
+# nothing beside it; the learnt-space AOA step added in session 19 takes ≈ 3 min more a model). Resumable by step: a step that
 # finished is marked in OUT/.done/ and skipped when the script runs again with the same OUT (a
 # step killed mid-way runs again from its start, a map or recalibration into a fresh directory). The
 # figures the docs quote are copied to OUT/summary/<model>/ (reports, curves, quicklooks: ≈ 1 MB),
@@ -64,9 +64,9 @@ for m in $MODELS; do
   fresh $m-map-paper "$M/map-paper" $S predict-map --model-dir "$M/model" --preset paper --resolution 40 --tile-size 128 \
       --out "$M/map-paper" $BEAM
   step $m-aoa-cv $PY -m trainer.trust_experiments aoa-cv --data "$OUT/dataset" --out "$M/aoacv" --epochs 15 --bags 2 --model $m
-  for space in medians composites; do
+  for space in medians composites latent; do
     step $m-aoa-space-$space $PY -m trainer.trust_experiments aoa-space --data "$OUT/dataset" --cv-dir "$M/aoacv" --space $space \
-        --site-data "$OUT/site-dataset"
+        --site-data "$OUT/site-dataset" --model-dir "$M/model"
   done
   keep $m
 done

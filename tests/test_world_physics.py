@@ -139,7 +139,7 @@ def test_multi_orbit_coverage_pairs_most_bare_dates(quick_world):
     s2 = (obs["sensor"] == bands.SENSOR_S2).to_numpy()
     bare = s2 & ~state["cloud"].to_numpy() & (state["green"] < 0.02).to_numpy()
     code = pd.Categorical(obs["point_id"]).codes.astype(np.int64)
-    secs = obs["datetime"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    secs = pd.to_datetime(obs["datetime"], utc=True).dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
     key = code * 10**10 + secs                             # one time line per point, far apart
     k1 = np.sort(key[~s2])
     k2 = key[bare]
