@@ -1,6 +1,8 @@
 """Measurements behind docs/trainer.md "How far to trust a map" (not used by the product).
 
     python -m trainer.trust_experiments aoa-cv --data DATASET --out DIR [--epochs 30 --bags 2] [--model series]
+    python -m trainer.trust_experiments aoa-space --data DATASET --cv-dir DIR --space medians|composites|latent
+        [--site-data SITE_DATASET [--model-dir M]]
     python -m trainer.trust_experiments recal-curve --model-dir M --samples site.csv --preset P --out DIR
     python -m trainer.trust_experiments recal-plot 'CNN=DIR1/recal_curve.json' 'series=DIR2/recal_curve.json' --png F
 
@@ -10,6 +12,10 @@ each fold, the bagged model is trained on the other folds (`train.fit_spec`, the
 path), its AOA is fitted on them (`aoa.fit`), and the held-out fold is predicted; the fold's
 errors are split by DI ≤ threshold, pooled with a block-bootstrap interval of the ratio. Also
 the conformal coverage of the held-out fold (intervals calibrated on the training folds' bags).
+
+``aoa-space``: the held-out errors of an ``aoa-cv`` run split by a DI in another feature space
+(the fold models are not retrained): per-channel medians, temporal composites, or the model's
+own last hidden layer (`latent_features`).
 
 ``recal-curve``: the site's samples through `s2mos recalibrate`'s own extraction and the
 model's SavedModel, then `recalibrate.curve`: RMSE and bias on the samples left out after
