@@ -98,25 +98,30 @@ def aoa_cv(data_dir: str, out: str, epochs: int, bags: int, folds: int = 5, seed
     return result
 
 
-def latent_features(root: str, spec, split, stats) -> tuple[np.ndarray, np.ndarray]:
-    """(P, 16·bags) activations of the last hidden layer (`dense16`) of every Keras bag in model
-    directory ROOT on SPLIT's points, and the |output kernel| of each unit (how far a unit moves the
-    prediction: the importance of a unit, as Meyer & Pebesma weight a predictor by its importance)."""
+def latent_features(root: str, spec, splits: list, stats) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per split of SPLITS, the (P, 16·bags) activations of the last hidden layer (`dense16`) of
+    every Keras bag in model directory ROOT, each bag loaded once; and the |output kernel| of each
+    unit (how far a unit moves the prediction: the importance of a unit, as Meyer & Pebesma weight
+    a predictor by its importance)."""
     import keras
+    from s2mos_transforms import fileio
     from trainer import series  # noqa: F401  (registers the whole-series model's layers)
     from trainer.fit_bags import keras_bag_path
     from trainer.inputs import prepare
 
-    x, hs, ws, k = prepare(spec, split, stats).x, [], [], 0
+    xs = [prepare(spec, split, stats).x for split in splits]
+    hs, ws, k = [[] for _ in splits], [], 0
     while os.path.exists(keras_bag_path(root, spec, k)):
-        m = keras.saving.load_model(keras_bag_path(root, spec, k), compile=False)
-        hs.append(keras.Model(m.inputs, m.get_layer("dense16").output).predict(x, batch_size=256, verbose=0))
+        m = fileio.load_keras(keras_bag_path(root, spec, k))
+        hidden = keras.Model(m.inputs, m.get_layer("dense16").output)
+        for h, x in zip(hs, xs):
+            h.append(hidden.predict(x, batch_size=256, verbose=0))
         ws.append(np.abs(m.get_layer("clay").kernel.numpy()).ravel())
         k += 1
     if not k:
         raise FileNotFoundError(f"no Keras bag of {spec.name} in {root}")
     keras.backend.clear_session(free_memory=False)
-    return np.concatenate(hs, axis=1).astype(np.float64), np.concatenate(ws)
+    return [np.concatenate(h, axis=1).astype(np.float64) for h in hs], np.concatenate(ws)
 
 
 def unit_weights(x: np.ndarray, w_out: np.ndarray) -> np.ndarray:
@@ -171,8 +176,7 @@ def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int 
         mean, _ = bagging.combine(fileio.load_npz(os.path.join(cv_dir, f"fold_{f}", "predictions", f"{model}.npz"))["bags"])
         if space == "latent":
             stats = data.fit_stats(tr)          # the fold's own normalisation (as `aoa_cv` trained it)
-            x_tr, w = latent_features(os.path.join(cv_dir, f"fold_{f}"), spec, tr_used, stats)
-            x_te, _ = latent_features(os.path.join(cv_dir, f"fold_{f}"), spec, te_used, stats)
+            (x_tr, x_te), w = latent_features(os.path.join(cv_dir, f"fold_{f}"), spec, [tr_used, te_used], stats)
             meta, train = aoa.fit(x_tr, tr_used.clay, tr_used.coords, [], seed, weights=unit_weights(x_tr, w))
         else:
             x_tr, x_te = features(tr_used), features(te_used)
@@ -197,9 +201,8 @@ def aoa_space(data_dir: str, cv_dir: str, space: str = "composites", folds: int 
             from s2mos_transforms.normalize import NormStats
             cal = data.read_split(data_dir, "calibration")
             used, stats = cal.subset(usable_points(spec, cal)), NormStats.load(model_dir)
-            x_used, w = latent_features(model_dir, spec, used, stats)
+            (x_used, site_x), w = latent_features(model_dir, spec, [used, site], stats)
             meta, train = aoa.fit(x_used, used.clay, used.coords, [], seed, weights=unit_weights(x_used, w))
-            site_x = latent_features(model_dir, spec, site, stats)[0]
         else:
             used = every.subset(usable_points(spec, every))
             meta, train = aoa.fit(features(used), used.clay, used.coords, [], seed)
